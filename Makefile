@@ -1,0 +1,30 @@
+# The two set-up commands of the README: `make test` and `make demo`. Each builds .venv by itself.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PIP_QUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+
+.PHONY: venv test demo lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@echo "==> creating $(VENV) from pyproject.toml + constraints.txt (first time: a few minutes)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --progress-bar off -c constraints.txt -e '.[dev]' $(PIP_QUIET)
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+test: venv
+	$(PY) -m pytest -q --timeout 900
+
+demo: venv
+	$(PY) -m nas demo
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache .ruff_cache
