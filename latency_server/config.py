@@ -1,0 +1,62 @@
+"""Server settings: every option from ``LATENCY_SERVER_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "default_data_dir", "get_settings"]
+
+
+def default_data_dir() -> Path:
+    """Where the default SQLite file lives (``~/.local/share/hardcore-nas``)."""
+    return Path.home() / ".local" / "share" / "hardcore-nas"
+
+
+class Settings(BaseSettings):
+    """Settings of one latency server (one target device)."""
+
+    model_config = SettingsConfigDict(env_prefix="LATENCY_SERVER_", extra="ignore")
+
+    # -- service --------------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    db: str = Field("", description="SQLAlchemy URL; empty = a SQLite file in data_dir")
+    data_dir: Path = Field(default_factory=default_data_dir)
+    token: SecretStr | None = Field(None, description="if set, measuring endpoints need 'Bearer <token>'")
+    log_level: str = "info"
+    progress: bool = Field(True, description="log progress of table builds")
+
+    # -- measurement method --------------------------------------------------------------------------
+    warmup: int = Field(10, ge=1, description="warm-up runs before timing (>= 10 in production)")
+    min_repeats: int = Field(30, ge=1, description="floor on the number of timed runs")
+    max_repeats: int = Field(20000, ge=1, description="ceiling on the number of timed runs")
+    budget_s: float = Field(0.25, ge=0.0, description="time budget per measurement (timed runs fill it)")
+    network_rounds: int = Field(1, ge=1, description="independent rounds (fresh session) per network figure")
+    onnx_exporter: str = Field("torchscript", pattern="^(torchscript|dynamo)$")
+    default_threads: int = Field(1, ge=1)
+
+    # -- input limits (guard memory and time) ---------------------------------------------------------
+    max_channels: int = Field(4096, ge=1)
+    max_resolution: int = Field(1024, ge=1)
+    max_batch_size: int = Field(256, ge=1)
+    max_kernel: int = Field(11, ge=1)
+    max_threads: int = Field(64, ge=1)
+    max_blocks_per_request: int = Field(256, ge=1)
+    max_arch_length: int = Field(4096, ge=1)
+    max_network_blocks: int = Field(64, ge=1)
+    max_num_classes: int = Field(100000, ge=1)
+    max_activation_elements: int = Field(1 << 28, ge=1, description="batch x channels x H x W of any tensor")
+
+    def database_url(self) -> str:
+        """The SQLAlchemy URL, defaulting to ``sqlite:///<data_dir>/latency.db``."""
+        if self.db:
+            return self.db
+        return f"sqlite:///{self.data_dir / 'latency.db'}"
+
+
+def get_settings() -> Settings:
+    """Settings read from the environment now."""
+    return Settings()
