@@ -1,0 +1,231 @@
+"""The measurement method: warm up, time repeats that fill a budget, summarise in milliseconds per image.
+
+Reusable pieces: :func:`time_runner` (one prepared runner), :func:`measure_module` (one module),
+:func:`measure_interleaved` (several modules timed round-robin, so slow drift hits all alike),
+:func:`measure_block` and :func:`measure_network` (whole networks over independent rounds, a fresh
+session each).
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from latency_server.backends import Backend, Runner
+from shared.arch_string import ArchDef
+from shared.block_key import BlockKey
+from shared.builders import block_input, build_block, build_network
+
+__all__ = [
+    "Method",
+    "NetworkFigure",
+    "Stats",
+    "measure_block",
+    "measure_interleaved",
+    "measure_module",
+    "measure_network",
+    "time_runner",
+]
+
+
+@dataclass(frozen=True)
+class Method:
+    """How to time: warm-up runs, then repeats until ``budget_s`` is spent and ``min_repeats`` reached."""
+
+    warmup: int = 10
+    min_repeats: int = 30
+    max_repeats: int = 20000
+    budget_s: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or self.min_repeats < 1 or self.max_repeats < self.min_repeats or self.budget_s < 0:
+            raise ValueError(f"invalid measurement method {self}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Statistics of one measurement in milliseconds per image."""
+
+    median_ms: float
+    iqr_ms: float
+    p90_ms: float
+    mean_ms: float
+    min_ms: float
+    samples: int
+    warmup: int
+
+    @classmethod
+    def from_seconds(cls, samples_s: Sequence[float], *, batch_size: int = 1, warmup: int = 0) -> Stats:
+        """Summarise per-run durations (seconds per batch) as ms per image."""
+        if not samples_s:
+            raise ValueError("no samples to summarise")
+        ms = np.asarray(samples_s, dtype=np.float64) * 1000.0 / batch_size
+        q25, q50, q75, q90 = np.percentile(ms, [25, 50, 75, 90])
+        return cls(
+            median_ms=float(q50),
+            iqr_ms=float(q75 - q25),
+            p90_ms=float(q90),
+            mean_ms=float(ms.mean()),
+            min_ms=float(ms.min()),
+            samples=int(ms.size),
+            warmup=int(warmup),
+        )
+
+    def public(self) -> dict[str, Any]:
+        """The REST contract's ``stats`` object."""
+        return {
+            "median_ms": self.median_ms,
+            "iqr_ms": self.iqr_ms,
+            "p90_ms": self.p90_ms,
+            "samples": self.samples,
+            "warmup": self.warmup,
+        }
+
+
+def _warm(runner: Runner, count: int) -> None:
+    for _ in range(count):
+        runner.run()
+
+
+def _timed_loop(runner: Runner, min_repeats: int, max_repeats: int, budget_s: float) -> list[float]:
+    samples: list[float] = []
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        while len(samples) < max_repeats:
+            samples.append(runner.timed())
+            if len(samples) >= min_repeats and time.perf_counter() - start >= budget_s:
+                break
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return samples
+
+
+def time_runner(runner: Runner, method: Method) -> list[float]:
+    """Warm up, then time forwards (seconds each) with garbage collection off."""
+    _warm(runner, method.warmup)
+    return _timed_loop(runner, method.min_repeats, method.max_repeats, method.budget_s)
+
+
+def measure_module(
+    backend: Backend, module: nn.Module, example: torch.Tensor, method: Method, *, batch_size: int | None = None
+) -> Stats:
+    """Prepare ``module`` (eval mode) on ``backend`` and measure it."""
+    runner = backend.prepare(module.eval(), example)
+    try:
+        samples = time_runner(runner, method)
+    finally:
+        runner.close()
+    return Stats.from_seconds(samples, batch_size=batch_size or example.shape[0], warmup=method.warmup)
+
+
+def measure_interleaved(
+    backend: Backend,
+    items: Sequence[tuple[nn.Module, torch.Tensor]],
+    method: Method,
+    *,
+    rounds: int = 5,
+) -> list[Stats]:
+    """Measure several modules round-robin: each round gives every module ``1/rounds`` of the budget.
+
+    All are prepared and warmed first, so drift over the call affects every module alike (used for
+    reference networks and correction fits).
+    """
+    if not items:
+        return []
+    rounds = max(1, rounds)
+    runners = [backend.prepare(module.eval(), example) for module, example in items]
+    try:
+        for runner in runners:
+            _warm(runner, method.warmup)
+        per_round_min = max(1, math.ceil(method.min_repeats / rounds))
+        per_round_max = max(per_round_min, method.max_repeats // rounds)
+        samples: list[list[float]] = [[] for _ in runners]
+        for _ in range(rounds):
+            for i, runner in enumerate(runners):
+                samples[i] += _timed_loop(runner, per_round_min, per_round_max, method.budget_s / rounds)
+    finally:
+        for runner in runners:
+            runner.close()
+    return [
+        Stats.from_seconds(s, batch_size=example.shape[0], warmup=method.warmup)
+        for s, (_, example) in zip(samples, items, strict=True)
+    ]
+
+
+def measure_block(backend: Backend, key: BlockKey, method: Method, *, batch_size: int = 1, seed: int = 0) -> Stats:
+    """Measure the module of ``key`` (built exactly as the network builder builds it)."""
+    torch.manual_seed(seed)
+    module = build_block(key).eval()
+    return measure_module(backend, module, block_input(key, batch_size), method, batch_size=batch_size)
+
+
+@dataclass(frozen=True)
+class NetworkFigure:
+    """A whole-network measurement: the headline stats and each independent round's."""
+
+    stats: Stats
+    rounds: list[Stats] = field(default_factory=list)
+
+    @property
+    def spread_ms(self) -> float:
+        """Max minus min of the round medians (0 for one round)."""
+        medians = [r.median_ms for r in self.rounds]
+        return max(medians) - min(medians) if medians else 0.0
+
+
+def measure_network(
+    backend: Backend,
+    arch: ArchDef | str,
+    resolution: int,
+    method: Method,
+    *,
+    batch_size: int = 1,
+    rounds: int = 1,
+    num_classes: int = 1000,
+    seed: int = 0,
+) -> NetworkFigure:
+    """Measure a whole network over ``rounds`` independent rounds (fresh session each).
+
+    The headline median is the median of the round medians; IQR and p90 come from all samples pooled.
+    """
+    torch.manual_seed(seed)
+    model = build_network(arch, num_classes=num_classes).eval()
+    example = torch.randn(batch_size, 3, resolution, resolution)
+    per_round: list[Stats] = []
+    pooled: list[float] = []
+    for _ in range(max(1, rounds)):
+        runner = backend.prepare(model, example)
+        try:
+            samples = time_runner(runner, method)
+        finally:
+            runner.close()
+        pooled += samples
+        per_round.append(Stats.from_seconds(samples, batch_size=batch_size, warmup=method.warmup))
+    if len(per_round) == 1:
+        return NetworkFigure(per_round[0], per_round)
+    total = Stats.from_seconds(pooled, batch_size=batch_size, warmup=method.warmup)
+    headline = Stats(
+        median_ms=float(statistics.median(r.median_ms for r in per_round)),
+        iqr_ms=total.iqr_ms,
+        p90_ms=total.p90_ms,
+        mean_ms=total.mean_ms,
+        min_ms=total.min_ms,
+        samples=total.samples,
+        warmup=method.warmup * len(per_round),
+    )
+    return NetworkFigure(headline, per_round)
