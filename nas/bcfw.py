@@ -1,0 +1,375 @@
+"""Block-Coordinate Frank-Wolfe over (alpha, beta) under a hard expected-latency limit (spec sections 5 and 9).
+
+Every iterate is feasible: each step moves one block (alpha or beta) towards the exact LP vertex of
+:mod:`nas.lmo`, and both endpoints satisfy the same linear constraint. The final steps -- sparsify (alternating
+LPs towards the searched distribution) and a discretisation that only ever lowers the latency, checked and, if
+rounding demands, repaired -- are a pure function of (alpha, beta, limit) so they can be re-run with a tighter
+internal limit (:func:`finalize`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from nas.expected_latency import LatencyModel
+from nas.lmo import InfeasibleError, solve_mck_lp
+from shared.search_space import ArchChoice
+
+__all__ = [
+    "BCFW",
+    "BCFWConfig",
+    "Finalization",
+    "LatencyLimitError",
+    "StepInfo",
+    "balanced_init",
+    "check_limit",
+    "discretize",
+    "finalize",
+    "shrink_towards_lightest",
+    "sparsify",
+]
+
+Block = Literal["alpha", "beta"]
+
+
+class LatencyLimitError(ValueError):
+    """The latency limit is below the smallest latency the table allows."""
+
+    def __init__(self, limit_ms: float, minimum_ms: float) -> None:
+        super().__init__(
+            f"latency limit {limit_ms:.6g} ms is below the smallest achievable latency {minimum_ms:.6g} ms "
+            "under this table"
+        )
+        self.limit_ms = limit_ms
+        self.minimum_ms = minimum_ms
+
+
+def check_limit(model: LatencyModel, limit_ms: float) -> float:
+    """Raise :class:`LatencyLimitError` unless some network meets ``limit_ms``; return the minimum latency."""
+    if not math.isfinite(limit_ms):
+        raise ValueError(f"latency limit must be finite, got {limit_ms!r}")
+    minimum = model.min_latency_ms()
+    if minimum > limit_ms:
+        raise LatencyLimitError(limit_ms, minimum)
+    return minimum
+
+
+def shrink_towards_lightest(
+    model: LatencyModel, alpha: np.ndarray, beta: np.ndarray, limit_ms: float, *, iterations: int = 60
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The point ``(1-t) x + t x_min`` with the smallest ``t`` in [0, 1] whose expected latency is ``<= limit``.
+
+    ``x_min`` is the lightest network; for a non-negative table the latency is monotone in ``t``, so bisection
+    finds the point of the segment closest to ``x``. Returns ``(alpha, beta, t)``.
+    """
+    check_limit(model, limit_ms)
+    alpha = np.asarray(alpha, dtype=np.float64)
+    beta = np.asarray(beta, dtype=np.float64)
+    light_a, light_b = model.one_hot(model.lightest_choice())
+
+    def at(t: float) -> tuple[np.ndarray, np.ndarray]:
+        return (1.0 - t) * alpha + t * light_a, (1.0 - t) * beta + t * light_b
+
+    if model.expected_latency_ms(alpha, beta) <= limit_ms:
+        return alpha.copy(), beta.copy(), 0.0
+    lo, hi = 0.0, 1.0
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        if model.expected_latency_ms(*at(mid)) <= limit_ms:
+            hi = mid
+        else:
+            lo = mid
+    a, b = at(hi)
+    if hi == 1.0:
+        a, b = light_a, light_b
+    return a, b, hi
+
+
+def balanced_init(model: LatencyModel, limit_ms: float) -> tuple[np.ndarray, np.ndarray]:
+    """The most uniform feasible start on the segment from uniform (alpha, beta) to the lightest network."""
+    alpha, beta, _ = shrink_towards_lightest(model, *model.uniform(), limit_ms)
+    return alpha, beta
+
+
+@dataclass(frozen=True)
+class BCFWConfig:
+    """Optimizer settings (defaults follow the original project's search)."""
+
+    block_choice: Literal["random", "alternate"] = "random"
+    start_with_alpha: bool = False  # first block under "alternate" (the original starts with beta)
+    momentum: float = 0.9  # m <- momentum * m + (1 - momentum) * g, per block
+    step_schedule: Literal["fixed", "decaying"] = "fixed"
+    max_step: float = 0.002  # fixed: gamma = max_step; decaying: gamma = max_step * 2n / (k + 2n)
+    decay_n: float = 2.0
+    sparsify_steps: int = 100
+
+    def __post_init__(self) -> None:
+        if self.block_choice not in ("random", "alternate"):
+            raise ValueError(f"block_choice: expected 'random' or 'alternate', got {self.block_choice!r}")
+        if self.step_schedule not in ("fixed", "decaying"):
+            raise ValueError(f"step_schedule: expected 'fixed' or 'decaying', got {self.step_schedule!r}")
+        if not 0.0 < self.max_step <= 1.0:
+            raise ValueError(f"max_step: expected a value in (0, 1], got {self.max_step}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum: expected a value in [0, 1), got {self.momentum}")
+        if self.decay_n <= 0:
+            raise ValueError(f"decay_n: expected a positive value, got {self.decay_n}")
+        if self.sparsify_steps < 2:
+            raise ValueError(f"sparsify_steps: expected at least 2, got {self.sparsify_steps}")
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What one BCFW step did."""
+
+    step: int
+    block: Block
+    gamma: float
+    expected_latency_ms: float
+    multiplier: float  # the LP's latency price (0 when the limit was not binding)
+
+
+@dataclass
+class BCFW:
+    """The optimizer state: (alpha, beta), momentum buffers, step counter and its own random generator."""
+
+    model: LatencyModel
+    limit_ms: float
+    config: BCFWConfig = field(default_factory=BCFWConfig)
+    seed: int = 0
+    alpha: np.ndarray | None = None
+    beta: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        check_limit(self.model, self.limit_ms)
+        if self.alpha is None or self.beta is None:
+            self.alpha, self.beta = balanced_init(self.model, self.limit_ms)
+        self.alpha = np.array(self.alpha, dtype=np.float64)
+        self.beta = np.array(self.beta, dtype=np.float64)
+        if self.alpha.shape != self.model.alpha_shape or self.beta.shape != self.model.beta_shape:
+            raise ValueError("alpha/beta shapes do not match the latency model")
+        self.m_alpha = np.zeros_like(self.alpha)
+        self.m_beta = np.zeros_like(self.beta)
+        self.k = 0
+        self.rng = np.random.default_rng(self.seed)
+
+    # -- schedule -------------------------------------------------------------------------------------------
+    def gamma(self) -> float:
+        """Step size of the current step."""
+        cfg = self.config
+        if cfg.step_schedule == "fixed":
+            return cfg.max_step
+        two_n = 2.0 * cfg.decay_n
+        return cfg.max_step * two_n / (self.k + two_n)
+
+    def next_block(self) -> Block:
+        """Which block the current step updates."""
+        if self.config.block_choice == "alternate":
+            first: Block = "alpha" if self.config.start_with_alpha else "beta"
+            second: Block = "beta" if first == "alpha" else "alpha"
+            return first if self.k % 2 == 0 else second
+        return "alpha" if self.rng.random() < 0.5 else "beta"
+
+    def expected_latency_ms(self) -> float:
+        return self.model.expected_latency_ms(self.alpha, self.beta)
+
+    # -- the step -------------------------------------------------------------------------------------------
+    def step(self, grad_alpha: np.ndarray, grad_beta: np.ndarray, block: Block | None = None) -> StepInfo:
+        """One BCFW step from the loss gradients w.r.t. alpha ``[S, D, O]`` and beta ``[S, nd]``."""
+        block = block or self.next_block()
+        mu = self.config.momentum
+        gamma = self.gamma()
+        r = self.limit_ms - self.model.fixed_ms
+        if block == "alpha":
+            g = np.asarray(grad_alpha, dtype=np.float64).reshape(self.alpha.shape)
+            self.m_alpha = mu * self.m_alpha + (1.0 - mu) * g
+            a = self.model.alpha_coefficients(self.beta)
+            shape = (-1, self.alpha.shape[-1])
+            res = solve_mck_lp(self.m_alpha.reshape(shape), a.reshape(shape), r)
+            self.alpha = self.alpha + gamma * (res.x.reshape(self.alpha.shape) - self.alpha)
+        else:
+            g = np.asarray(grad_beta, dtype=np.float64).reshape(self.beta.shape)
+            self.m_beta = mu * self.m_beta + (1.0 - mu) * g
+            coef, const = self.model.beta_coefficients(self.alpha)
+            res = solve_mck_lp(self.m_beta, coef, r - const)
+            self.beta = self.beta + gamma * (res.x - self.beta)
+        info = StepInfo(self.k, block, gamma, self.expected_latency_ms(), res.multiplier)
+        self.k += 1
+        return info
+
+
+# -- the final steps ----------------------------------------------------------------------------------------
+def sparsify(
+    model: LatencyModel,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    limit_ms: float,
+    *,
+    target_alpha: np.ndarray | None = None,
+    target_beta: np.ndarray | None = None,
+    steps: int = 100,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Alternating full LP steps (beta first) with objective ``-target`` ("stay close to the distribution").
+
+    ``(alpha, beta)`` must be feasible; the targets default to them. Ends at a vertex: at most one fractional
+    alpha block and one fractional beta stage. Stops early once neither block moves.
+    """
+    alpha = np.array(alpha, dtype=np.float64)
+    beta = np.array(beta, dtype=np.float64)
+    target_alpha = alpha.copy() if target_alpha is None else np.asarray(target_alpha, dtype=np.float64)
+    target_beta = beta.copy() if target_beta is None else np.asarray(target_beta, dtype=np.float64)
+    r = limit_ms - model.fixed_ms
+    shape = (-1, alpha.shape[-1])
+    unchanged = 0
+    for t in range(steps):
+        if t % 2 == 0:
+            coef, const = model.beta_coefficients(alpha)
+            new = solve_mck_lp(-target_beta, coef, r - const).x
+            moved = not np.array_equal(new, beta)
+            beta = new
+        else:
+            a = model.alpha_coefficients(beta)
+            new = solve_mck_lp(-target_alpha.reshape(shape), a.reshape(shape), r).x.reshape(alpha.shape)
+            moved = not np.array_equal(new, alpha)
+            alpha = new
+        unchanged = 0 if moved else unchanged + 1
+        if unchanged >= 2 and t >= 1:
+            break
+    return alpha, beta
+
+
+def _choice_of(model: LatencyModel, alpha: np.ndarray, beta: np.ndarray) -> ArchChoice:
+    stages = []
+    for s in range(alpha.shape[0]):
+        depth = model.depths[int(np.argmax(beta[s]))]
+        stages.append(tuple(int(np.argmax(alpha[s, j])) for j in range(depth)))
+    return ArchChoice(tuple(stages))
+
+
+def discretize(
+    model: LatencyModel,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    limit_ms: float,
+    *,
+    preference_alpha: np.ndarray | None = None,
+    preference_beta: np.ndarray | None = None,
+) -> tuple[ArchChoice, int]:
+    """A network with table latency ``<= limit_ms`` from a (near-)vertex; returns ``(choice, repairs)``.
+
+    Each fractional alpha block, then each fractional beta stage, is rounded to the support member with the
+    smallest latency coefficient (the latency is linear in one block, so it cannot rise). The table latency of
+    the result is then checked exactly; if rounding noise still puts it above the limit, single changes that
+    lower the latency (cheapest loss of preference per ms saved first) are applied until it fits -- always
+    possible since the limit is at least the minimum latency (``repairs`` counts them).
+    """
+    check_limit(model, limit_ms)
+    alpha = np.array(alpha, dtype=np.float64)
+    beta = np.array(beta, dtype=np.float64)
+    pref_a = alpha.copy() if preference_alpha is None else np.asarray(preference_alpha, dtype=np.float64)
+    pref_b = beta.copy() if preference_beta is None else np.asarray(preference_beta, dtype=np.float64)
+    coef_a = model.alpha_coefficients(beta)
+    for s, j in np.ndindex(alpha.shape[:2]):
+        support = np.flatnonzero(alpha[s, j] > 0.0)
+        if len(support) > 1:
+            best = min(support, key=lambda i: (coef_a[s, j, i], -alpha[s, j, i], i))
+            alpha[s, j] = 0.0
+            alpha[s, j, best] = 1.0
+        elif len(support) == 0:  # defensive: an all-zero row keeps the preferred option
+            alpha[s, j, int(np.argmax(pref_a[s, j]))] = 1.0
+    coef_b, _ = model.beta_coefficients(alpha)
+    for s in range(beta.shape[0]):
+        support = np.flatnonzero(beta[s] > 0.0)
+        if len(support) > 1:
+            best = min(support, key=lambda d: (coef_b[s, d], -beta[s, d], d))
+            beta[s] = 0.0
+            beta[s, best] = 1.0
+        elif len(support) == 0:
+            beta[s, int(np.argmax(pref_b[s]))] = 1.0
+    choice = _choice_of(model, alpha, beta)
+    repairs = 0
+    while model.choice_latency_ms(choice) > limit_ms:
+        choice = _repair_once(model, choice, pref_a, pref_b)
+        repairs += 1
+    return choice, repairs
+
+
+def _repair_once(model: LatencyModel, choice: ArchChoice, pref_a: np.ndarray, pref_b: np.ndarray) -> ArchChoice:
+    """The single option or depth change that lowers the table latency at the least preference loss per ms."""
+    current = model.choice_latency_ms(choice)
+    best: tuple[float, float, ArchChoice] | None = None
+    options = [list(stage) for stage in choice.options]
+    for s, stage in enumerate(options):
+        for j, i in enumerate(stage):
+            for alt in range(model.alpha_shape[2]):
+                saved = float(model.block_ms[s, j, i] - model.block_ms[s, j, alt])
+                if saved > 0.0:
+                    cand = [list(x) for x in options]
+                    cand[s][j] = alt
+                    loss = float(pref_a[s, j, i] - pref_a[s, j, alt])
+                    key = (loss / saved, -saved)
+                    if best is None or key < best[:2]:
+                        best = (*key, ArchChoice(tuple(tuple(x) for x in cand)))
+        d_now = model.depths.index(len(stage))
+        for d_idx, depth in enumerate(model.depths):
+            if depth == len(stage):
+                continue
+            cand = [list(x) for x in options]
+            if depth < len(stage):
+                cand[s] = stage[:depth]
+            else:
+                cand[s] = stage + [int(np.argmin(model.block_ms[s, j])) for j in range(len(stage), depth)]
+            cand_choice = ArchChoice(tuple(tuple(x) for x in cand))
+            saved = current - model.choice_latency_ms(cand_choice)
+            if saved > 0.0:
+                loss = float(pref_b[s, d_now] - pref_b[s, d_idx])
+                key = (loss / saved, -saved)
+                if best is None or key < best[:2]:
+                    best = (*key, cand_choice)
+    if best is None:  # cannot happen while current > limit >= minimum
+        raise InfeasibleError("no latency-lowering change left", current, current)
+    return best[2]
+
+
+@dataclass(frozen=True)
+class Finalization:
+    """The outcome of the final steps under one (internal) limit."""
+
+    limit_ms: float
+    choice: ArchChoice
+    latency_ms: float  # table latency of ``choice`` (<= limit_ms, checked)
+    sparse_alpha: np.ndarray
+    sparse_beta: np.ndarray
+    sparse_latency_ms: float  # expected latency after sparsify (a near-vertex)
+    shrink: float  # how far (alpha, beta) had to move towards the lightest network first (0 = not at all)
+    repairs: int
+
+
+def finalize(
+    model: LatencyModel, alpha: np.ndarray, beta: np.ndarray, limit_ms: float, *, sparsify_steps: int = 100
+) -> Finalization:
+    """Sparsify then discretise (alpha, beta) under ``limit_ms``; re-runnable with a tighter limit.
+
+    If ``(alpha, beta)`` exceeds the limit (a tightened re-run), it is first moved towards the lightest network
+    just enough to be feasible; the sparsify objective still targets the searched ``(alpha, beta)``.
+    """
+    start_a, start_b, t = shrink_towards_lightest(model, alpha, beta, limit_ms)
+    sp_a, sp_b = sparsify(model, start_a, start_b, limit_ms, target_alpha=alpha, target_beta=beta, steps=sparsify_steps)
+    choice, repairs = discretize(model, sp_a, sp_b, limit_ms, preference_alpha=alpha, preference_beta=beta)
+    latency = model.choice_latency_ms(choice)
+    if not latency <= limit_ms:  # the guarantee; discretize already enforces it
+        raise AssertionError(f"discrete latency {latency} ms above the limit {limit_ms} ms")
+    return Finalization(
+        limit_ms=limit_ms,
+        choice=choice,
+        latency_ms=latency,
+        sparse_alpha=sp_a,
+        sparse_beta=sp_b,
+        sparse_latency_ms=model.expected_latency_ms(sp_a, sp_b),
+        shrink=t,
+        repairs=repairs,
+    )

@@ -1,0 +1,149 @@
+"""BCFW under a hard limit: every iterate and every final network within the limit, on random problems."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nas.bcfw import (
+    BCFW,
+    BCFWConfig,
+    LatencyLimitError,
+    balanced_init,
+    discretize,
+    finalize,
+    shrink_towards_lightest,
+    sparsify,
+)
+from shared.search_space import HARDCORENAS
+
+REL = 1e-9
+
+
+def _limit(model, u: float) -> float:
+    lo, hi = model.min_latency_ms(), model.max_latency_ms()
+    return lo + u * (hi - lo)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    integer=st.booleans(),
+    u=st.one_of(st.just(0.0), st.just(1.0), st.floats(0.0, 1.2)),
+    block_choice=st.sampled_from(["random", "alternate"]),
+    schedule=st.sampled_from(["fixed", "decaying"]),
+    max_step=st.sampled_from([0.002, 0.1, 0.5, 1.0]),
+    momentum=st.sampled_from([0.0, 0.9]),
+)
+def test_every_iterate_and_the_final_network_meet_the_limit(
+    make_model, seed, integer, u, block_choice, schedule, max_step, momentum
+) -> None:
+    model = make_model(seed, integer=integer)
+    limit = _limit(model, u)
+    cfg = BCFWConfig(block_choice=block_choice, step_schedule=schedule, max_step=max_step, momentum=momentum)
+    opt = BCFW(model, limit, cfg, seed=seed)
+    bound = limit * (1 + REL)
+    assert opt.expected_latency_ms() <= bound
+    rng = np.random.default_rng(seed)
+    for _ in range(30):
+        info = opt.step(rng.normal(size=model.alpha_shape), rng.normal(size=model.beta_shape))
+        assert info.expected_latency_ms <= bound
+        assert np.all(opt.alpha >= 0) and np.all(opt.beta >= 0)
+        np.testing.assert_allclose(opt.alpha.sum(-1), 1.0, atol=1e-12)
+        np.testing.assert_allclose(opt.beta.sum(-1), 1.0, atol=1e-12)
+    fin = finalize(model, opt.alpha, opt.beta, limit)
+    assert fin.sparse_latency_ms <= bound
+    assert fin.latency_ms <= limit  # strict: the returned network never exceeds T
+    assert fin.latency_ms == model.choice_latency_ms(fin.choice)
+    HARDCORENAS.check_choice(fin.choice)
+    # a tightened re-run of the final steps (issue 6): still within the tighter limit
+    tighter = model.min_latency_ms() + 0.5 * (limit - model.min_latency_ms())
+    assert finalize(model, opt.alpha, opt.beta, tighter).latency_ms <= tighter
+
+
+def test_limit_below_minimum_stops_at_once_stating_it(make_model) -> None:
+    model = make_model(3)
+    minimum = model.min_latency_ms()
+    with pytest.raises(LatencyLimitError, match=f"{minimum:.6g} ms") as info:
+        BCFW(model, minimum * 0.99)
+    assert info.value.minimum_ms == minimum
+    BCFW(model, minimum)  # exactly the minimum is allowed
+
+
+def test_balanced_init_is_uniform_when_feasible_else_tight(make_model) -> None:
+    model = make_model(5)
+    ua, ub = model.uniform()
+    e_uniform = model.expected_latency_ms(ua, ub)
+    a, b = balanced_init(model, e_uniform + 1.0)
+    np.testing.assert_array_equal(a, ua)
+    np.testing.assert_array_equal(b, ub)
+    limit = 0.5 * (model.min_latency_ms() + e_uniform)
+    a, b = balanced_init(model, limit)
+    assert model.expected_latency_ms(a, b) <= limit
+    assert model.expected_latency_ms(a, b) == pytest.approx(limit, rel=1e-9)  # as uniform as possible
+    assert a.min() > 0 and b.min() > 0
+
+
+def test_schedules_and_momentum(make_model) -> None:
+    model = make_model(1)
+    limit = _limit(model, 0.5)
+    opt = BCFW(model, limit, BCFWConfig(step_schedule="decaying", max_step=0.5, block_choice="alternate"))
+    gammas = []
+    for _ in range(5):
+        info = opt.step(np.ones(model.alpha_shape), np.ones(model.beta_shape))
+        gammas.append(info.gamma)
+    assert gammas == pytest.approx([0.5 * 4 / (k + 4) for k in range(5)])
+    # alternate starts with beta; the alpha buffer moves only on alpha steps
+    opt = BCFW(model, limit, BCFWConfig(block_choice="alternate", momentum=0.9))
+    info = opt.step(np.ones(model.alpha_shape), np.full(model.beta_shape, 2.0))
+    assert info.block == "beta" and np.all(opt.m_alpha == 0) and np.allclose(opt.m_beta, 0.2)
+    info = opt.step(np.ones(model.alpha_shape), np.full(model.beta_shape, 2.0))
+    assert info.block == "alpha" and np.allclose(opt.m_alpha, 0.1) and np.allclose(opt.m_beta, 0.2)
+    fixed = BCFW(model, limit, BCFWConfig(max_step=0.002))
+    assert fixed.step(np.ones(model.alpha_shape), np.ones(model.beta_shape)).gamma == 0.002
+
+
+def test_same_seed_same_path(make_model) -> None:
+    model = make_model(11)
+    limit = _limit(model, 0.3)
+
+    def run(seed: int):
+        opt = BCFW(model, limit, BCFWConfig(max_step=0.2), seed=seed)
+        rng = np.random.default_rng(0)
+        blocks = [
+            opt.step(rng.normal(size=model.alpha_shape), rng.normal(size=model.beta_shape)).block for _ in range(40)
+        ]
+        return blocks, finalize(model, opt.alpha, opt.beta, limit).choice
+
+    assert run(1) == run(1)
+    assert run(1)[0] != run(2)[0]
+
+
+def test_sparsify_reaches_a_vertex(make_model) -> None:
+    model = make_model(21)
+    limit = _limit(model, 0.4)
+    rng = np.random.default_rng(0)
+    alpha = rng.dirichlet(np.ones(12), size=(5, 4))
+    beta = rng.dirichlet(np.ones(3), size=5)
+    alpha, beta, _ = shrink_towards_lightest(model, alpha, beta, limit)
+    sa, sb = sparsify(model, alpha, beta, limit)
+    assert int(np.sum((sa > 0).sum(-1) > 1)) <= 1
+    assert int(np.sum((sb > 0).sum(-1) > 1)) <= 1
+    assert model.expected_latency_ms(sa, sb) <= limit * (1 + REL)
+    # with a loose limit sparsify is the per-block argmax of the distribution
+    sa, sb = sparsify(model, alpha, beta, model.max_latency_ms() + 1)
+    np.testing.assert_array_equal(sa.argmax(-1), alpha.argmax(-1))
+    np.testing.assert_array_equal(sb.argmax(-1), beta.argmax(-1))
+
+
+def test_discretize_repairs_a_network_above_the_limit(make_model) -> None:
+    model = make_model(8)
+    limit = _limit(model, 0.3)
+    alpha, beta = model.one_hot(model.heaviest_choice())  # far above the limit
+    choice, repairs = discretize(model, alpha, beta, limit)
+    assert repairs > 0
+    assert model.choice_latency_ms(choice) <= limit
+    choice, _ = discretize(model, alpha, beta, model.min_latency_ms())  # only the lightest networks fit
+    assert model.choice_latency_ms(choice) == model.min_latency_ms()
