@@ -1,0 +1,451 @@
+"""The elastic one-shot supernet of HardCoRe-NAS (spec section 1.2-1.3).
+
+Every searchable block holds the weights of all its options: a shared 1x1 expansion (``conv_pw``, ``bn1``) and
+projection (``conv_pwl``) sliced by prefix for the expansion ratio, one depthwise conv + BN per kernel size, a
+shared squeeze-excite sliced the same way and a privatised final BN per (expansion, SE). A stage runs its first
+block always and weights the outputs after blocks 2, 3 and 4 by depth.
+
+Three ways to run it:
+
+* **fixed child** (:meth:`ElasticSupernet.set_child`): one option per block and one depth per stage, computed
+  with sliced weights; equal to the timm network :func:`nas.child.extract_child` builds.
+* **multipath** (:meth:`ElasticSupernet.set_multipath`): every image of a batch draws its own option per block
+  and depth per stage (uniformly). Computed at full width with per-image channel masks, so a step costs about
+  one heaviest-network step; ``bn2`` and ``bn3`` normalise each sub-group of images with its own statistics.
+* **weighted** (:meth:`ElasticSupernet.forward_weighted`): the search mode. Every option runs on the whole batch
+  and is mixed per image by the caller's weights, so ``d loss / d weight`` is the gradient the search needs.
+
+Fixed parts (stem, ds stage, last conv, head) are the very modules of timm's ``MobileNetV3`` under the same
+names, so a heaviest-network state dict maps onto the supernet key by key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from timm.layers import make_divisible
+from timm.models._efficientnet_builder import _init_weight_goog
+from torch import Tensor, nn
+
+from shared.builders import build_network
+from shared.search_space import HARDCORENAS, ArchChoice, BlockGeometry, SearchSpace
+
+__all__ = ["ElasticBlock", "ElasticSupernet", "ElasticSqueezeExcite"]
+
+_ACTS = {"relu": F.relu, "hard_swish": F.hardswish}
+
+
+def _bn(x: Tensor, bn: nn.BatchNorm2d, chs: int | None = None) -> Tensor:
+    """Batch norm with the first ``chs`` channels of ``bn`` (running statistics updated in place)."""
+    c = x.shape[1] if chs is None else chs
+    training = bn.training
+    if training and x.numel() // c < 2:
+        training = False  # one value per channel (a lone image at 1x1): normalise with the running statistics
+    return F.batch_norm(
+        x,
+        bn.running_mean[:c],
+        bn.running_var[:c],
+        bn.weight[:c],
+        bn.bias[:c],
+        training=training,
+        momentum=bn.momentum,
+        eps=bn.eps,
+    )
+
+
+def _grouped(x: Tensor, groups: Tensor, fn) -> Tensor:
+    """Apply ``fn(g, x_g)`` to each sub-batch of images whose group id is ``g`` and reassemble the batch."""
+    present = torch.unique(groups).tolist()
+    if len(present) == 1:
+        return fn(present[0], x)
+    out = None
+    for g in present:
+        idx = (groups == g).nonzero(as_tuple=True)[0]
+        y = fn(g, x.index_select(0, idx))
+        if out is None:
+            out = y.new_zeros((x.shape[0], *y.shape[1:]))
+        out = out.index_copy(0, idx, y)
+    return out
+
+
+class ElasticSqueezeExcite(nn.Module):
+    """Squeeze-excite at the widest expansion; narrower options use the leading rows/columns."""
+
+    def __init__(self, mid_chs: int, rd_chs: int):
+        super().__init__()
+        self.conv_reduce = nn.Conv2d(mid_chs, rd_chs, 1, bias=True)
+        self.conv_expand = nn.Conv2d(rd_chs, mid_chs, 1, bias=True)
+
+    def forward_sliced(self, x: Tensor, rd_chs: int) -> Tensor:
+        """SE of one option: ``x`` holds that option's channels, the reduction keeps ``rd_chs``."""
+        mid = x.shape[1]
+        s = x.mean((2, 3), keepdim=True)
+        s = F.conv2d(s, self.conv_reduce.weight[:rd_chs, :mid], self.conv_reduce.bias[:rd_chs])
+        s = F.conv2d(F.relu(s), self.conv_expand.weight[:mid, :rd_chs], self.conv_expand.bias[:mid])
+        return x * F.hardsigmoid(s)
+
+    def forward_masked(self, x: Tensor, rd_mask: Tensor, se_on: Tensor) -> Tensor:
+        """Per-image SE at full width: ``rd_mask`` [B, rd] keeps each image's reduction, ``se_on`` [B] bool."""
+        s = self.conv_reduce(x.mean((2, 3), keepdim=True)) * rd_mask[:, :, None, None]
+        gate = F.hardsigmoid(self.conv_expand(F.relu(s)))
+        gate = torch.where(se_on[:, None, None, None], gate, torch.ones_like(gate))
+        return x * gate
+
+
+class ElasticBlock(nn.Module):
+    """One searchable inverted-residual position holding all options (expansion x kernel x SE)."""
+
+    def __init__(self, geo: BlockGeometry, space: SearchSpace):
+        super().__init__()
+        self.in_chs, self.out_chs, self.stride = geo.in_chs, geo.out_chs, geo.stride
+        self.act = _ACTS[geo.act]
+        self.has_skip = geo.in_chs == geo.out_chs and geo.stride == 1
+        self.exp_ratios, self.kernels, self.se_ratios = space.exp_ratios, space.kernels, space.se_ratios
+        if any(r not in (0.0, max(self.se_ratios)) for r in self.se_ratios):
+            raise ValueError("the elastic block supports SE ratios {0, r} only")
+        self.mid_chs = [make_divisible(geo.in_chs * e) for e in self.exp_ratios]
+        se_ratio = max(self.se_ratios)
+        self.rd_chs = [make_divisible(m * se_ratio) if se_ratio else 0 for m in self.mid_chs]
+        mid_max, rd_max = max(self.mid_chs), max(self.rd_chs)
+
+        self.conv_pw = nn.Conv2d(geo.in_chs, mid_max, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid_max)
+        self.conv_dw = nn.ModuleList(
+            nn.Conv2d(
+                mid_max, mid_max, k, geo.stride, padding=((geo.stride - 1) + (k - 1)) // 2, groups=mid_max, bias=False
+            )
+            for k in self.kernels
+        )
+        self.bn2 = nn.ModuleList(nn.BatchNorm2d(mid_max) for _ in self.kernels)
+        self.se = ElasticSqueezeExcite(mid_max, rd_max) if rd_max else None
+        self.conv_pwl = nn.Conv2d(mid_max, geo.out_chs, 1, bias=False)
+        self.bn3 = nn.ModuleList(nn.BatchNorm2d(geo.out_chs) for _ in range(len(self.exp_ratios) * len(self.se_ratios)))
+
+        # option index -> (er_idx, k_idx, se_idx), spec order: expansion-major, then kernel, SE fastest
+        n_k, n_se = len(self.kernels), len(self.se_ratios)
+        opts = torch.arange(len(self.exp_ratios) * n_k * n_se)
+        self.register_buffer("opt_er", opts // (n_k * n_se), persistent=False)
+        self.register_buffer("opt_k", (opts // n_se) % n_k, persistent=False)
+        self.register_buffer("opt_se", opts % n_se, persistent=False)
+        ch = torch.arange(mid_max)
+        self.register_buffer("width_mask", torch.stack([(ch < m).float() for m in self.mid_chs]), persistent=False)
+        rd = torch.arange(rd_max)
+        self.register_buffer("rd_mask", torch.stack([(rd < r).float() for r in self.rd_chs]), persistent=False)
+
+    @property
+    def num_options(self) -> int:
+        return len(self.exp_ratios) * len(self.kernels) * len(self.se_ratios)
+
+    def split_option(self, option: int) -> tuple[int, int, int]:
+        """``option`` -> (expansion index, kernel index, SE index)."""
+        n_k, n_se = len(self.kernels), len(self.se_ratios)
+        return option // (n_k * n_se), (option // n_se) % n_k, option % n_se
+
+    def bn3_index(self, er_idx: int, se_idx: int) -> int:
+        return er_idx * len(self.se_ratios) + se_idx
+
+    # -- one option for the whole batch (fixed child, search) ---------------------------------------------
+    def _expand(self, x: Tensor, mid: int) -> Tensor:
+        return self.act(_bn(F.conv2d(x, self.conv_pw.weight[:mid]), self.bn1, mid))
+
+    def _depthwise(self, h: Tensor, k_idx: int) -> Tensor:
+        conv, mid = self.conv_dw[k_idx], h.shape[1]
+        h = F.conv2d(h, conv.weight[:mid], None, conv.stride, conv.padding, groups=mid)
+        return self.act(_bn(h, self.bn2[k_idx], mid))
+
+    def _project(self, h: Tensor, er_idx: int, se_idx: int) -> Tensor:
+        mid = h.shape[1]
+        if self.se_ratios[se_idx]:
+            h = self.se.forward_sliced(h, self.rd_chs[er_idx])
+        return _bn(F.conv2d(h, self.conv_pwl.weight[:, :mid]), self.bn3[self.bn3_index(er_idx, se_idx)])
+
+    def forward_option(self, x: Tensor, option: int) -> Tensor:
+        """The block as option ``option`` alone, with sliced weights."""
+        er_idx, k_idx, se_idx = self.split_option(option)
+        mid = self.mid_chs[er_idx]
+        y = self._project(self._depthwise(self._expand(x, mid), k_idx), er_idx, se_idx)
+        return y + x if self.has_skip else y
+
+    def forward_weighted(self, x: Tensor, weights: Tensor) -> Tensor:
+        """Every option on the whole batch, mixed per image: ``weights`` [num_options, B]."""
+        h = self._expand(x, max(self.mid_chs))
+        dw = [self._depthwise(h, k) for k in range(len(self.kernels))]
+        out = 0
+        for i in range(self.num_options):
+            er_idx, k_idx, se_idx = self.split_option(i)
+            y = self._project(dw[k_idx][:, : self.mid_chs[er_idx]], er_idx, se_idx)
+            if self.has_skip:
+                y = y + x
+            out = out + weights[i].view(-1, 1, 1, 1).to(y.dtype) * y
+        return out
+
+    # -- one option per image (multipath) ---------------------------------------------------------------
+    def forward_multipath(self, x: Tensor, options: Tensor) -> Tensor:
+        """Each image ``n`` through option ``options[n]``: full width with per-image masks, grouped BNs."""
+        uniq = torch.unique(options)
+        if len(uniq) == 1:
+            return self.forward_option(x, int(uniq))
+        er, k, se = self.opt_er[options], self.opt_k[options], self.opt_se[options]
+        h = self.act(_bn(self.conv_pw(x), self.bn1))
+
+        def depthwise(k_idx: int, hk: Tensor) -> Tensor:
+            return self.act(_bn(self.conv_dw[k_idx](hk), self.bn2[k_idx]))
+
+        h = _grouped(h, k, depthwise)
+        h = h * self.width_mask[er][:, :, None, None]
+        se_on = self.se_ratios_tensor(se)
+        if self.se is not None and bool(se_on.any()):
+            h = self.se.forward_masked(h, self.rd_mask[er], se_on)
+        y = self.conv_pwl(h)
+        y = _grouped(y, er * len(self.se_ratios) + se, lambda g, yg: _bn(yg, self.bn3[g]))
+        return y + x if self.has_skip else y
+
+    def se_ratios_tensor(self, se_idx: Tensor) -> Tensor:
+        on = torch.tensor([r > 0 for r in self.se_ratios], device=se_idx.device)
+        return on[se_idx]
+
+    # -- weights of one option as a standalone timm InvertedResidual -----------------------------------------
+    def option_state_dict(self, option: int) -> dict[str, Tensor]:
+        """State dict (timm ``InvertedResidual`` names) of option ``option``: prefix slices of shared tensors."""
+        er_idx, k_idx, se_idx = self.split_option(option)
+        mid, rd = self.mid_chs[er_idx], self.rd_chs[er_idx]
+        sd: dict[str, Tensor] = {"conv_pw.weight": self.conv_pw.weight[:mid]}
+        sd.update(_bn_state("bn1", self.bn1, mid))
+        sd["conv_dw.weight"] = self.conv_dw[k_idx].weight[:mid]
+        sd.update(_bn_state("bn2", self.bn2[k_idx], mid))
+        if self.se_ratios[se_idx]:
+            sd["se.conv_reduce.weight"] = self.se.conv_reduce.weight[:rd, :mid]
+            sd["se.conv_reduce.bias"] = self.se.conv_reduce.bias[:rd]
+            sd["se.conv_expand.weight"] = self.se.conv_expand.weight[:mid, :rd]
+            sd["se.conv_expand.bias"] = self.se.conv_expand.bias[:mid]
+        sd["conv_pwl.weight"] = self.conv_pwl.weight[:, :mid]
+        sd.update(_bn_state("bn3", self.bn3[self.bn3_index(er_idx, se_idx)]))
+        return {k: v.detach().clone() for k, v in sd.items()}
+
+    def load_heaviest(self, sd: Mapping[str, Tensor]) -> None:
+        """Seed every option from a heaviest block's state dict (timm names): smaller dw kernels take the centre."""
+        with torch.no_grad():
+            self.conv_pw.weight.copy_(sd["conv_pw.weight"])
+            _load_bn(self.bn1, sd, "bn1")
+            big = sd["conv_dw.weight"]
+            for conv, bn in zip(self.conv_dw, self.bn2, strict=True):
+                k, kb = conv.kernel_size[0], big.shape[-1]
+                off = (kb - k) // 2
+                conv.weight.copy_(big[..., off : off + k, off : off + k])
+                _load_bn(bn, sd, "bn2")
+            if self.se is not None:
+                for name in ("conv_reduce.weight", "conv_reduce.bias", "conv_expand.weight", "conv_expand.bias"):
+                    self.se.get_parameter(name).copy_(sd[f"se.{name}"])
+            self.conv_pwl.weight.copy_(sd["conv_pwl.weight"])
+            for bn in self.bn3:
+                _load_bn(bn, sd, "bn3")
+
+
+def _bn_state(prefix: str, bn: nn.BatchNorm2d, chs: int | None = None) -> dict[str, Tensor]:
+    c = bn.num_features if chs is None else chs
+    out = {f"{prefix}.{n}": getattr(bn, n)[:c] for n in ("weight", "bias", "running_mean", "running_var")}
+    out[f"{prefix}.num_batches_tracked"] = bn.num_batches_tracked
+    return out
+
+
+def _load_bn(bn: nn.BatchNorm2d, sd: Mapping[str, Tensor], prefix: str) -> None:
+    for n in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+        getattr(bn, n).copy_(sd[f"{prefix}.{n}"])
+
+
+class ElasticStage(nn.Sequential):
+    """The ``max_depth`` elastic blocks of one stage (module names ``0..3`` like timm's stage)."""
+
+
+class ElasticSupernet(nn.Module):
+    """The HardCoRe-NAS one-shot supernet; attribute names follow timm's ``MobileNetV3``.
+
+    ``blocks[0]`` is the fixed ds stage, ``blocks[1..num_stages]`` the elastic stages, ``blocks[-1]`` the last
+    1x1 conv. The default mode is the heaviest fixed child.
+    """
+
+    def __init__(self, space: SearchSpace = HARDCORENAS, num_classes: int = 1000, drop_rate: float = 0.0):
+        super().__init__()
+        self.space = space
+        self.num_classes = num_classes
+        self.drop_rate = drop_rate
+        self.num_stages = space.num_stages
+        self.max_depth = space.max_depth
+        self.num_options = space.num_options
+        self.num_depths = len(space.depths)
+        # the fixed parts are exactly those of a timm network of the space (same names, same init)
+        base = build_network(space.arch_from_choice(space.heaviest()), num_classes=num_classes)
+        self.conv_stem, self.bn1 = base.conv_stem, base.bn1
+        stages: list[nn.Module] = [base.blocks[0]]
+        for geo_stage in space.geometry(224):
+            stages.append(ElasticStage(*(ElasticBlock(geo, space) for geo in geo_stage)))
+        stages.append(base.blocks[-1])
+        self.blocks = nn.Sequential(*stages)
+        for name, m in self.blocks[1:-1].named_modules():
+            _init_weight_goog(m, name)
+        self.global_pool, self.conv_head, self.norm_head = base.global_pool, base.conv_head, base.norm_head
+        self.act2, self.flatten, self.classifier = base.act2, base.flatten, base.classifier
+        self._mode = "child"
+        self._choice = space.heaviest()
+        self._generator: torch.Generator | None = None
+
+    # -- modes ---------------------------------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        """``child`` (fixed sub-network) or ``multipath`` (one random sub-network per image)."""
+        return self._mode
+
+    @property
+    def choice(self) -> ArchChoice:
+        """The fixed child of ``child`` mode."""
+        return self._choice
+
+    def set_child(self, choice: ArchChoice) -> None:
+        """Mode (b): run one fixed sub-network."""
+        self.space.check_choice(choice)
+        self._mode, self._choice = "child", choice
+
+    def set_multipath(self, generator: torch.Generator | None = None) -> None:
+        """Mode (a): each forward draws, per image, a uniform option per block and a uniform depth per stage."""
+        self._mode, self._generator = "multipath", generator
+
+    def sample_paths(self, batch_size: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+        """Uniform per-image draws: options ``[num_stages, max_depth, B]`` and depth indices ``[num_stages, B]``."""
+        g = self._generator
+        options = torch.randint(0, self.num_options, (self.num_stages, self.max_depth, batch_size), generator=g)
+        depths = torch.randint(0, self.num_depths, (self.num_stages, batch_size), generator=g)
+        return options.to(device), depths.to(device)
+
+    # -- forward -------------------------------------------------------------------------------------------
+    def forward(self, x: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
+        """Logits under the current mode; with ``return_features`` also the stem and stage outputs (8 tensors)."""
+        if self._mode == "multipath":
+            options, depths = self.sample_paths(x.shape[0], x.device)
+            return self.forward_paths(x, options, depths, return_features=return_features)
+        return self._run(x, lambda s, st, h: self._child_stage(s, st, h), return_features)
+
+    def forward_paths(
+        self, x: Tensor, options: Tensor, depths: Tensor, *, return_features: bool = False
+    ) -> Tensor | tuple[Tensor, list[Tensor]]:
+        """Multipath forward with explicit per-image draws (see :meth:`sample_paths` for the shapes)."""
+
+        def stage(s: int, st: ElasticStage, h: Tensor) -> Tensor:
+            outs = []
+            for j, block in enumerate(st):
+                h = block.forward_multipath(h, options[s, j])
+                outs.append(h)
+            return self._mix_depths(outs, depths[s])
+
+        return self._run(x, stage, return_features)
+
+    def forward_weighted(self, x: Tensor, alpha_w: Tensor, beta_w: Tensor) -> Tensor:
+        """Mode (c), the search: every option on the whole batch, mixed per image.
+
+        ``alpha_w`` [num_stages, max_depth, num_options, B] weights each option's block output,
+        ``beta_w`` [num_stages, num_depths, B] weights the stage output after each allowed depth.
+        """
+        b = x.shape[0]
+        expected_a = (self.num_stages, self.max_depth, self.num_options, b)
+        if tuple(alpha_w.shape) != expected_a:
+            raise ValueError(f"alpha_w: expected shape {expected_a}, got {tuple(alpha_w.shape)}")
+        if tuple(beta_w.shape) != (self.num_stages, self.num_depths, b):
+            expected_b = (self.num_stages, self.num_depths, b)
+            raise ValueError(f"beta_w: expected shape {expected_b}, got {tuple(beta_w.shape)}")
+
+        def stage(s: int, st: ElasticStage, h: Tensor) -> Tensor:
+            outs = []
+            for j, block in enumerate(st):
+                h = block.forward_weighted(h, alpha_w[s, j])
+                outs.append(h)
+            return sum(
+                beta_w[s, d].view(-1, 1, 1, 1).to(h.dtype) * outs[depth - 1]
+                for d, depth in enumerate(self.space.depths)
+            )
+
+        return self._run(x, stage, False)
+
+    def _child_stage(self, s: int, st: ElasticStage, h: Tensor) -> Tensor:
+        for j, option in enumerate(self._choice.options[s]):
+            h = st[j].forward_option(h, option)
+        return h
+
+    def _mix_depths(self, outs: list[Tensor], depth_idx: Tensor) -> Tensor:
+        uniq = torch.unique(depth_idx)
+        if len(uniq) == 1:
+            return outs[self.space.depths[int(uniq)] - 1]
+        stacked = torch.stack([outs[d - 1] for d in self.space.depths])
+        return stacked[depth_idx, torch.arange(depth_idx.shape[0], device=depth_idx.device)]
+
+    def _run(self, x: Tensor, stage_fn, return_features: bool):
+        feats = []
+        x = self.bn1(self.conv_stem(x))
+        feats.append(x)
+        x = self.blocks[0](x)
+        feats.append(x)
+        for s in range(self.num_stages):
+            x = stage_fn(s, self.blocks[s + 1], x)
+            feats.append(x)
+        x = self.blocks[-1](x)
+        feats.append(x)
+        logits = self.forward_head(x)
+        return (logits, feats) if return_features else logits
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        x = self.flatten(self.act2(self.norm_head(self.conv_head(self.global_pool(x)))))
+        if self.drop_rate > 0.0:
+            x = F.dropout(x, p=self.drop_rate, training=self.training)
+        return self.classifier(x)
+
+    # -- weights ----------------------------------------------------------------------------------------------
+    def fixed_state_dict(self) -> dict[str, Tensor]:
+        """State dict of the parts every sub-network shares unchanged (stem, ds stage, last conv, head)."""
+        searchable = tuple(f"blocks.{s + 1}." for s in range(self.num_stages))
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(searchable)}
+
+    def child_state_dict(self, choice: ArchChoice) -> dict[str, Tensor]:
+        """The state dict (timm ``MobileNetV3`` names) of the sub-network ``choice``."""
+        self.space.check_choice(choice)
+        sd = {k: v.detach().clone() for k, v in self.fixed_state_dict().items()}
+        for s, stage in enumerate(choice.options):
+            for j, option in enumerate(stage):
+                block_sd = self.blocks[s + 1][j].option_state_dict(option)
+                sd.update({f"blocks.{s + 1}.{j}.{k}": v for k, v in block_sd.items()})
+        return sd
+
+    def load_heaviest(self, heaviest_state_dict: Mapping[str, Tensor]) -> None:
+        """Seed the supernet from the heaviest network (timm names; a ``module.`` prefix is ignored).
+
+        Shared tensors take the heaviest weights; every dw kernel size takes the centre of the largest one;
+        every ``bn2``/``bn3`` copy takes the heaviest block's BN.
+        """
+        sd = {k.removeprefix("module."): v for k, v in heaviest_state_dict.items()}
+        expected = {
+            k: v
+            for k, v in build_network(self.space.arch_from_choice(self.space.heaviest()), num_classes=self.num_classes)
+            .state_dict()
+            .items()
+        }
+        missing = sorted(set(expected) - set(sd))
+        if missing:
+            raise ValueError(f"not a heaviest-network state dict of this space: missing {missing[:3]}...")
+        bad = [k for k in expected if tuple(sd[k].shape) != tuple(expected[k].shape)]
+        if bad:
+            raise ValueError(
+                f"heaviest state dict shape mismatch at {bad[0]}: {tuple(sd[bad[0]].shape)} "
+                f"vs {tuple(expected[bad[0]].shape)} (another class count?)"
+            )
+        fixed = self.fixed_state_dict()
+        with torch.no_grad():
+            for k, v in fixed.items():
+                v.copy_(sd[k])
+        for s in range(self.num_stages):
+            for j in range(self.max_depth):
+                prefix = f"blocks.{s + 1}.{j}."
+                block_sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
+                self.blocks[s + 1][j].load_heaviest(block_sd)
+
+    def stage_blocks(self) -> Sequence[ElasticStage]:
+        """The elastic stages, in order."""
+        return list(self.blocks[1:-1])
