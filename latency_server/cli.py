@@ -3,20 +3,111 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["build_parser", "main"]
+
+log = logging.getLogger("latency_server")
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="SQLAlchemy URL (env LATENCY_SERVER_DB; default sqlite:///<data-dir>/latency.db)")
+    parser.add_argument("--data-dir", help="directory of the default SQLite file (env LATENCY_SERVER_DATA_DIR)")
+    parser.add_argument("--log-level", help="debug, info, warning (env LATENCY_SERVER_LOG_LEVEL; default info)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``latency-server`` parser."""
     parser = argparse.ArgumentParser(
         prog="latency-server",
-        description="Measure, cache and serve block, table and whole-network latencies of this device over REST.",
+        description="Measure, cache and serve block, table and whole-network latencies of this device over REST. "
+        "Every option can also be set as a LATENCY_SERVER_* environment variable.",
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="apply migrations and serve the REST API (OpenAPI at /docs)")
+    serve.add_argument("--host", help="bind address (env LATENCY_SERVER_HOST; default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (env LATENCY_SERVER_PORT; default 8000)")
+    _add_db(serve)
+    serve.set_defaults(func=_serve)
+
+    db = commands.add_parser("db", help="database commands")
+    db_commands = db.add_subparsers(dest="db_command", metavar="DB_COMMAND")
+    upgrade = db_commands.add_parser("upgrade", help="apply the Alembic migrations")
+    _add_db(upgrade)
+    upgrade.set_defaults(func=_db_upgrade)
+    db.set_defaults(func=lambda args: (db.print_help(), 0)[1])
     return parser
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from latency_server.config import Settings
+
+    overrides = {
+        name: getattr(args, name)
+        for name in ("host", "port", "db", "data_dir", "log_level")
+        if getattr(args, name, None) is not None
+    }
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise SystemExit(f"error: bad setting {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def _upgrade(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from latency_server.db import upgrade_database
+
+    try:
+        make_url(url)
+        upgrade_database(url)
+    except ArgumentError as exc:
+        raise SystemExit(f"error: bad database URL {url!r}: {exc}") from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise SystemExit(f"error: cannot migrate database {url!r}: {str(exc).splitlines()[0]}") from None
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _logging(settings.log_level)
+    _upgrade(settings.database_url())
+    print(f"database {settings.database_url()} is at the latest revision")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    # thread count for OpenMP/MKL before torch is imported (torch and ORT get it explicitly as well)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(settings.default_threads))
+    _logging(settings.log_level)
+    _upgrade(settings.database_url())
+
+    import uvicorn
+
+    from latency_server.app import create_app
+
+    app = create_app(settings, migrate=False)
+    log.info("serving on http://%s:%d (database %s)", settings.host, settings.port, settings.database_url())
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,7 +117,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+            return 2
+        raise
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

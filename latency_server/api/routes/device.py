@@ -1,0 +1,43 @@
+"""``GET /v1/device`` (fingerprint, hardware, software, backends) and ``GET /v1/stats`` (counters)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
+
+from latency_server.api.deps import ServiceDep, SettingsDep
+from latency_server.api.routes.common import settings_query
+from latency_server.validate import check_settings
+from shared.api_schemas import DeviceResponse, MeasureSettings, ServerStats
+
+router = APIRouter(prefix="/v1", tags=["device"])
+
+
+@router.get("/device", response_model=DeviceResponse)
+async def device(
+    service: ServiceDep, settings: SettingsDep, ms: Annotated[MeasureSettings, Depends(settings_query)]
+) -> DeviceResponse:
+    """This device's fingerprint for the given measuring settings (default: onnxruntime, 1 thread, batch 1)."""
+    check_settings(ms, settings, service.available, where="query")
+    fp = await run_in_threadpool(service.fingerprint, ms)
+    return DeviceResponse(
+        fingerprint=fp.id,
+        hardware=dict(fp.hardware),
+        software={**fp.software, **fp.extra},
+        backends=service.available,
+        settings=ms,
+    )
+
+
+@router.get("/stats", response_model=ServerStats)
+async def stats(service: ServiceDep) -> ServerStats:
+    """Counters of this server process (measurements taken, queue depth, active jobs)."""
+    return ServerStats(
+        measurements=service.measurements,
+        block_measurements=service.block_measurements,
+        network_measurements=service.network_measurements,
+        queued=service.queue.depth,
+        active_jobs=sum(1 for job in list(service.jobs.values()) if not job.finished),
+    )

@@ -1,0 +1,19 @@
+"""``GET /v1/jobs/{id}``: progress of a table build."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+
+from latency_server.api.deps import ServiceDep
+from shared.api_schemas import JobStatus
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+
+
+@router.get("/jobs/{job_id}", response_model=JobStatus)
+async def get_job(job_id: str, service: ServiceDep) -> JobStatus:
+    """State, progress and error of a job started by this server process."""
+    job = service.jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, detail=f"job_id: no job {job_id[:64]!r} on this server (jobs live in memory)")
+    return JobStatus(id=job.id, state=job.state, done=job.done, total=job.total, error=job.error)
