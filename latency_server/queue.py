@@ -117,7 +117,11 @@ class MeasurementQueue:
 
 @dataclass(eq=False)
 class Job:
-    """A group of queued measurements (a table build) with progress for ``GET /v1/jobs/{id}``."""
+    """A group of queued measurements (a table build) with progress for ``GET /v1/jobs/{id}``.
+
+    A failing entry does not stop the others (they are stored, so a retry measures only what failed); the
+    job ends ``failed`` with the first error once every entry has ended, ``done`` otherwise.
+    """
 
     kind: str
     total: int
@@ -158,9 +162,8 @@ class Job:
                     self.error = f"{name}: cancelled (server stopping)"
             elif future.exception() is not None:
                 exc = future.exception()
-                if self.error is None:
+                if self.error is None:  # the job ends 'failed' once its other entries have ended
                     self.error = f"{name}: {type(exc).__name__}: {exc}"
-                self.state = "failed"
             else:
                 self.done += 1
                 if self.state == "queued":

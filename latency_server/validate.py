@@ -25,7 +25,8 @@ class InputError(ValueError):
 
 def _limit(value: float, limit: float, loc: tuple[str | int, ...], name: str, env: str) -> None:
     if value > limit:
-        raise InputError(loc, f"{name}: {value:g} exceeds the limit {limit:g} (LATENCY_SERVER_{env})")
+        shown = int(value) if float(value).is_integer() else value
+        raise InputError(loc, f"{name}: {shown} exceeds the limit {limit} (LATENCY_SERVER_{env})")
 
 
 def check_settings(ms: MeasureSettings, settings: Settings, available: list[str], where: str = "body") -> None:
@@ -44,20 +45,21 @@ def check_resolution(resolution: int, settings: Settings, loc: tuple[str | int, 
 def check_block(spec: BlockSpec, batch_size: int, settings: Settings, index: int) -> BlockKey:
     """The :class:`BlockKey` of a spec, within limits."""
     loc: tuple[str | int, ...] = ("body", "blocks", index)
+    where = f"blocks.{index}"
     try:
         key = BlockKey.from_dict(spec.model_dump())
     except BlockKeyError as exc:
         field = str(exc).split(":", 1)[0]
-        raise InputError(loc + ((field,) if field in BlockSpec.model_fields else ()), str(exc)) from None
-    _limit(key.in_chs, settings.max_channels, loc + ("in_chs",), "in_chs", "MAX_CHANNELS")
-    _limit(key.out_chs, settings.max_channels, loc + ("out_chs",), "out_chs", "MAX_CHANNELS")
-    _limit(key.resolution, settings.max_resolution, loc + ("resolution",), "resolution", "MAX_RESOLUTION")
-    _limit(key.kernel, settings.max_kernel, loc + ("kernel",), "kernel", "MAX_KERNEL")
-    _limit(key.num_classes, settings.max_num_classes, loc + ("num_classes",), "num_classes", "MAX_NUM_CLASSES")
+        raise InputError(loc + ((field,) if field in BlockSpec.model_fields else ()), f"{where}.{exc}") from None
+    _limit(key.in_chs, settings.max_channels, loc + ("in_chs",), f"{where}.in_chs", "MAX_CHANNELS")
+    _limit(key.out_chs, settings.max_channels, loc + ("out_chs",), f"{where}.out_chs", "MAX_CHANNELS")
+    _limit(key.resolution, settings.max_resolution, loc + ("resolution",), f"{where}.resolution", "MAX_RESOLUTION")
+    _limit(key.kernel, settings.max_kernel, loc + ("kernel",), f"{where}.kernel", "MAX_KERNEL")
+    _limit(key.num_classes, settings.max_num_classes, loc + ("num_classes",), f"{where}.num_classes", "MAX_NUM_CLASSES")
     mid = key.in_chs * key.exp_ratio if key.type in ("ir",) else key.in_chs
-    _limit(mid, settings.max_channels, loc + ("exp_ratio",), "exp_ratio x in_chs", "MAX_CHANNELS")
+    _limit(mid, settings.max_channels, loc + ("exp_ratio",), f"{where}.exp_ratio x in_chs", "MAX_CHANNELS")
     elements = batch_size * max(key.in_chs, key.out_chs, mid) * key.resolution**2
-    _limit(elements, settings.max_activation_elements, loc, "batch_size x channels x resolution^2",
+    _limit(elements, settings.max_activation_elements, loc, f"{where}: batch_size x channels x resolution^2",
            "MAX_ACTIVATION_ELEMENTS")
     return key
 

@@ -1,0 +1,161 @@
+"""The REST API in-process (real service, store, worker thread and ORT sessions; no sockets)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from latency_server.api.deps import get_service
+from latency_server.app import create_app
+from latency_server.db import upgrade_database
+from latency_server.service import LatencyService
+from latency_server.store import Store
+from shared.api_schemas import BlocksResponse, DeviceResponse, JobStatus, LutResponse, NetworkResponse
+from shared.block_key import BlockKey
+from shared.published import PUBLISHED
+from shared.search_space import HARDCORENAS
+
+from .conftest import fast_settings
+
+SPEC = {"type": "ir", "in_chs": 16, "out_chs": 24, "stride": 2, "resolution": 16, "exp_ratio": 3, "kernel": 5,
+        "se_ratio": 0.25, "act": "relu"}
+
+
+def test_health_and_device(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    device = DeviceResponse.model_validate(client.get("/v1/device").json())
+    assert {"onnxruntime", "torch-cpu"} <= set(device.backends)
+    assert device.hardware["cpu_count"] >= 1 and device.hardware["cpu_model"]
+    assert device.software["torch"] and device.software["onnxruntime"]
+    other = client.get("/v1/device", params={"threads": 2}).json()["fingerprint"]
+    torch_cpu = client.get("/v1/device", params={"backend": "torch-cpu"}).json()["fingerprint"]
+    batch = client.get("/v1/device", params={"batch_size": 4}).json()["fingerprint"]
+    assert len({device.fingerprint, other, torch_cpu, batch}) == 4
+    assert client.get("/v1/device").json()["fingerprint"] == device.fingerprint  # stable
+
+
+def test_blocks_measured_once_then_cached_in_request_order(client: TestClient) -> None:
+    second = {**SPEC, "kernel": 3, "se_ratio": 0}
+    resp = client.post("/v1/latency/blocks", json={"blocks": [SPEC, second, SPEC]})
+    assert resp.status_code == 200, resp.text
+    body = BlocksResponse.model_validate(resp.json())
+    assert [r.key for r in body.results] == [str(BlockKey.from_dict(s)) for s in (SPEC, second, SPEC)]
+    assert [r.cached for r in body.results] == [False, False, False]
+    assert body.results[0].stats == body.results[2].stats
+    assert body.results[0].block.model_dump() == BlockKey.from_dict(SPEC).to_dict()
+    assert client.get("/v1/stats").json()["block_measurements"] == 2
+    again = client.post("/v1/latency/blocks", json={"blocks": [second, SPEC]}).json()
+    assert [r["cached"] for r in again["results"]] == [True, True]
+    assert again["results"][1]["stats"] == resp.json()["results"][0]["stats"]
+    assert client.get("/v1/stats").json()["block_measurements"] == 2
+
+
+def test_backends_and_batch_sizes_are_separate_figures(client: TestClient) -> None:
+    spec = {"type": "cn", "in_chs": 8, "out_chs": 16, "stride": 1, "resolution": 8, "kernel": 1}
+    ort = client.post("/v1/latency/blocks", json={"blocks": [spec]}).json()
+    eager = client.post("/v1/latency/blocks", json={"blocks": [spec], "backend": "torch-cpu"}).json()
+    batch = client.post("/v1/latency/blocks", json={"blocks": [spec], "batch_size": 4}).json()
+    assert len({ort["fingerprint"], eager["fingerprint"], batch["fingerprint"]}) == 3
+    assert not any(r["results"][0]["cached"] for r in (ort, eager, batch))
+    assert client.get("/v1/stats").json()["block_measurements"] == 3
+
+
+def test_fixed_part_specs_measure(client: TestClient) -> None:
+    specs = [key.to_dict() for key in HARDCORENAS.fixed_keys(32).values()]
+    resp = client.post("/v1/latency/blocks", json={"blocks": specs})
+    assert resp.status_code == 200, resp.text
+    assert [r["key"] for r in resp.json()["results"]] == [str(k) for k in HARDCORENAS.fixed_keys(32).values()]
+
+
+def test_network_without_table_has_no_prediction(client: TestClient) -> None:
+    resp = client.post("/v1/latency/network", json={"arch": PUBLISHED["A"].arch, "resolution": 32})
+    assert resp.status_code == 200, resp.text
+    body = NetworkResponse.model_validate(resp.json())
+    assert body.predicted_ms is None and body.measured.median_ms > 0 and len(body.rounds) == 1
+    # a network outside the search space is measured too (and never predicted)
+    outside = "[['ds_r1_k3_s1_e1_c16_nre'], ['ir_r1_k3_s2_e2_c24'], ['cn_r1_k1_s1_c64']]"
+    resp = client.post("/v1/latency/network", json={"arch": outside, "resolution": 32, "backend": "torch-cpu"})
+    assert resp.status_code == 200 and resp.json()["predicted_ms"] is None
+    assert client.get("/v1/stats").json()["network_measurements"] == 2
+
+
+def test_network_rounds_setting(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(network_rounds=3)
+    body = client.post("/v1/latency/network", json={"arch": PUBLISHED["A"].arch, "resolution": 32}).json()
+    assert len(body["rounds"]) == 3
+    medians = sorted(r["median_ms"] for r in body["rounds"])
+    assert body["measured"]["median_ms"] == pytest.approx(medians[1])
+
+
+def _wait(client: TestClient, location: str, timeout_s: float = 120) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = client.get(location).json()
+        if job["state"] in ("done", "failed"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(job)
+
+
+class _FailingService(LatencyService):
+    """Fails the measurement of one key (a fault injected into the real service)."""
+
+    fail_key = str(HARDCORENAS.searchable_keys(32)[5])
+
+    def _measure_block_task(self, ms, fp_id, key):  # noqa: ANN001, ANN202
+        if str(key) == self.fail_key:
+            raise RuntimeError("injected fault")
+        return super()._measure_block_task(ms, fp_id, key)
+
+
+def test_failed_measurement_fails_the_job_and_the_server_keeps_serving(tmp_path: Path) -> None:
+    settings = fast_settings(tmp_path)
+    upgrade_database(settings.database_url())
+    service = _FailingService(settings, Store(settings.database_url()))
+    with TestClient(create_app(settings, service=service)) as client:
+        resp = client.get("/v1/lut", params={"resolution": 32})
+        assert resp.status_code == 202
+        job = JobStatus.model_validate(_wait(client, resp.headers["location"]))
+        assert job.state == "failed" and _FailingService.fail_key in job.error and "injected fault" in job.error
+        assert job.done == job.total - 1
+        assert client.get("/healthz").status_code == 200
+        bad = client.post("/v1/latency/blocks", json={"blocks": [BlockKey.parse(_FailingService.fail_key).to_dict()]})
+        assert bad.status_code == 422 and "injected fault" in bad.text
+        # a new request starts a new job that only retries the missing entry
+        _FailingService.fail_key = "none"
+        resp = client.get("/v1/lut", params={"resolution": 32})
+        assert resp.status_code == 202 and resp.json()["done"] == resp.json()["total"] - 1
+        assert _wait(client, resp.headers["location"])["state"] == "done"
+        table = LutResponse.model_validate(client.get("/v1/lut", params={"resolution": 32}).json())
+        assert len(table.entries) == 120
+
+
+def test_unexpected_errors_become_json(client: TestClient) -> None:
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    client.app.dependency_overrides[get_service] = broken
+    resp = client.get("/v1/stats")
+    assert resp.status_code == 500 and resp.json()["detail"] == "internal error: RuntimeError: boom"
+    client.app.dependency_overrides.clear()
+    assert client.get("/v1/stats").status_code == 200
+
+
+def test_token_from_settings(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(token="t0k")
+    assert client.post("/v1/latency/blocks", json={"blocks": [SPEC]}).status_code == 401
+    assert client.post("/v1/latency/blocks", json={"blocks": [SPEC]},
+                       headers={"Authorization": "Basic t0k"}).status_code == 401
+    ok = client.post("/v1/latency/blocks", json={"blocks": [SPEC]}, headers={"Authorization": "Bearer t0k"})
+    assert ok.status_code == 200
+    assert client.get("/v1/device").status_code == 200
+
+
+def test_openapi_lists_the_contract(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/healthz", "/v1/device", "/v1/latency/blocks", "/v1/lut", "/v1/jobs/{job_id}",
+            "/v1/latency/network"} <= set(paths)
