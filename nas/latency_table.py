@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import math
 import pickle
 import time
@@ -95,7 +96,7 @@ class LatencyTable:
             fixed_names=dict(data.get("fixed_names", {})),
             stats=dict(data.get("stats", {})),
             meta=dict(data.get("meta", {})),
-            source=str(data.get("source", source)),
+            source=source or str(data.get("source", "")),
             corrections=dict(data.get("corrections", {})),
         )
 
@@ -292,6 +293,7 @@ class LatencyClient:
     ) -> None:
         import httpx
 
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # no log line per poll
         self.endpoint = endpoint.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(base_url=self.endpoint, headers=headers, timeout=timeout_s, transport=transport)

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
 import numpy as np
 import pytest
 
@@ -59,3 +68,68 @@ def make_model():
 @pytest.fixture
 def model() -> LatencyModel:
     return random_model(np.random.default_rng(1234))
+
+
+# -- a real latency server on loopback -------------------------------------------------------------------------
+SERVER_TOKEN = "search-test-token"
+#: Measurement settings that keep a resolution-32 table to seconds.
+FAST_SERVER_ENV = {
+    "LATENCY_SERVER_WARMUP": "10",
+    "LATENCY_SERVER_MIN_REPEATS": "3",
+    "LATENCY_SERVER_BUDGET_S": "0.001",
+    "LATENCY_SERVER_LOG_LEVEL": "warning",
+    "LATENCY_SERVER_TOKEN": SERVER_TOKEN,
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def latency_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """``{"url", "token"}`` of a real ``latency-server serve`` process (SQLite file, token), stopped afterwards."""
+    pytest.importorskip("latency_server.app")
+    tmp = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "latency-server"),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--db",
+                f"sqlite:///{tmp / 'latency.db'}",
+            ],
+            env={**os.environ, **FAST_SERVER_ENV},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"latency server exited: {log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"latency server not ready: {log_path.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield {"url": url, "token": SERVER_TOKEN}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

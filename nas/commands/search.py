@@ -1,0 +1,119 @@
+"""``nas search``: hard-constrained architecture search (BCFW) under a latency limit in milliseconds."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from nas.cli import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "search",
+        help="search a network whose table latency is at most --latency-limit-ms",
+        description="Searches the option and depth distribution with block-coordinate Frank-Wolfe under a hard "
+        "expected-latency limit, then returns a network whose table latency is checked to meet the limit. "
+        "Writes OUT/result.json, OUT/trajectory.csv and OUT/trajectory.png.",
+    )
+    p.add_argument("data", help="'digits', 'synthetic' or an ImageFolder root (train/ is split per class)")
+    p.add_argument("--latency-limit-ms", type=float, required=True, metavar="T", help="the hard limit T in ms")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--latency-endpoint",
+        metavar="URL",
+        help="latency server to fetch the table from and to measure the found network on",
+    )
+    src.add_argument("--lut", metavar="FILE", help="latency table JSON (nas lut)")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("LATENCY_SERVER_TOKEN"),
+        help="bearer token of the server (default: env LATENCY_SERVER_TOKEN)",
+    )
+    p.add_argument("--supernet", metavar="CKPT", help="trained supernet checkpoint (default: fresh, with a warning)")
+    p.add_argument("--bcfw-steps", type=int, default=1000, help="BCFW steps (default 1000)")
+    p.add_argument("--batch-size", type=int, default=16, help="held-out images per gradient (default 16)")
+    p.add_argument("--aggregate-batches", type=int, default=1, help="batches per gradient (default 1)")
+    p.add_argument(
+        "--train-percent",
+        type=float,
+        default=80.0,
+        help="per class, the first P%% of train/ is skipped; the rest gives gradients (default 80)",
+    )
+    p.add_argument("--resolution", type=int, default=224, help="input resolution (default 224)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, table and data: same network)")
+    p.add_argument("--space", default="hardcorenas", help="search space (default hardcorenas)")
+    p.add_argument("--backend", default="onnxruntime", help="the table's backend (default onnxruntime)")
+    p.add_argument("--latency-batch-size", type=int, default=1, help="the table's batch size (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="the table's thread count (default 1)")
+    p.add_argument(
+        "--block-choice",
+        choices=["random", "alternate"],
+        default="random",
+        help="which block each step updates (default random)",
+    )
+    p.add_argument(
+        "--step-schedule",
+        choices=["fixed", "decaying"],
+        default="fixed",
+        help="fixed: gamma = max step; decaying: max step * 2n/(k+2n), n=2 (default fixed)",
+    )
+    p.add_argument("--max-step", type=float, default=0.002, help="step size gamma (default 0.002)")
+    p.add_argument("--momentum", type=float, default=0.9, help="gradient momentum (default 0.9)")
+    p.add_argument("--sparsify-steps", type=int, default=100, help="alternating LP steps of sparsify (default 100)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.bcfw import BCFWConfig
+    from nas.search import SearchSettings, run_search
+
+    if args.bcfw_steps < 0 or args.batch_size < 1 or args.aggregate_batches < 1:
+        raise UserError("--bcfw-steps must be >= 0, --batch-size and --aggregate-batches >= 1")
+    try:
+        settings = SearchSettings(
+            latency_limit_ms=args.latency_limit_ms,
+            bcfw_steps=args.bcfw_steps,
+            batch_size=args.batch_size,
+            train_percent=args.train_percent,
+            resolution=args.resolution,
+            seed=args.seed,
+            bcfw=BCFWConfig(
+                block_choice=args.block_choice,
+                momentum=args.momentum,
+                step_schedule=args.step_schedule,
+                max_step=args.max_step,
+                sparsify_steps=args.sparsify_steps,
+            ),
+            aggregate_batches=args.aggregate_batches,
+            backend=args.backend,
+            latency_batch_size=args.latency_batch_size,
+            threads=args.threads,
+        )
+        result = run_search(
+            args.data,
+            args.out,
+            settings,
+            lut_path=args.lut,
+            latency_endpoint=args.latency_endpoint,
+            token=args.token,
+            supernet_path=args.supernet,
+            space=args.space,
+            progress=not args.no_progress,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from None
+    print(f"network: {result.arch}")
+    print(
+        f"table latency {result.expected_latency_ms:.4f} ms <= limit {settings.latency_limit_ms:.4f} ms "
+        f"({100 * result.expected_latency_ms / settings.latency_limit_ms:.1f} % of the budget)"
+    )
+    measured = result.extra.get("measured_latency_ms")
+    if measured is not None:
+        predicted = result.extra.get("predicted_ms")
+        pred = f", server prediction {predicted:.4f} ms" if predicted is not None else ""
+        print(f"measured on the server: {measured:.4f} ms{pred}")
+    print(f"wrote {args.out}/result.json, trajectory.csv, trajectory.png")
+    return 0

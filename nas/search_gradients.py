@@ -1,0 +1,116 @@
+"""Gradients of the held-out loss w.r.t. the architecture weights, from a frozen supernet (spec section 5).
+
+Each call samples, per image, one option per block from ``alpha`` and one depth per stage from ``beta`` (hard
+one-hot weights with ``requires_grad``), runs the supernet's weighted mode (every option on the whole batch,
+mixed per image) in eval mode with frozen weights, and returns ``d CE / d weights`` averaged over the images
+(the original sums; the LP oracle is scale-invariant and the momentum sees one consistent scale). Batches come
+from an endless, seeded, shuffled loader over the held-out split; batches with non-finite gradients are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+__all__ = ["Gradients", "SupernetGradients", "sample_one_hot"]
+
+
+@dataclass(frozen=True)
+class Gradients:
+    """Loss gradients w.r.t. alpha ``[S, D, O]`` and beta ``[S, nd]`` (float64) and the batch loss."""
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    loss: float
+
+
+def sample_one_hot(probs: np.ndarray, batch_size: int, generator: torch.Generator) -> Tensor:
+    """Per-image one-hot samples from the last axis of ``probs``: shape ``probs.shape + (batch_size,)``."""
+    p = torch.as_tensor(np.clip(probs, 0.0, None), dtype=torch.float64)
+    flat = p.reshape(-1, p.shape[-1])
+    idx = torch.multinomial(flat, batch_size, replacement=True, generator=generator)  # [rows, B]
+    one_hot = F.one_hot(idx, p.shape[-1]).permute(0, 2, 1)  # [rows, options, B]
+    return one_hot.reshape(*p.shape, batch_size).to(torch.float32)
+
+
+class SupernetGradients:
+    """Callable ``(alpha, beta) -> Gradients`` over a frozen supernet and a held-out data set."""
+
+    def __init__(
+        self,
+        supernet: nn.Module,
+        dataset: Dataset,
+        *,
+        batch_size: int = 16,
+        seed: int = 0,
+        aggregate_batches: int = 1,
+        device: str | torch.device = "cpu",
+        max_skips: int = 10,
+    ) -> None:
+        if len(dataset) == 0:  # type: ignore[arg-type]
+            raise ValueError("the held-out split is empty (lower --train-percent)")
+        self.supernet = supernet.to(device).eval()
+        for p in self.supernet.parameters():
+            p.requires_grad_(False)
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.aggregate_batches = aggregate_batches
+        self.max_skips = max_skips
+        self.generator = torch.Generator().manual_seed(seed)
+        loader_gen = torch.Generator().manual_seed(seed + 1)
+        self.loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=RandomSampler(dataset, generator=loader_gen),
+            num_workers=0,
+            drop_last=len(dataset) >= batch_size,  # type: ignore[arg-type]
+        )
+        self._batches = self._endless()
+        self.skipped = 0
+
+    def _endless(self) -> Iterator[tuple[Tensor, Tensor]]:
+        while True:
+            yield from self.loader
+
+    def _one_batch(self, alpha: np.ndarray, beta: np.ndarray) -> Gradients | None:
+        images, targets = next(self._batches)
+        dtype = next(self.supernet.parameters()).dtype
+        images, targets = images.to(self.device, dtype), targets.to(self.device)
+        b = images.shape[0]
+        alpha_w = sample_one_hot(alpha, b, self.generator).to(self.device, dtype).requires_grad_(True)
+        beta_w = sample_one_hot(beta, b, self.generator).to(self.device, dtype).requires_grad_(True)
+        with torch.enable_grad():
+            logits = self.supernet.forward_weighted(images, alpha_w, beta_w)
+            loss = F.cross_entropy(logits, targets)
+            grad_a, grad_b = torch.autograd.grad(loss, (alpha_w, beta_w))
+        if not (torch.isfinite(grad_a).all() and torch.isfinite(grad_b).all() and torch.isfinite(loss)):
+            return None
+        # d(mean loss)/d(w_n) carries 1/B; summing over images gives the batch-mean gradient of the spec's sum
+        ga = grad_a.sum(dim=-1).double().cpu().numpy()
+        gb = grad_b.sum(dim=-1).double().cpu().numpy()
+        return Gradients(ga, gb, float(loss.detach()))
+
+    def __call__(self, alpha: np.ndarray, beta: np.ndarray) -> Gradients:
+        """Gradients at (alpha, beta) from ``aggregate_batches`` fresh held-out batches (summed)."""
+        got: list[Gradients] = []
+        skips = 0
+        while len(got) < self.aggregate_batches:
+            g = self._one_batch(alpha, beta)
+            if g is None:
+                skips += 1
+                self.skipped += 1
+                if skips > self.max_skips:
+                    raise FloatingPointError(f"{skips} consecutive batches gave non-finite gradients")
+                continue
+            got.append(g)
+        return Gradients(
+            alpha=np.sum([g.alpha for g in got], axis=0),
+            beta=np.sum([g.beta for g in got], axis=0),
+            loss=float(np.mean([g.loss for g in got])),
+        )

@@ -1,0 +1,271 @@
+"""The search driver, supernet gradients, the ``nas search`` command, and an end-to-end run on a real server."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nas.bcfw import BCFWConfig
+from nas.latency_table import LatencyTable
+from nas.search import SearchSettings, refinalize, search, write_outputs
+from nas.search_gradients import Gradients, SupernetGradients
+from shared.search_space import HARDCORENAS
+
+REL = 1e-9
+
+
+def _noise_gradients(seed: int):
+    rng = np.random.default_rng(seed)
+
+    def grads(alpha: np.ndarray, beta: np.ndarray) -> Gradients:
+        # prefers big options and deep stages (so the limit binds), plus noise
+        ga = -np.linspace(0, 1, alpha.shape[-1]) + 0.3 * rng.normal(size=alpha.shape)
+        gb = -np.linspace(0, 1, beta.shape[-1]) + 0.3 * rng.normal(size=beta.shape)
+        return Gradients(ga, gb, float(rng.uniform(1, 2)))
+
+    return grads
+
+
+def test_search_driver_keeps_the_limit_and_writes_outputs(make_model, tmp_path: Path) -> None:
+    model = make_model(4)
+    limit = model.min_latency_ms() + 0.35 * (model.max_latency_ms() - model.min_latency_ms())
+    settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=60, bcfw=BCFWConfig(max_step=0.1), seed=3)
+    result = search(model, _noise_gradients(0), settings, lut_fingerprint="fp", progress=False)
+    assert len(result.trajectory) == 60
+    assert all(row.expected_latency_ms <= limit * (1 + REL) for row in result.trajectory)
+    assert result.expected_latency_ms <= limit
+    assert result.expected_latency_ms == model.choice_latency_ms(result.choice)
+    assert result.expected_latency_ms > 0.8 * limit  # the gradients want big networks: the budget is used
+    assert HARDCORENAS.choice_from_arch(result.arch) == result.choice
+
+    paths = write_outputs(result, tmp_path)
+    data = json.loads(paths["result"].read_text())
+    for key in ("arch", "expected_latency_ms", "latency_limit_ms", "lut_fingerprint", "steps"):
+        assert key in data
+    assert data["steps"] == 60 and data["lut_fingerprint"] == "fp" and data["latency_limit_ms"] == limit
+    assert np.asarray(data["alpha"]).shape == (5, 4, 12)
+    rows = list(csv.DictReader(paths["trajectory"].open()))
+    assert len(rows) == 60 and float(rows[-1]["expected_latency_ms"]) == result.trajectory[-1].expected_latency_ms
+    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # the final steps re-run under a tightened internal limit (a measured result above T)
+    tighter = 0.9 * result.expected_latency_ms
+    fin = refinalize(result, tighter)
+    assert fin.latency_ms <= tighter and result.expected_latency_ms == fin.latency_ms
+    assert [a["internal_limit_ms"] for a in result.to_json()["attempts"]] == [limit, tighter]
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    from nas.data import build_dataset, split_per_class
+
+    train = build_dataset("digits", "train", 32, train_transforms=False)
+    return split_per_class(train, 80.0)[1]
+
+
+def _supernet(seed: int = 0):
+    from nas.supernet import ElasticSupernet
+
+    torch.manual_seed(seed)
+    return ElasticSupernet(HARDCORENAS, num_classes=10)
+
+
+def test_supernet_gradients_frozen_eval_and_reproducible(held_out) -> None:
+    net = _supernet()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    alpha = np.full((5, 4, 12), 1 / 12)
+    beta = np.full((5, 3), 1 / 3)
+    g1 = SupernetGradients(net, held_out, batch_size=4, seed=7)(alpha, beta)
+    assert g1.alpha.shape == (5, 4, 12) and g1.beta.shape == (5, 3)
+    assert np.all(np.isfinite(g1.alpha)) and np.all(np.isfinite(g1.beta)) and np.isfinite(g1.loss)
+    assert np.count_nonzero(g1.alpha) > 200 and np.count_nonzero(g1.beta) > 5  # every option runs on every image
+    assert not net.training
+    for k, v in net.state_dict().items():  # frozen: no weight or BN statistic changes
+        assert torch.equal(v, before[k]), k
+    g2 = SupernetGradients(net, held_out, batch_size=4, seed=7)(alpha, beta)
+    np.testing.assert_array_equal(g1.alpha, g2.alpha)
+
+
+def test_supernet_gradients_match_finite_differences(held_out) -> None:
+    """d loss / d (weight of option i at one block, on every image) against a central difference (float64)."""
+    import torch.nn.functional as F
+
+    net = _supernet().double()
+    choice = HARDCORENAS.lightest()
+    alpha = np.zeros((5, 4, 12))
+    alpha[:, :, 0] = 1.0
+    beta = np.zeros((5, 3))
+    beta[:, 0] = 1.0  # one-hot: the sampled weights are deterministic
+    source = SupernetGradients(net, held_out, batch_size=4, seed=1)
+    g = source(alpha, beta)
+    assert choice.depths == (2,) * 5
+    images, targets = next(SupernetGradients(net, held_out, batch_size=4, seed=1)._batches)  # the same batch
+    images = images.double()
+    a_w = torch.zeros(5, 4, 12, 4, dtype=torch.float64)
+    a_w[:, :, 0, :] = 1.0
+    b_w = torch.zeros(5, 3, 4, dtype=torch.float64)
+    b_w[:, 0, :] = 1.0
+
+    def loss_at(s: int, j: int, i: int, eps: float) -> float:
+        w = a_w.clone()
+        w[s, j, i, :] += eps
+        with torch.no_grad():
+            return float(F.cross_entropy(net.forward_weighted(images, w, b_w), targets))
+
+    eps = 1e-5
+    for s, j, i in [(0, 0, 0), (1, 1, 5), (4, 0, 11), (2, 1, 3)]:
+        fd = (loss_at(s, j, i, eps) - loss_at(s, j, i, -eps)) / (2 * eps)
+        assert g.alpha[s, j, i] == pytest.approx(fd, rel=1e-4, abs=1e-9)
+
+
+def test_same_seed_same_architecture(held_out, make_model) -> None:
+    model = make_model(9)
+    limit = model.min_latency_ms() + 0.4 * (model.max_latency_ms() - model.min_latency_ms())
+    settings = SearchSettings(
+        latency_limit_ms=limit, bcfw_steps=4, batch_size=4, resolution=32, bcfw=BCFWConfig(max_step=0.5), seed=5
+    )
+
+    def run(seed: int):
+        grads = SupernetGradients(_supernet(seed), held_out, batch_size=4, seed=seed)
+        return search(model, grads, settings, progress=False)
+
+    a, b = run(5), run(5)
+    assert a.arch == b.arch
+    assert [r.expected_latency_ms for r in a.trajectory] == [r.expected_latency_ms for r in b.trajectory]
+    np.testing.assert_array_equal(a.alpha, b.alpha)
+
+
+def _nas(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def _lut_file(tmp_path: Path, resolution: int = 32) -> tuple[Path, LatencyTable]:
+    rng = np.random.default_rng(0)
+    keys = HARDCORENAS.searchable_keys(resolution)
+    table = LatencyTable(
+        "hardcorenas",
+        resolution,
+        "onnxruntime",
+        1,
+        1,
+        "fp-test",
+        0.5,
+        {str(k): float(v) for k, v in zip(keys, rng.uniform(0.01, 0.1, len(keys)), strict=True)},
+    )
+    return table.save(tmp_path / "lut.json"), table
+
+
+def test_command_stops_at_once_below_the_minimum(tmp_path: Path) -> None:
+    path, table = _lut_file(tmp_path)
+    minimum = table.model().min_latency_ms()
+    proc = _nas(
+        "search",
+        "digits",
+        "--lut",
+        str(path),
+        "--resolution",
+        "32",
+        "--latency-limit-ms",
+        str(minimum * 0.9),
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert proc.returncode == 2
+    assert f"smallest achievable latency {minimum:.6g} ms" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+    proc = _nas("search", "digits", "--lut", str(path), "--latency-limit-ms", "5", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "resolution 32 (search: 224)" in proc.stderr
+
+
+def test_end_to_end_with_a_real_latency_server(latency_server: dict, tmp_path: Path) -> None:
+    """Real server process on loopback (SQLite, token): fetch the table, search digits at 32, measure the network."""
+    from shared.builders import build_network
+
+    url, token = latency_server["url"], latency_server["token"]
+    proc = _nas("lut", "--latency-endpoint", url, "--resolution", "32", "--out", str(tmp_path / "lut.json"))
+    assert proc.returncode == 2 and "401" in proc.stderr  # the table build needs the token
+    proc = _nas(
+        "lut", "--latency-endpoint", url, "--token", token, "--resolution", "32", "--out", str(tmp_path / "lut.json")
+    )
+    assert proc.returncode == 0, proc.stderr
+    table = LatencyTable.load(tmp_path / "lut.json")
+    assert table.resolution == 32 and table.backend == "onnxruntime" and len(table.entries) == 120
+    model = table.model()
+    limit = model.min_latency_ms() + 0.5 * (model.max_latency_ms() - model.min_latency_ms())
+
+    out = tmp_path / "search"
+    proc = _nas(
+        "search",
+        "digits",
+        "--latency-endpoint",
+        url,
+        "--token",
+        token,
+        "--resolution",
+        "32",
+        "--latency-limit-ms",
+        repr(limit),
+        "--bcfw-steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--max-step",
+        "0.5",
+        "--seed",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "freshly initialised supernet" in proc.stderr  # no --supernet: warned
+    result = json.loads((out / "result.json").read_text())
+    assert result["latency_limit_ms"] == limit and result["steps"] == 3
+    assert result["lut_fingerprint"] == table.fingerprint
+    assert result["expected_latency_ms"] <= limit
+    assert result["measured_latency_ms"] > 0
+    # the server's own table prediction of the found network equals ours (same keys, same fixed part)
+    assert result["predicted_ms"] == pytest.approx(result["expected_latency_ms"], rel=1e-6)
+    assert result["attempts"][-1]["measured_latency_ms"] == result["measured_latency_ms"]
+    choice = HARDCORENAS.choice_from_arch(result["arch"])
+    assert model.choice_latency_ms(choice) == pytest.approx(result["expected_latency_ms"], rel=1e-12)
+    net = build_network(result["arch"], num_classes=10).eval()
+    with torch.no_grad():
+        assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+    assert len(list(csv.DictReader((out / "trajectory.csv").open()))) == 3
+    assert (out / "trajectory.png").stat().st_size > 1000
+
+
+def test_load_supernet_checkpoints(tmp_path: Path) -> None:
+    from nas.search import load_supernet
+
+    net = _supernet(3)
+    ema = {k: v + 1 if v.is_floating_point() else v for k, v in net.state_dict().items()}
+    torch.save(
+        {
+            "kind": "supernet",
+            "space": "hardcorenas",
+            "num_classes": 10,
+            "state_dict": net.state_dict(),
+            "state_dict_ema": ema,
+            "epoch": 0,
+        },
+        tmp_path / "super.pth.tar",
+    )
+    loaded = load_supernet(tmp_path / "super.pth.tar", HARDCORENAS, num_classes=1000)
+    assert loaded.classifier.out_features == 10
+    assert torch.equal(loaded.conv_stem.weight, ema["conv_stem.weight"])  # the EMA weights
+    torch.save(net.state_dict(), tmp_path / "bare.pth")
+    assert torch.equal(load_supernet(tmp_path / "bare.pth", HARDCORENAS, 10).conv_stem.weight, net.conv_stem.weight)
+    torch.save({"kind": "child", "state_dict": {}}, tmp_path / "child.pth.tar")
+    with pytest.raises(ValueError, match="is a child checkpoint"):
+        load_supernet(tmp_path / "child.pth.tar", HARDCORENAS, 10)
+    torch.save({"conv_stem.weight": torch.zeros(1)}, tmp_path / "junk.pth")
+    with pytest.raises(ValueError, match="not a supernet checkpoint"):
+        load_supernet(tmp_path / "junk.pth", HARDCORENAS, 10)
