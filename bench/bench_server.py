@@ -1,0 +1,167 @@
+"""Benchmark the latency server: cold build of a full table, then warm ``GET /v1/lut`` under concurrent clients.
+
+Starts a real ``latency-server serve`` process on a fresh SQLite file (production measurement settings unless
+overridden through LATENCY_SERVER_* variables), or uses ``--endpoint`` of a running server. Targets (issue 3):
+cold build of the 224 table (onnxruntime, 1 thread, batch 1) under 3 minutes on a 2-core machine; warm p99
+under 50 ms with 16 concurrent clients.
+
+    .venv/bin/python bench/bench_server.py [--resolution 224] [--clients 16] [--requests 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(db_path: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """A ``latency-server serve`` process on a free loopback port, once it answers /healthz."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "LATENCY_SERVER_LOG_LEVEL": os.environ.get("LATENCY_SERVER_LOG_LEVEL", "warning")}
+    exe = Path(sys.executable).parent / "latency-server"
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--db", f"sqlite:///{db_path}"],
+        env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {log_path.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def cold_build(url: str, params: dict, headers: dict) -> tuple[float, int]:
+    """Seconds from the first ``GET /v1/lut`` to the 200 answer, and the entries measured."""
+    start = time.perf_counter()
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        last = -1
+        shown = -1
+        while True:
+            resp = client.get("/v1/lut", params=params)
+            if resp.status_code == 200:
+                elapsed = time.perf_counter() - start
+                measured = client.get("/v1/stats").json()["measurements"]
+                return elapsed, measured
+            resp.raise_for_status()
+            location = resp.headers["location"]
+            while True:
+                job = client.get(location).json()
+                if job["done"] != last:
+                    last = job["done"]
+                    line = f"  build: {job['done']}/{job['total']} entries, {time.perf_counter() - start:.0f} s"
+                    if sys.stdout.isatty():
+                        print(f"\r{line}", end="", flush=True)
+                    elif job["done"] // 20 != shown // 20 or job["done"] == job["total"]:
+                        shown = job["done"]
+                        print(line, flush=True)
+                if job["state"] == "failed":
+                    raise SystemExit(f"\nbuild failed: {job['error']}")
+                if job["state"] == "done":
+                    if sys.stdout.isatty():
+                        print()
+                    break
+                time.sleep(0.5)
+
+
+def warm_load(url: str, params: dict, headers: dict, clients: int, requests: int) -> np.ndarray:
+    """Per-request latencies (ms) of ``clients`` threads each sending ``requests`` sequential GETs."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients)
+
+    def worker() -> None:
+        mine = []
+        with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+            client.get("/v1/lut", params=params).raise_for_status()  # connection set up
+            barrier.wait()
+            for _ in range(requests):
+                t0 = time.perf_counter()
+                resp = client.get("/v1/lut", params=params)
+                mine.append((time.perf_counter() - t0) * 1000)
+                assert resp.status_code == 200 and len(resp.json()["entries"]) > 0
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return np.asarray(latencies)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoint", help="use a running server instead of starting one on a fresh database")
+    parser.add_argument("--token", default=os.environ.get("LATENCY_SERVER_TOKEN"))
+    parser.add_argument("--resolution", type=int, default=224)
+    parser.add_argument("--backend", default="onnxruntime")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=50, help="sequential requests per client")
+    parser.add_argument("--db", type=Path, help="SQLite file to use (kept; default: a fresh temporary file)")
+    args = parser.parse_args(argv)
+
+    params = {"space": "hardcorenas", "resolution": args.resolution, "backend": args.backend,
+              "batch_size": args.batch_size, "threads": args.threads}
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    proc = None
+    tmp = tempfile.TemporaryDirectory(prefix="bench-server-")
+    try:
+        if args.endpoint:
+            url = args.endpoint.rstrip("/")
+        else:
+            proc, url = start_server(args.db or Path(tmp.name) / "bench.db", Path(tmp.name) / "server.log")
+        device = httpx.get(f"{url}/v1/device", params={k: params[k] for k in ("backend", "batch_size", "threads")})
+        hw = device.json()["hardware"]
+        print(f"device: {hw['cpu_model']} ({hw['cpu_count']} cores), fingerprint {device.json()['fingerprint']}")
+        print(f"table: hardcorenas @ {args.resolution} px, {args.backend}, {args.threads} thread(s), "
+              f"batch {args.batch_size}")
+        build_s, measured = cold_build(url, params, headers)
+        print(f"cold build: {build_s:.1f} s ({measured} entries measured by this server)")
+        single = warm_load(url, params, headers, 1, 200)
+        print(f"warm GET /v1/lut, 1 client x 200 requests: p50 {np.median(single):.2f} ms, "
+              f"p99 {np.percentile(single, 99):.2f} ms")
+        lat = warm_load(url, params, headers, args.clients, args.requests)
+        p50, p90, p99 = np.percentile(lat, [50, 90, 99])
+        print(f"warm GET /v1/lut, {args.clients} concurrent clients x {args.requests} requests: "
+              f"p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, max {lat.max():.1f} ms")
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
