@@ -322,6 +322,7 @@ def run_search(
     token: str | None = None,
     supernet_path: str | Path | None = None,
     space: SearchSpace | str = HARDCORENAS,
+    device: str = "cpu",
     progress: bool = True,
 ) -> SearchResult:
     """``nas search``: table -> model, held-out data, frozen supernet, BCFW, outputs, and (with an endpoint) the
@@ -371,6 +372,7 @@ def run_search(
             batch_size=settings.batch_size,
             seed=settings.seed,
             aggregate_batches=settings.aggregate_batches,
+            device=device,
         )
         result = search(model, grads, settings, space=space, lut_fingerprint=table.fingerprint, progress=progress)
         result.extra.update(

@@ -61,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-step", type=float, default=0.002, help="step size gamma (default 0.002)")
     p.add_argument("--momentum", type=float, default=0.9, help="gradient momentum (default 0.9)")
     p.add_argument("--sparsify-steps", type=int, default=100, help="alternating LP steps of sparsify (default 100)")
+    p.add_argument("--device", default="cpu", help="torch device of the supernet passes (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.set_defaults(func=run)
@@ -101,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
             token=args.token,
             supernet_path=args.supernet,
             space=args.space,
+            device=args.device,
             progress=not args.no_progress,
         )
     except (ValueError, FileNotFoundError) as exc:
