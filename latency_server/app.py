@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from latency_server.api.fast_lut import FastLutMiddleware
 from latency_server.api.routes import device, health, jobs, latency, lut
 from latency_server.api.routes.latency import MeasurementFailed
 from latency_server.config import Settings
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(MeasurementFailed, _measurement_failed)
     app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(FastLutMiddleware)
     for module in (health, device, latency, lut, jobs):
         app.include_router(module.router)
     return app

@@ -159,3 +159,23 @@ def test_openapi_lists_the_contract(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/healthz", "/v1/device", "/v1/latency/blocks", "/v1/lut", "/v1/jobs/{job_id}",
             "/v1/latency/network"} <= set(paths)
+
+
+def test_complete_table_fast_path_matches_the_route_and_keeps_the_guards(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(token="t0k")
+    auth = {"Authorization": "Bearer t0k"}
+    resp = client.get("/v1/lut", params={"resolution": 32}, headers=auth)
+    assert resp.status_code == 202
+    assert _wait(client, resp.headers["location"])["state"] == "done"
+    first = client.get("/v1/lut", params={"resolution": 32}, headers=auth)  # route, fills the cache
+    cached = client.get("/v1/lut?resolution=32&backend=onnxruntime&threads=1&batch_size=1", headers=auth)
+    assert first.status_code == cached.status_code == 200
+    assert first.json() == cached.json() and cached.headers["content-type"] == "application/json"
+    LutResponse.model_validate(cached.json())
+    assert client.get("/v1/lut", params={"resolution": 32}).status_code == 401
+    assert client.get("/v1/lut", params={"resolution": 32}, headers={"Authorization": "Bearer x"}).status_code == 401
+    assert client.get("/v1/lut", params={"resolution": 32, "threads": "x"}, headers=auth).status_code == 422
+    other = client.get("/v1/lut", params={"resolution": 32, "threads": 2}, headers=auth)
+    assert other.status_code == 202  # another fingerprint: its own build
