@@ -89,3 +89,16 @@ def test_cli_serve_bad_setting_is_one_line(tmp_path: Path) -> None:
                           timeout=60)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: bad setting port")
     assert "Traceback" not in proc.stderr
+
+
+def test_migrations_render_for_postgresql(capsys) -> None:  # noqa: ANN001
+    """No SQLite-only SQL: the same revisions emit PostgreSQL DDL (offline mode, no server needed)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", "postgresql://user@localhost/latency")
+    command.upgrade(cfg, "head", sql=True)
+    sql = capsys.readouterr().out
+    assert "CREATE TABLE block_measurements" in sql and "JSON" in sql and "TIMESTAMP WITH TIME ZONE" in sql
