@@ -34,7 +34,24 @@ class Settings(BaseSettings):
     min_repeats: int = Field(30, ge=1, description="floor on the number of timed runs")
     max_repeats: int = Field(20000, ge=1, description="ceiling on the number of timed runs")
     budget_s: float = Field(0.25, ge=0.0, description="time budget per measurement (timed runs fill it)")
-    network_rounds: int = Field(1, ge=1, description="independent rounds (fresh session) per network figure")
+    network_rounds: int = Field(
+        5, ge=1, description="independent rounds (fresh session each) per network figure; its median is served"
+    )
+    time_scale: float = Field(1.0, gt=0, description="test hook: multiplies every timed duration (1 in use)")
+
+    # -- whole-network correction and drift compensation (issue 6) ------------------------------------
+    calibration_networks: int = Field(
+        12, ge=0, description="random networks (plus the lightest and heaviest) measured to fit a table's "
+        "correction; 0 = serve raw sums only"
+    )
+    calibration_rounds: int = Field(3, ge=1, description="independent interleaved rounds of the fit networks")
+    calibration_seed: int = Field(
+        7_001, description="seed of the fit networks (accuracy benchmarks must sample with other seeds)"
+    )
+    correction_features: str = Field("scale,per_block", description="global parameters of the correction")
+    drift_reference: bool = Field(
+        True, description="measure the reference network with every table build and network measurement"
+    )
     onnx_exporter: str = Field("torchscript", pattern="^(torchscript|dynamo)$")
     default_threads: int = Field(1, ge=1)
 

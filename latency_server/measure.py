@@ -2,8 +2,9 @@
 
 Reusable pieces: :func:`time_runner` (one prepared runner), :func:`measure_module` (one module),
 :func:`measure_interleaved` (several modules timed round-robin, so slow drift hits all alike),
-:func:`measure_block` and :func:`measure_network` (whole networks over independent rounds, a fresh
-session each).
+:func:`measure_block`, :func:`measure_network` (a whole network over independent rounds, a fresh
+session each) and :func:`measure_networks` (several whole networks, rounds interleaved in time: a network
+and the drift reference, or the networks a table's correction is fitted on).
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ from shared.builders import block_input, build_block, build_network
 __all__ = [
     "Method",
     "NetworkFigure",
+    "NetworkSet",
     "Stats",
     "measure_block",
     "measure_interleaved",
     "measure_module",
     "measure_network",
+    "measure_networks",
     "time_runner",
 ]
 
@@ -45,9 +48,12 @@ class Method:
     min_repeats: int = 30
     max_repeats: int = 20000
     budget_s: float = 0.25
+    #: test hook: every timed duration is multiplied by this (simulates a slower or faster device); 1 in use
+    time_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.warmup < 0 or self.min_repeats < 1 or self.max_repeats < self.min_repeats or self.budget_s < 0:
+        if (self.warmup < 0 or self.min_repeats < 1 or self.max_repeats < self.min_repeats or self.budget_s < 0
+                or not self.time_scale > 0):
             raise ValueError(f"invalid measurement method {self}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,14 +105,16 @@ def _warm(runner: Runner, count: int) -> None:
         runner.run()
 
 
-def _timed_loop(runner: Runner, min_repeats: int, max_repeats: int, budget_s: float) -> list[float]:
+def _timed_loop(
+    runner: Runner, min_repeats: int, max_repeats: int, budget_s: float, scale: float = 1.0
+) -> list[float]:
     samples: list[float] = []
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         start = time.perf_counter()
         while len(samples) < max_repeats:
-            samples.append(runner.timed())
+            samples.append(runner.timed() * scale)
             if len(samples) >= min_repeats and time.perf_counter() - start >= budget_s:
                 break
     finally:
@@ -118,7 +126,7 @@ def _timed_loop(runner: Runner, min_repeats: int, max_repeats: int, budget_s: fl
 def time_runner(runner: Runner, method: Method) -> list[float]:
     """Warm up, then time forwards (seconds each) with garbage collection off."""
     _warm(runner, method.warmup)
-    return _timed_loop(runner, method.min_repeats, method.max_repeats, method.budget_s)
+    return _timed_loop(runner, method.min_repeats, method.max_repeats, method.budget_s, method.time_scale)
 
 
 def measure_module(
@@ -157,7 +165,9 @@ def measure_interleaved(
         samples: list[list[float]] = [[] for _ in runners]
         for _ in range(rounds):
             for i, runner in enumerate(runners):
-                samples[i] += _timed_loop(runner, per_round_min, per_round_max, method.budget_s / rounds)
+                samples[i] += _timed_loop(
+                    runner, per_round_min, per_round_max, method.budget_s / rounds, method.time_scale
+                )
     finally:
         for runner in runners:
             runner.close()
@@ -188,6 +198,95 @@ class NetworkFigure:
         return max(medians) - min(medians) if medians else 0.0
 
 
+def _headline(per_round: list[Stats], pooled: list[float], batch_size: int, warmup: int) -> NetworkFigure:
+    """Median of the round medians; IQR and p90 from all samples pooled."""
+    if len(per_round) == 1:
+        return NetworkFigure(per_round[0], per_round)
+    total = Stats.from_seconds(pooled, batch_size=batch_size, warmup=warmup)
+    headline = Stats(
+        median_ms=float(statistics.median(r.median_ms for r in per_round)),
+        iqr_ms=total.iqr_ms,
+        p90_ms=total.p90_ms,
+        mean_ms=total.mean_ms,
+        min_ms=total.min_ms,
+        samples=total.samples,
+        warmup=warmup * len(per_round),
+    )
+    return NetworkFigure(headline, per_round)
+
+
+class NetworkSet:
+    """Whole networks prepared for repeated independent rounds: exported once, a fresh session per round.
+
+    :meth:`measure_round` times every network once, in an order that alternates between rounds, so slow
+    drift and load hit all alike; :meth:`figures` summarises each network over the rounds so far.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        archs: Sequence[ArchDef | str],
+        resolution: int,
+        method: Method,
+        *,
+        batch_size: int = 1,
+        num_classes: int = 1000,
+        seed: int = 0,
+    ) -> None:
+        torch.manual_seed(seed)
+        example = torch.randn(batch_size, 3, resolution, resolution)
+        self.method = method
+        self.batch_size = batch_size
+        self.factories = [backend.factory(build_network(a, num_classes=num_classes).eval(), example) for a in archs]
+        self.per_round: list[list[Stats]] = [[] for _ in archs]
+        self.pooled: list[list[float]] = [[] for _ in archs]
+        self.rounds = 0
+
+    def measure_round(self) -> list[Stats]:
+        """One fresh session of every network in turn; returns this round's stats (input order)."""
+        order = list(range(len(self.factories)))
+        out: dict[int, Stats] = {}
+        for i in order if self.rounds % 2 == 0 else order[::-1]:
+            runner = self.factories[i]()
+            try:
+                samples = time_runner(runner, self.method)
+            finally:
+                runner.close()
+            self.pooled[i] += samples
+            out[i] = Stats.from_seconds(samples, batch_size=self.batch_size, warmup=self.method.warmup)
+            self.per_round[i].append(out[i])
+        self.rounds += 1
+        return [out[i] for i in order]
+
+    def figures(self) -> list[NetworkFigure]:
+        """Each network's figure over the rounds measured so far."""
+        return [_headline(r, p, self.batch_size, self.method.warmup) for r, p in zip(self.per_round, self.pooled,
+                                                                                      strict=True)]
+
+
+def measure_networks(
+    backend: Backend,
+    archs: Sequence[ArchDef | str],
+    resolution: int,
+    method: Method,
+    *,
+    batch_size: int = 1,
+    rounds: int = 1,
+    num_classes: int = 1000,
+    seed: int = 0,
+) -> list[NetworkFigure]:
+    """Measure several whole networks over ``rounds`` independent rounds, interleaved in time.
+
+    Each network is exported once; every round opens a fresh session of each network in turn (the order
+    alternates between rounds), so slow drift and load hit every network alike. Headline medians are the
+    medians of the round medians.
+    """
+    nets = NetworkSet(backend, archs, resolution, method, batch_size=batch_size, num_classes=num_classes, seed=seed)
+    for _ in range(max(1, rounds)):
+        nets.measure_round()
+    return nets.figures()
+
+
 def measure_network(
     backend: Backend,
     arch: ArchDef | str,
@@ -199,33 +298,10 @@ def measure_network(
     num_classes: int = 1000,
     seed: int = 0,
 ) -> NetworkFigure:
-    """Measure a whole network over ``rounds`` independent rounds (fresh session each).
+    """Measure a whole network over ``rounds`` independent rounds (fresh session each, exported once).
 
     The headline median is the median of the round medians; IQR and p90 come from all samples pooled.
     """
-    torch.manual_seed(seed)
-    model = build_network(arch, num_classes=num_classes).eval()
-    example = torch.randn(batch_size, 3, resolution, resolution)
-    per_round: list[Stats] = []
-    pooled: list[float] = []
-    for _ in range(max(1, rounds)):
-        runner = backend.prepare(model, example)
-        try:
-            samples = time_runner(runner, method)
-        finally:
-            runner.close()
-        pooled += samples
-        per_round.append(Stats.from_seconds(samples, batch_size=batch_size, warmup=method.warmup))
-    if len(per_round) == 1:
-        return NetworkFigure(per_round[0], per_round)
-    total = Stats.from_seconds(pooled, batch_size=batch_size, warmup=method.warmup)
-    headline = Stats(
-        median_ms=float(statistics.median(r.median_ms for r in per_round)),
-        iqr_ms=total.iqr_ms,
-        p90_ms=total.p90_ms,
-        mean_ms=total.mean_ms,
-        min_ms=total.min_ms,
-        samples=total.samples,
-        warmup=method.warmup * len(per_round),
-    )
-    return NetworkFigure(headline, per_round)
+    return measure_networks(
+        backend, [arch], resolution, method, batch_size=batch_size, rounds=rounds, num_classes=num_classes, seed=seed
+    )[0]

@@ -32,6 +32,7 @@ __all__ = [
     "MeasureSettings",
     "NetworkRequest",
     "NetworkResponse",
+    "ReferenceFigure",
     "ServerStats",
 ]
 
@@ -128,6 +129,14 @@ class LutResponse(BaseModel):
     fixed_names: dict[str, str] = Field(default_factory=dict)
     #: per-table metadata (corrections, reference latencies) as stored with the table
     meta: dict[str, Any] = Field(default_factory=dict)
+    #: ``entries`` with the table's fitted whole-network correction applied (= ``entries`` without one);
+    #: what a search should use: ``corrected_fixed_ms + sum(corrected_entries)`` predicts a whole network
+    corrected_entries: dict[str, float] = Field(default_factory=dict)
+    corrected_fixed_ms: float | None = None
+    #: the correction: model, features, coefficients, fixed offset, fit networks, residuals, leave-one-out error
+    correction: dict[str, Any] | None = None
+    #: the drift reference: arch, its latency when the table was built (``median_ms``) and each measurement
+    reference: dict[str, Any] | None = None
 
 
 class JobAccepted(BaseModel):
@@ -156,12 +165,30 @@ class NetworkRequest(MeasureSettings):
     space: str = "hardcorenas"
 
 
+class ReferenceFigure(BaseModel):
+    """The drift reference network measured alongside a network (interleaved rounds)."""
+
+    arch: str
+    measured_ms: float
+    table_ms: float
+
+
 class NetworkResponse(BaseModel):
     fingerprint: str
     measured: LatencyStats
+    #: the table's prediction now: corrected and drift-compensated (``predicted_table_ms * drift_ratio``)
     predicted_ms: float | None
     #: each independent round's statistics (one entry unless the server measures several rounds)
     rounds: list[LatencyStats] = Field(default_factory=list)
+    #: max minus min of the round medians
+    spread_ms: float = 0.0
+    #: the corrected table's prediction (what a search's expected latency uses), without drift compensation
+    predicted_table_ms: float | None = None
+    #: fixed parts plus raw block medians (the uncorrected sum)
+    predicted_naive_ms: float | None = None
+    #: the reference network now over its latency when the table was built (``None`` when not measured)
+    drift_ratio: float | None = None
+    reference: ReferenceFigure | None = None
 
 
 class DeviceResponse(BaseModel):
@@ -182,6 +209,8 @@ class ServerStats(BaseModel):
     measurements: int
     block_measurements: int
     network_measurements: int
+    #: reference and fit-network runs of table builds (not counted in ``measurements``)
+    calibration_measurements: int = 0
     queued: int
     active_jobs: int
 

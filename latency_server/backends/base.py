@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -53,6 +54,13 @@ class Backend(ABC):
     @abstractmethod
     def prepare(self, module: nn.Module, example: torch.Tensor) -> Runner:
         """A runner for ``module`` (put in eval mode by the caller) on ``example``."""
+
+    def factory(self, module: nn.Module, example: torch.Tensor) -> Callable[[], Runner]:
+        """A callable that prepares a fresh runner of ``module`` each call (one independent round each).
+
+        Backends whose preparation has an expensive, deterministic part (ONNX export) do it once here.
+        """
+        return lambda: self.prepare(module, example)
 
     def describe(self) -> dict[str, Any]:
         """How this backend measures (recorded with every figure)."""

@@ -6,6 +6,7 @@ import contextlib
 import io
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -81,11 +82,20 @@ class OnnxRuntimeBackend(Backend):
         return options
 
     def prepare(self, module: nn.Module, example: torch.Tensor) -> Runner:
+        return self.factory(module, example)()
+
+    def factory(self, module: nn.Module, example: torch.Tensor) -> Callable[[], Runner]:
+        """Export once; every call opens a fresh session (independent rounds without re-exporting)."""
         self.apply_threads()
         model = export_onnx(module, example, self.exporter)
-        session = ort.InferenceSession(model, self.session_options(), providers=["CPUExecutionProvider"])
-        feed = {session.get_inputs()[0].name: example.detach().cpu().numpy().astype(np.float32)}
-        return _OrtRunner(session, feed)
+        data = example.detach().cpu().numpy().astype(np.float32)
+
+        def session() -> Runner:
+            self.apply_threads()
+            sess = ort.InferenceSession(model, self.session_options(), providers=["CPUExecutionProvider"])
+            return _OrtRunner(sess, {sess.get_inputs()[0].name: data})
+
+        return session
 
     def describe(self) -> dict[str, Any]:
         return {

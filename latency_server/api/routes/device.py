@@ -38,6 +38,7 @@ async def stats(service: ServiceDep) -> ServerStats:
         measurements=service.measurements,
         block_measurements=service.block_measurements,
         network_measurements=service.network_measurements,
+        calibration_measurements=service.calibration_measurements,
         queued=service.queue.depth,
         active_jobs=sum(1 for job in list(service.jobs.values()) if not job.finished),
     )

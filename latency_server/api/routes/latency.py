@@ -19,6 +19,7 @@ from shared.api_schemas import (
     LatencyStats,
     NetworkRequest,
     NetworkResponse,
+    ReferenceFigure,
 )
 from shared.search_space import SearchSpaceError, get_space
 
@@ -88,9 +89,19 @@ async def measure_network(req: NetworkRequest, service: ServiceDep, settings: Se
         result = await asyncio.wrap_future(future)
     except Exception as exc:  # noqa: BLE001
         raise MeasurementFailed(("body", "arch"), f"measurement failed: {type(exc).__name__}: {exc}") from exc
+    prediction = result.prediction
+    reference = None
+    if result.reference is not None and prediction is not None and prediction.reference_ms:
+        reference = ReferenceFigure(arch=result.reference_arch or "", measured_ms=result.reference.stats.median_ms,
+                                    table_ms=prediction.reference_ms)
     return NetworkResponse(
         fingerprint=result.fingerprint,
         measured=LatencyStats(**result.figure.stats.public()),
         predicted_ms=result.predicted_ms,
         rounds=[LatencyStats(**r.public()) for r in result.figure.rounds],
+        spread_ms=result.figure.spread_ms,
+        predicted_table_ms=None if prediction is None else prediction.corrected_ms,
+        predicted_naive_ms=None if prediction is None else prediction.naive_ms,
+        drift_ratio=result.drift_ratio,
+        reference=reference,
     )
