@@ -68,8 +68,12 @@ class LatencyTable:
 
     # -- JSON ------------------------------------------------------------------------------------------
     @classmethod
-    def from_json(cls, data: dict[str, Any], *, source: str = "") -> LatencyTable:
-        """From a saved file or a ``GET /v1/lut`` 200 body (unit must be ms)."""
+    def from_json(cls, data: dict[str, Any], *, source: str = "", use_correction: bool = True) -> LatencyTable:
+        """From a saved file or a ``GET /v1/lut`` 200 body (unit must be ms).
+
+        A server answer's ``corrected_entries``/``corrected_fixed_ms`` (the table's fitted whole-network
+        correction) become ``corrections`` unless ``use_correction`` is false or the data already has some.
+        """
         if not isinstance(data, dict):
             raise LatencyTableError(f"{source or 'table'}: expected a JSON object")
         unit = data.get("unit", "ms")
@@ -83,7 +87,7 @@ class LatencyTable:
         if bad or not math.isfinite(float(data["fixed_ms"])):
             raise LatencyTableError(f"{source or 'table'}: non-finite or negative latency for {bad[:3] or 'fixed_ms'}")
         threads = data.get("threads")
-        return cls(
+        table = cls(
             space=str(data.get("space", HARDCORENAS.name)),
             resolution=int(data["resolution"]),
             backend=str(data["backend"]),
@@ -99,6 +103,34 @@ class LatencyTable:
             source=source or str(data.get("source", "")),
             corrections=dict(data.get("corrections", {})),
         )
+        if use_correction and not table.corrections and data.get("corrected_entries"):
+            table.corrections = table._served_corrections(data)
+        elif not use_correction:
+            table.corrections = {}
+        return table
+
+    def _served_corrections(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Per-position offsets from a server's ``corrected_entries`` (the model stays bilinear)."""
+        corrected = {str(k): float(v) for k, v in dict(data["corrected_entries"]).items()}
+        try:
+            space = get_space(self.space)
+        except ValueError:
+            return {}
+        keys = space.block_keys_table(self.resolution)
+        missing = [str(k) for stage in keys for block in stage for k in block if str(k) not in corrected]
+        if missing or any(not math.isfinite(v) or v < 0 for v in corrected.values()):
+            raise LatencyTableError(f"corrected_entries: missing or bad values (e.g. {missing[:1]})")
+        offsets = [[[corrected[str(k)] - self.entries[str(k)] for k in block] for block in stage] for stage in keys]
+        fixed = data.get("corrected_fixed_ms")
+        info = data.get("correction") or {}
+        return {
+            "position_offsets_ms": offsets,
+            "fixed_offset_ms": 0.0 if fixed is None else float(fixed) - self.fixed_ms,
+            "method": f"server fit {info.get('model', '?')}: {info.get('coefficients', {})}, "
+            f"leave-one-out MAPE {info.get('loo_mape_pct', float('nan')):.2f} % on {info.get('networks', '?')} "
+            "networks",
+            "loo_mape_pct": info.get("loo_mape_pct"),
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -330,6 +362,7 @@ class LatencyClient:
         threads: int = 1,
         poll_interval_s: float = 0.5,
         progress: bool = True,
+        use_correction: bool = True,
     ) -> LatencyTable:
         """``GET /v1/lut``, following the 202 job flow with a progress bar until the table is complete."""
         from tqdm import tqdm
@@ -346,7 +379,9 @@ class LatencyClient:
             for _ in range(1000):
                 resp = self._request("GET", "/v1/lut", params=params)
                 if resp.status_code == 200:
-                    table = LatencyTable.from_json(resp.json(), source=f"{self.endpoint}/v1/lut")
+                    table = LatencyTable.from_json(
+                        resp.json(), source=f"{self.endpoint}/v1/lut", use_correction=use_correction
+                    )
                     table.source = f"{self.endpoint}/v1/lut"
                     return table
                 if resp.status_code != 202:

@@ -61,6 +61,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-step", type=float, default=0.002, help="step size gamma (default 0.002)")
     p.add_argument("--momentum", type=float, default=0.9, help="gradient momentum (default 0.9)")
     p.add_argument("--sparsify-steps", type=int, default=100, help="alternating LP steps of sparsify (default 100)")
+    p.add_argument(
+        "--max-retries",
+        type=int,
+        default=3,
+        help="with --latency-endpoint: times the final steps may be re-run under a tighter internal limit when the "
+        "found network measures above T by more than its measured spread (default 3; 0 = measure only)",
+    )
+    p.add_argument(
+        "--raw-table",
+        action="store_true",
+        help="with --latency-endpoint: use the server's raw block medians, not its whole-network correction",
+    )
     p.add_argument("--device", default="cpu", help="torch device of the supernet passes (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
@@ -73,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.bcfw_steps < 0 or args.batch_size < 1 or args.aggregate_batches < 1:
         raise UserError("--bcfw-steps must be >= 0, --batch-size and --aggregate-batches >= 1")
+    if args.max_retries < 0:
+        raise UserError("--max-retries must be >= 0")
     try:
         settings = SearchSettings(
             latency_limit_ms=args.latency_limit_ms,
@@ -104,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
             space=args.space,
             device=args.device,
             progress=not args.no_progress,
+            max_retries=args.max_retries,
+            use_correction=not args.raw_table,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
@@ -116,6 +132,14 @@ def run(args: argparse.Namespace) -> int:
     if measured is not None:
         predicted = result.extra.get("predicted_ms")
         pred = f", server prediction {predicted:.4f} ms" if predicted is not None else ""
-        print(f"measured on the server: {measured:.4f} ms{pred}")
+        spread = result.extra.get("measured_spread_ms", 0.0)
+        print(f"measured on the server: {measured:.4f} ms (spread {spread:.4f} ms){pred}; "
+              f"{100 * measured / settings.latency_limit_ms:.1f} % of the limit, {len(result.attempts)} attempt(s)")
     print(f"wrote {args.out}/result.json, trajectory.csv, trajectory.png")
+    guarantee = result.extra.get("guarantee")
+    if guarantee is not None and not guarantee["met"]:
+        raise UserError(
+            f"the returned network measured {measured:.4f} ms, above the limit {settings.latency_limit_ms:.4f} ms "
+            f"by more than its spread ({guarantee.get('reason', '')}); every attempt is in {args.out}/result.json"
+        )
     return 0

@@ -79,6 +79,7 @@ FAST_SERVER_ENV = {
     "LATENCY_SERVER_BUDGET_S": "0.001",
     "LATENCY_SERVER_LOG_LEVEL": "warning",
     "LATENCY_SERVER_TOKEN": SERVER_TOKEN,
+    "LATENCY_SERVER_CALIBRATION_NETWORKS": "4",  # a small whole-network fit keeps builds to seconds
 }
 
 

@@ -26,6 +26,7 @@ FAST_ENV = {
     "LATENCY_SERVER_MIN_REPEATS": "3",
     "LATENCY_SERVER_BUDGET_S": "0.001",
     "LATENCY_SERVER_LOG_LEVEL": "warning",
+    "LATENCY_SERVER_CALIBRATION_NETWORKS": "4",  # a small whole-network fit keeps builds to seconds
 }
 TOKEN = "s3cret-token"
 
@@ -39,7 +40,7 @@ def free_port() -> int:
 def fast_settings(tmp_path: Path, **overrides: object) -> Settings:
     """Settings for an in-process app on a SQLite file in ``tmp_path``."""
     values = {"db": f"sqlite:///{tmp_path / 'latency.db'}", "warmup": 10, "min_repeats": 3, "budget_s": 0.001,
-              "log_level": "warning"}
+              "log_level": "warning", "calibration_networks": 4}
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -46,11 +46,12 @@ def test_lut_builds_through_jobs_resumes_after_kill_and_is_reused(live_server, t
         resp = client.get("/v1/lut", params={"resolution": RES})
         assert resp.status_code == 202, resp.text
         accepted = resp.json()
-        assert set(accepted) == {"job_id", "done", "total"} and accepted["total"] == total
+        # the job's steps: every entry, the drift reference (start, middle, end), the fit rounds and the fit
+        assert set(accepted) == {"job_id", "done", "total"} and accepted["total"] == total + 3 + 3 + 1
         assert resp.headers["location"] == f"/v1/jobs/{accepted['job_id']}"
         again = client.get("/v1/lut", params={"resolution": RES})
         assert again.status_code == 202 and again.json()["job_id"] == accepted["job_id"]  # joined, not restarted
-        job = _wait_job(client, resp.headers["location"], until_done=10)
+        job = _wait_job(client, resp.headers["location"], until_done=11)  # the reference, then 10 entries
         assert job["state"] in ("running", "done") and set(job) == {"id", "state", "done", "total", "error"}
     first.kill()
     stored = _stored_blocks(db_path)
@@ -63,7 +64,7 @@ def test_lut_builds_through_jobs_resumes_after_kill_and_is_reused(live_server, t
         assert resp.status_code == 202
         assert resp.json()["done"] == stored
         job = _wait_job(client, resp.headers["location"])
-        assert job["state"] == "done" and job["done"] == total and job["error"] is None
+        assert job["state"] == "done" and job["done"] == job["total"] and job["error"] is None
         assert second.measurements() == total - stored
         lut = client.get("/v1/lut", params={"resolution": RES})
         assert lut.status_code == 200
@@ -105,7 +106,16 @@ def test_lut_builds_through_jobs_resumes_after_kill_and_is_reused(live_server, t
             for s, stage in enumerate(choice.options)
             for j, o in enumerate(stage)
         )
-        assert body["predicted_ms"] == pytest.approx(expected)
+        assert body["predicted_naive_ms"] == pytest.approx(expected)
+        # the table's whole-network correction, then the drift reference measured alongside
+        corrected = table["corrected_fixed_ms"] + sum(
+            table["corrected_entries"][str(HARDCORENAS.block_key(s, j, o, RES))]
+            for s, stage in enumerate(choice.options)
+            for j, o in enumerate(stage)
+        )
+        assert body["predicted_table_ms"] == pytest.approx(corrected)
+        assert body["drift_ratio"] == pytest.approx(body["reference"]["measured_ms"] / table["reference"]["median_ms"])
+        assert body["predicted_ms"] == pytest.approx(corrected * body["drift_ratio"])
         assert body["measured"]["median_ms"] > 0 and body["fingerprint"] == table["fingerprint"]
         assert third.measurements() == 1
         # another resolution has no complete table: no prediction

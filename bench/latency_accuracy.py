@@ -1,0 +1,196 @@
+"""How well a server's latency table predicts whole networks on its device (issue 6).
+
+Samples random architectures uniformly from the space with its own seed (never the fit networks' seed),
+measures each through ``POST /v1/latency/network`` several times interleaved in time (the truth is the
+median), and compares with the server's prediction (corrected and drift-compensated), the corrected table
+alone and the naive block sum. Prints count, mean absolute % error, share within +-2/5/10 %, worst case,
+Spearman rank correlation and the noise of the truth; writes a predicted-vs-measured PNG and a CSV.
+
+    python bench/latency_accuracy.py --latency-endpoint http://127.0.0.1:8000 --n 50 --rounds 3
+    python bench/latency_accuracy.py --latency-endpoint URL --repeat 10   # RSD of one repeated request
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from latency_server.correction import sample_choices  # noqa: E402
+from nas.latency_table import LatencyClient  # noqa: E402
+from shared.search_space import get_space  # noqa: E402
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+
+    def ranks(x: np.ndarray) -> np.ndarray:
+        order = np.argsort(x, kind="stable")
+        r = np.empty(len(x))
+        r[order] = np.arange(len(x), dtype=float)
+        for v in np.unique(x):  # average tied ranks
+            tie = x == v
+            r[tie] = r[tie].mean()
+        return r
+
+    ra, rb = ranks(np.asarray(a, float)), ranks(np.asarray(b, float))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def error_summary(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """MAPE, share within +-2/5/10 %, worst signed error, Spearman."""
+    rel = 100.0 * (pred - truth) / truth
+    worst = int(np.argmax(np.abs(rel)))
+    return {
+        "count": int(len(truth)),
+        "mape_pct": float(np.mean(np.abs(rel))),
+        "within_2_pct": float(100 * np.mean(np.abs(rel) <= 2)),
+        "within_5_pct": float(100 * np.mean(np.abs(rel) <= 5)),
+        "within_10_pct": float(100 * np.mean(np.abs(rel) <= 10)),
+        "worst_pct": float(rel[worst]),
+        "mean_signed_pct": float(np.mean(rel)),
+        "spearman": spearman(pred, truth),
+    }
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {"resolution": args.resolution, "backend": args.backend, "batch_size": 1, "threads": args.threads}
+
+
+def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, Any]:
+    space = get_space(args.space)
+    table = client.fetch_table(space=space.name, resolution=args.resolution, backend=args.backend,
+                               threads=args.threads, progress=not args.quiet)
+    correction = table.meta.get("correction") or {}
+    if correction.get("seed") == args.seed:
+        raise SystemExit(f"--seed {args.seed} is the seed of the table's fit networks; choose another")
+    archs = [str(space.arch_from_choice(c)) for c in sample_choices(space, args.n, args.seed)]
+    rows: list[list[dict[str, Any]]] = [[] for _ in archs]
+    start = time.monotonic()
+    for r in range(args.rounds):
+        order = range(len(archs)) if r % 2 == 0 else reversed(range(len(archs)))
+        for i in order:
+            rows[i].append(client.measure_network(archs[i], **_settings(args)))
+            if not args.quiet:
+                a = rows[i][-1]
+                print(f"round {r + 1}/{args.rounds} net {i + 1:3d}: measured {a['measured']['median_ms']:.3f} ms, "
+                      f"predicted {a['predicted_ms']:.3f} ms, drift {a.get('drift_ratio') or 1:.3f} "
+                      f"({time.monotonic() - start:.0f} s)", flush=True)
+    truth = np.array([statistics.median(a["measured"]["median_ms"] for a in net) for net in rows])
+    pred = np.array([statistics.median(a["predicted_ms"] for a in net) for net in rows])
+    table_pred = np.array([statistics.median(a["predicted_table_ms"] for a in net) for net in rows])
+    naive = np.array([net[0]["predicted_naive_ms"] for net in rows])
+    drift = np.array([statistics.median((a.get("drift_ratio") or 1.0) for a in net) for net in rows])
+    rsd = np.array([statistics.pstdev([a["measured"]["median_ms"] for a in net]) /
+                    statistics.fmean([a["measured"]["median_ms"] for a in net]) for net in rows])
+    summary = {
+        "settings": {**_settings(args), "n": args.n, "seed": args.seed, "rounds": args.rounds,
+                     "endpoint": args.latency_endpoint, "table_fingerprint": table.fingerprint,
+                     "table_reference_ms": (table.meta.get("reference") or {}).get("median_ms"),
+                     "correction": {k: correction.get(k) for k in ("model", "coefficients", "fixed_offset_ms",
+                                                                    "loo_mape_pct", "networks", "seed")}},
+        "predicted (corrected, drift-compensated)": error_summary(pred, truth),
+        "corrected table, no drift compensation": error_summary(table_pred, truth),
+        "naive block sum": error_summary(naive, truth),
+        "truth_noise": {
+            "median_rsd_between_rounds_pct": float(100 * np.median(rsd)),
+            "max_rsd_between_rounds_pct": float(100 * np.max(rsd)),
+            "median_std_of_truth_pct": float(100 * np.median(rsd) / np.sqrt(args.rounds)),
+        },
+        "drift_ratio": {"median": float(np.median(drift)), "min": float(drift.min()), "max": float(drift.max())},
+        "seconds": time.monotonic() - start,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "networks.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arch", "truth_ms", "predicted_ms", "predicted_table_ms", "naive_ms", "drift_ratio",
+                     "error_pct", "rsd_between_rounds_pct", "round_medians_ms"])
+        for i, arch in enumerate(archs):
+            w.writerow([arch, truth[i], pred[i], table_pred[i], naive[i], drift[i],
+                        100 * (pred[i] - truth[i]) / truth[i], 100 * rsd[i],
+                        " ".join(f"{a['measured']['median_ms']:.4f}" for a in rows[i])])
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    _plot(out / "predicted_vs_measured.png", truth, pred, naive, summary, args)
+    return summary
+
+
+def _plot(path: Path, truth: np.ndarray, pred: np.ndarray, naive: np.ndarray, summary: dict, args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 6))
+    lo, hi = 0.9 * min(truth.min(), pred.min()), 1.1 * max(truth.max(), pred.max(), naive.max())
+    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, label="exact")
+    for f, style in ((1.05, "--"), (0.95, "--"), (1.10, ":"), (0.90, ":")):
+        ax.plot([lo, hi], [lo * f, hi * f], "k" + style, lw=0.5)
+    ax.scatter(truth, naive, s=12, alpha=0.5, label="naive block sum")
+    s = summary["predicted (corrected, drift-compensated)"]
+    ax.scatter(truth, pred, s=14, label=f"prediction (MAPE {s['mape_pct']:.2f} %, {s['within_5_pct']:.0f} % in 5 %)")
+    ax.set_xlabel("measured (median of interleaved measurements), ms")
+    ax.set_ylabel("predicted, ms")
+    ax.set_title(f"{args.backend}, {args.threads} thread(s), {args.resolution} px, {len(truth)} random networks")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_repeat(args: argparse.Namespace, client: LatencyClient) -> dict[str, Any]:
+    """Repeat one network request ``--repeat`` times: the relative standard deviation of its figure."""
+    space = get_space(args.space)
+    arch = str(space.arch_from_choice(sample_choices(space, 1, args.seed)[0]))
+    answers = [client.measure_network(arch, **_settings(args)) for _ in range(args.repeat)]
+    values = np.array([a["measured"]["median_ms"] for a in answers])
+    preds = [a["predicted_ms"] for a in answers if a.get("predicted_ms") is not None]
+    out = {
+        "arch": arch,
+        "repeats": len(values),
+        "rounds_per_request": len(answers[0].get("rounds", [])),
+        "mean_ms": float(values.mean()),
+        "rsd_pct": float(100 * values.std(ddof=1) / values.mean()),
+        "min_ms": float(values.min()),
+        "max_ms": float(values.max()),
+        "mean_spread_ms": float(np.mean([a.get("spread_ms", 0.0) for a in answers])),
+        "predicted_rsd_pct": float(100 * np.std(preds, ddof=1) / np.mean(preds)) if len(preds) > 1 else None,
+        "values_ms": values.tolist(),
+    }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--latency-endpoint", required=True, metavar="URL")
+    p.add_argument("--token", default=None)
+    p.add_argument("--backend", default="onnxruntime")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--resolution", type=int, default=224)
+    p.add_argument("--space", default="hardcorenas")
+    p.add_argument("--n", type=int, default=50, help="random networks (default 50)")
+    p.add_argument("--seed", type=int, default=1, help="sampling seed (never the table's fit seed; default 1)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved measurements per network (default 3)")
+    p.add_argument("--repeat", type=int, default=0, help="instead: repeat one network request N times, report RSD")
+    p.add_argument("--out", default=None, help="output directory (default bench/out/latency_accuracy_...)")
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    args.out = args.out or str(ROOT / "bench" / "out" / f"latency_accuracy_{args.backend}_{args.resolution}")
+    with LatencyClient(args.latency_endpoint, token=args.token, timeout_s=3600) as client:
+        result = run_repeat(args, client) if args.repeat else run_accuracy(args, client)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
