@@ -40,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=1, help="measurement batch size (default 1)")
     p.add_argument("--threads", type=int, default=None, help="measurement threads (fetch default 1; import: unknown)")
     p.add_argument("--unit", choices=["s", "ms"], help="unit of the pickle's values (import; the original uses s)")
+    p.add_argument(
+        "--raw-table",
+        action="store_true",
+        help="fetch: keep only the raw block medians (default: apply the server's fitted whole-network correction)",
+    )
     p.add_argument("--out", required=True, help="output JSON file (milliseconds)")
     p.set_defaults(func=run)
 
@@ -77,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
                     backend=args.backend,
                     batch_size=args.batch_size,
                     threads=args.threads or 1,
+                    use_correction=not args.raw_table,
                 )
             table.block_ms(space)  # complete for the space
     except (LatencyTableError, SearchSpaceError) as exc:
@@ -86,4 +92,6 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {path}: {len(table.entries)} block entries, fixed part {table.fixed_ms:.4f} ms, "
         f"{table.describe()}, fingerprint {table.fingerprint}"
     )
+    if table.corrections.get("method"):
+        print(f"whole-network correction applied: {table.corrections['method']}")
     return 0
