@@ -1,0 +1,87 @@
+"""``nas validate``: top-1/top-5 of a network on a data set's val split, and optionally its measured latency."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from nas.cli import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "validate", help="top-1/top-5 of a network (and its latency from a latency server)", description=__doc__
+    )
+    p.add_argument("data", help="'digits', 'synthetic' or an ImageFolder root with val/")
+    p.add_argument("--arch", default="", help="architecture string (default: the one the checkpoint records)")
+    p.add_argument("--checkpoint", required=True, help="a heaviest/child checkpoint, or a supernet one with --arch")
+    p.add_argument("--resolution", type=int, default=32, help="input size (default %(default)s)")
+    p.add_argument("-b", "--batch-size", type=int, default=128)
+    p.add_argument("-j", "--workers", type=int, default=0)
+    p.add_argument("--no-ema", dest="use_ema", action="store_false", help="use the raw weights, not the EMA copy")
+    p.add_argument("--latency-endpoint", default="", help="latency server URL; measures the network there")
+    p.add_argument("--latency-resolution", type=int, default=224, help="input size of the latency measurement")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def measure_latency_ms(endpoint: str, arch: str, resolution: int, *, timeout_s: float = 600.0) -> float:
+    """Median latency (ms) of a whole network measured by a latency server (ONNX Runtime, batch 1, 1 thread)."""
+    import httpx
+
+    url = endpoint.rstrip("/") + "/v1/latency/network"
+    body = {"arch": arch, "resolution": resolution, "backend": "onnxruntime", "batch_size": 1, "threads": 1}
+    try:
+        resp = httpx.post(url, json=body, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise UserError(f"latency endpoint {url}: {exc}") from None
+    if resp.status_code >= 400:
+        raise UserError(f"latency endpoint {url}: HTTP {resp.status_code}: {resp.text[:200]}")
+    try:
+        return float(resp.json()["measured"]["median_ms"])
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"latency endpoint {url}: no measured.median_ms in the answer: {resp.text[:200]}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from nas.data import build_dataset
+    from nas.training import evaluate_classifier, load_network
+    from nas.training.distributed import DistInfo
+
+    try:
+        net, arch, _ = load_network(args.checkpoint, args.arch or None, use_ema=args.use_ema)
+        val = build_dataset(args.data, "val", args.resolution, train_transforms=False)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if net.num_classes != getattr(val, "num_classes", net.num_classes):
+        raise UserError(f"the checkpoint has {net.num_classes} classes, the data {val.num_classes}")
+    loader = DataLoader(val, batch_size=args.batch_size, num_workers=args.workers)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    metrics = evaluate_classifier(net.to(device), loader, DistInfo(device=device))
+    out = {
+        "arch": arch,
+        "checkpoint": args.checkpoint,
+        "data": args.data,
+        "resolution": args.resolution,
+        "images": len(val),
+        "top1": round(metrics["top1"], 3),
+        "top5": round(metrics["top5"], 3),
+        "loss": round(metrics["loss"], 5),
+        "params_m": round(sum(p.numel() for p in net.parameters()) / 1e6, 4),
+    }
+    if args.latency_endpoint:
+        out["latency_ms"] = measure_latency_ms(args.latency_endpoint, arch, args.latency_resolution)
+        out["latency_resolution"] = args.latency_resolution
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(
+            f"top-1 {out['top1']:.2f}  top-5 {out['top5']:.2f}  loss {out['loss']:.4f}  on {out['images']} images "
+            f"({out['params_m']} M parameters)"
+        )
+        if "latency_ms" in out:
+            print(f"latency {out['latency_ms']:.3f} ms (onnxruntime, batch 1, 1 thread, {args.latency_resolution} px)")
+    return 0
