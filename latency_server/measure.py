@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from latency_server.backends import Backend, Runner
-from shared.arch_string import ArchDef
+from shared.arch_string import ArchDef, format_arch, parse_arch
 from shared.block_key import BlockKey
 from shared.builders import block_input, build_block, build_network
 
@@ -237,7 +237,14 @@ class NetworkSet:
         example = torch.randn(batch_size, 3, resolution, resolution)
         self.method = method
         self.batch_size = batch_size
-        self.factories = [backend.factory(build_network(a, num_classes=num_classes).eval(), example) for a in archs]
+        self.factories = []
+        for a in archs:
+            arch = parse_arch(a) if isinstance(a, str) else a
+            torch.manual_seed(seed)  # each network's weights depend only on (arch, seed): exports can be reused
+            self.factories.append(backend.factory(
+                build_network(arch, num_classes=num_classes).eval(), example,
+                cache_key=("network", format_arch(arch), resolution, batch_size, num_classes, seed),
+            ))
         self.per_round: list[list[Stats]] = [[] for _ in archs]
         self.pooled: list[list[float]] = [[] for _ in archs]
         self.rounds = 0

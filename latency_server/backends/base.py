@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, ClassVar
 
 import torch
@@ -55,10 +55,13 @@ class Backend(ABC):
     def prepare(self, module: nn.Module, example: torch.Tensor) -> Runner:
         """A runner for ``module`` (put in eval mode by the caller) on ``example``."""
 
-    def factory(self, module: nn.Module, example: torch.Tensor) -> Callable[[], Runner]:
+    def factory(
+        self, module: nn.Module, example: torch.Tensor, *, cache_key: Hashable | None = None
+    ) -> Callable[[], Runner]:
         """A callable that prepares a fresh runner of ``module`` each call (one independent round each).
 
-        Backends whose preparation has an expensive, deterministic part (ONNX export) do it once here.
+        Backends whose preparation has an expensive, deterministic part (ONNX export) do it once here, and may
+        reuse it across calls given the same ``cache_key`` (which must then identify module and input shape).
         """
         return lambda: self.prepare(module, example)
 

@@ -6,7 +6,8 @@ import contextlib
 import io
 import time
 import warnings
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ from latency_server.backends.base import Backend, Runner
 __all__ = ["OnnxRuntimeBackend", "export_onnx"]
 
 OPSET = 18
+#: exported whole networks kept for repeated requests (the drift reference, re-measured networks)
+EXPORT_CACHE_BYTES = 256 << 20
 
 
 def export_onnx(module: nn.Module, example: torch.Tensor, exporter: str = "torchscript") -> bytes:
@@ -70,6 +73,12 @@ class OnnxRuntimeBackend(Backend):
         if exporter not in ("torchscript", "dynamo"):
             raise ValueError(f"onnx_exporter: unknown exporter {exporter!r}, expected torchscript or dynamo")
         self.exporter = exporter
+        self._exports: OrderedDict[Hashable, bytes] = OrderedDict()  # least recently used first
+
+    def _remember(self, key: Hashable, model: bytes) -> None:
+        self._exports[key] = model
+        while len(self._exports) > 1 and sum(len(m) for m in self._exports.values()) > EXPORT_CACHE_BYTES:
+            self._exports.popitem(last=False)
 
     def session_options(self) -> ort.SessionOptions:
         """Session options as deployed: full graph optimisation, explicit threads."""
@@ -84,10 +93,18 @@ class OnnxRuntimeBackend(Backend):
     def prepare(self, module: nn.Module, example: torch.Tensor) -> Runner:
         return self.factory(module, example)()
 
-    def factory(self, module: nn.Module, example: torch.Tensor) -> Callable[[], Runner]:
-        """Export once; every call opens a fresh session (independent rounds without re-exporting)."""
+    def factory(
+        self, module: nn.Module, example: torch.Tensor, *, cache_key: Hashable | None = None
+    ) -> Callable[[], Runner]:
+        """Export once (or reuse the export cached under ``cache_key``); every call opens a fresh session."""
         self.apply_threads()
-        model = export_onnx(module, example, self.exporter)
+        model = self._exports.get(cache_key) if cache_key is not None else None
+        if model is None:
+            model = export_onnx(module, example, self.exporter)
+            if cache_key is not None:
+                self._remember(cache_key, model)
+        else:
+            self._exports.move_to_end(cache_key)
         data = example.detach().cpu().numpy().astype(np.float32)
 
         def session() -> Runner:
