@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-ema", dest="use_ema", action="store_false", help="use the raw weights, not the EMA copy")
     p.add_argument("--latency-endpoint", default="", help="latency server URL; measures the network there")
     p.add_argument("--latency-resolution", type=int, default=224, help="input size of the latency measurement")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--json", nargs="?", const="-", default=None, metavar="PATH", help="print one JSON object (or write it to PATH)"
+    )
     p.set_defaults(func=run)
 
 
@@ -67,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         "data": args.data,
         "resolution": args.resolution,
         "images": len(val),
+        "num_classes": net.num_classes,
         "top1": round(metrics["top1"], 3),
         "top5": round(metrics["top5"], 3),
         "loss": round(metrics["loss"], 5),
@@ -75,7 +78,13 @@ def run(args: argparse.Namespace) -> int:
     if args.latency_endpoint:
         out["latency_ms"] = measure_latency_ms(args.latency_endpoint, arch, args.latency_resolution)
         out["latency_resolution"] = args.latency_resolution
-    if args.json:
+    if args.json and args.json != "-":
+        try:
+            with open(args.json, "w") as f:
+                json.dump(out, f, indent=1)
+        except OSError as exc:
+            raise UserError(f"--json: cannot write {args.json}: {exc}") from None
+    if args.json == "-":
         print(json.dumps(out))
     else:
         print(

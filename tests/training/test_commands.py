@@ -86,6 +86,13 @@ def test_validate_json(capsys, heaviest_dir):
     assert HARDCORENAS.choice_from_arch(out["arch"]) == HARDCORENAS.heaviest()
 
 
+def test_validate_json_to_file(tmp_path, capsys, heaviest_dir):
+    path = tmp_path / "v.json"
+    assert main(["validate", "digits", "--checkpoint", str(heaviest_dir / "last.pth.tar"), "--json", str(path)]) == 0
+    out = json.loads(path.read_text())
+    assert out["num_classes"] == 10 and out["images"] == 360 and "top-1" in capsys.readouterr().out
+
+
 def test_validate_slices_child_from_supernet(capsys, supernet_dir):
     ckpt = str(supernet_dir / "last.pth.tar")
     assert main(["validate", "digits", "--checkpoint", ckpt, "--arch", ARCH_A]) == 0
