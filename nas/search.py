@@ -32,7 +32,6 @@ from nas.search_gradients import Gradients
 from shared.search_space import HARDCORENAS, ArchChoice, SearchSpace, get_space
 
 __all__ = [
-    "GuaranteeError",
     "SearchResult",
     "SearchSettings",
     "TrajectoryRow",
@@ -214,10 +213,6 @@ def refinalize(result: SearchResult, internal_limit_ms: float) -> Finalization:
 
 
 # -- the measured guarantee ----------------------------------------------------------------------------------
-class GuaranteeError(RuntimeError):
-    """No network measured within the limit after the allowed retries (the last attempt is in the result)."""
-
-
 def measured_guarantee(
     result: SearchResult,
     measure: Callable[[str], dict[str, Any]],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from nas.cli import UserError
 
@@ -66,7 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=3,
         help="with --latency-endpoint: times the final steps may be re-run under a tighter internal limit when the "
-        "found network measures above T by more than its measured spread (default 3; 0 = measure only)",
+        "found network measures above T by more than its measured spread (default 3; 0 = measure only); if none "
+        "fits, a warning is printed and result.json says guarantee.met = false",
     )
     p.add_argument(
         "--raw-table",
@@ -138,8 +140,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}/result.json, trajectory.csv, trajectory.png")
     guarantee = result.extra.get("guarantee")
     if guarantee is not None and not guarantee["met"]:
-        raise UserError(
-            f"the returned network measured {measured:.4f} ms, above the limit {settings.latency_limit_ms:.4f} ms "
-            f"by more than its spread ({guarantee.get('reason', '')}); every attempt is in {args.out}/result.json"
+        # not an error exit: the table-guaranteed network is still a result, and pipelines read result.json
+        print(
+            f"WARNING: the returned network measured {measured:.4f} ms, above the limit "
+            f"{settings.latency_limit_ms:.4f} ms by more than its spread ({guarantee.get('reason', '')}); "
+            f"result.json has guarantee.met = false and every attempt",
+            file=sys.stderr,
         )
     return 0
