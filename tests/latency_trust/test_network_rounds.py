@@ -1,0 +1,70 @@
+"""Independent interleaved rounds of whole networks (fake backend: no timing noise) and the time-scale hook."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from latency_server.backends.base import Backend, Runner
+from latency_server.measure import Method, NetworkSet, measure_networks
+from shared.published import PUBLISHED
+
+FAST = Method(warmup=1, min_repeats=3, budget_s=0.0)
+
+
+class _FakeRunner(Runner):
+    def __init__(self, backend: _FakeBackend, name: int) -> None:
+        self.backend, self.name = backend, name
+
+    def run(self) -> None:
+        pass
+
+    def timed(self) -> float:
+        self.backend.timeline.append(self.name)
+        return 0.001 * (self.name + 1)
+
+
+class _FakeBackend(Backend):
+    """Each network 'takes' (index + 1) ms; records which network ran when and how often it was prepared."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.timeline: list[int] = []
+        self.prepared: list[int] = []
+        self.exports: list[object] = []
+        self._count = 0
+
+    def prepare(self, module: nn.Module, example: torch.Tensor) -> Runner:  # pragma: no cover - factory is used
+        raise AssertionError("NetworkSet must prepare through factory()")
+
+    def factory(self, module, example, *, cache_key=None):
+        index = self._count
+        self._count += 1
+        self.exports.append(cache_key)
+
+        def session() -> Runner:
+            self.prepared.append(index)
+            return _FakeRunner(self, index)
+
+        return session
+
+
+def test_rounds_interleave_alternate_and_open_fresh_sessions() -> None:
+    backend = _FakeBackend()
+    archs = [PUBLISHED["A"].arch, PUBLISHED["B"].arch]
+    nets = NetworkSet(backend, archs, 32, FAST)
+    for _ in range(3):
+        nets.measure_round()
+    assert backend.prepared == [0, 1, 1, 0, 0, 1]  # a fresh session per round, order alternating
+    figures = nets.figures()
+    assert [len(f.rounds) for f in figures] == [3, 3]
+    assert [f.stats.median_ms for f in figures] == [1.0, 2.0]
+    assert len(set(backend.exports)) == 2 and all(k[0] == "network" for k in backend.exports)
+
+
+def test_time_scale_multiplies_every_timed_duration() -> None:
+    scaled = measure_networks(_FakeBackend(), [PUBLISHED["A"].arch], 32, Method(warmup=1, min_repeats=3,
+                                                                                budget_s=0.0, time_scale=2.5))
+    assert scaled[0].stats.median_ms == 2.5 and scaled[0].spread_ms == 0.0
