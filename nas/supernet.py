@@ -11,7 +11,8 @@ Three ways to run it:
   with sliced weights; equal to the timm network :func:`nas.child.extract_child` builds.
 * **multipath** (:meth:`ElasticSupernet.set_multipath`): every image of a batch draws its own option per block
   and depth per stage (uniformly). Computed at full width with per-image channel masks, so a step costs about
-  one heaviest-network step; ``bn2`` and ``bn3`` normalise each sub-group of images with its own statistics.
+  one heaviest-network step; each image uses its own ``bn2``/``bn3`` copy (affine and running statistics), all
+  normalised in training with the statistics of the whole mixed batch (as the original, spec 7.9).
 * **weighted** (:meth:`ElasticSupernet.forward_weighted`): the search mode. Every option runs on the whole batch
   and is mixed per image by the caller's weights, so ``d loss / d weight`` is the gradient the search needs.
 
@@ -43,6 +44,10 @@ def _bn(x: Tensor, bn: nn.BatchNorm2d, chs: int | None = None) -> Tensor:
     training = bn.training
     if training and x.numel() // c < 2:
         training = False  # one value per channel (a lone image at 1x1): normalise with the running statistics
+    momentum = bn.momentum
+    if training and momentum is None:  # cumulative average, as nn.BatchNorm2d (BN recalibration)
+        bn.num_batches_tracked.add_(1)
+        momentum = 1.0 / float(bn.num_batches_tracked)
     return F.batch_norm(
         x,
         bn.running_mean[:c],
@@ -50,9 +55,40 @@ def _bn(x: Tensor, bn: nn.BatchNorm2d, chs: int | None = None) -> Tensor:
         bn.weight[:c],
         bn.bias[:c],
         training=training,
-        momentum=bn.momentum,
+        momentum=momentum,
         eps=bn.eps,
     )
+
+
+def _bn_per_image(x: Tensor, bns: nn.ModuleList, groups: Tensor) -> Tensor:
+    """Privatised BN for a multipath batch: image ``n`` uses copy ``groups[n]`` (its affine, its running stats).
+
+    In training every copy normalises with the statistics of the *whole* mixed batch and every copy present
+    updates its running statistics with them (spec 7.9: running stats are mixtures). Statistics of each copy's
+    own few images would be too noisy at small batches and, being computed on correlated pixels of few images,
+    systematically too small, so evaluation with the running statistics would blow the activations up.
+    """
+    c = x.shape[1]
+    weight = torch.stack([bn.weight for bn in bns])[groups][:, :, None, None]
+    bias = torch.stack([bn.bias for bn in bns])[groups][:, :, None, None]
+    first = bns[0]
+    if first.training and x.numel() // c > 1:
+        var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
+        with torch.no_grad():
+            n = x.numel() // c
+            unbiased = var * (n / (n - 1))
+            for g in torch.unique(groups).tolist():
+                bn = bns[g]
+                bn.num_batches_tracked.add_(1)
+                m = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+                bn.running_mean.lerp_(mean, m)
+                bn.running_var.lerp_(unbiased, m)
+        xhat = (x - mean[None, :, None, None]) * torch.rsqrt(var + first.eps)[None, :, None, None]
+    else:
+        rm = torch.stack([bn.running_mean for bn in bns])[groups][:, :, None, None]
+        rv = torch.stack([bn.running_var for bn in bns])[groups][:, :, None, None]
+        xhat = (x - rm) * torch.rsqrt(rv + first.eps)
+    return xhat * weight + bias
 
 
 def _grouped(x: Tensor, groups: Tensor, fn) -> Tensor:
@@ -190,16 +226,14 @@ class ElasticBlock(nn.Module):
         er, k, se = self.opt_er[options], self.opt_k[options], self.opt_se[options]
         h = self.act(_bn(self.conv_pw(x), self.bn1))
 
-        def depthwise(k_idx: int, hk: Tensor) -> Tensor:
-            return self.act(_bn(self.conv_dw[k_idx](hk), self.bn2[k_idx]))
-
-        h = _grouped(h, k, depthwise)
+        h = _grouped(h, k, lambda k_idx, hk: self.conv_dw[k_idx](hk))
+        h = self.act(_bn_per_image(h, self.bn2, k))
         h = h * self.width_mask[er][:, :, None, None]
         se_on = self.se_ratios_tensor(se)
         if self.se is not None and bool(se_on.any()):
             h = self.se.forward_masked(h, self.rd_mask[er], se_on)
         y = self.conv_pwl(h)
-        y = _grouped(y, er * len(self.se_ratios) + se, lambda g, yg: _bn(yg, self.bn3[g]))
+        y = _bn_per_image(y, self.bn3, er * len(self.se_ratios) + se)
         return y + x if self.has_skip else y
 
     def se_ratios_tensor(self, se_idx: Tensor) -> Tensor:

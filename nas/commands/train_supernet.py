@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 
 from nas.commands._training import run_phase
-from nas.training.config import TrainConfig, add_distillation_arguments, add_train_arguments
+from nas.training.config import (
+    TrainConfig,
+    add_distillation_arguments,
+    add_supernet_arguments,
+    add_train_arguments,
+)
 
 DEFAULTS = TrainConfig(lr=1e-3, epochs=5, warmup_epochs=1)
 
@@ -18,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher", required=True, help="train-heaviest checkpoint: the teacher and the seed weights")
     p.add_argument("--initial-checkpoint", default="", help="start from this supernet checkpoint instead")
     add_distillation_arguments(p, DEFAULTS)
+    add_supernet_arguments(p, DEFAULTS)
     p.set_defaults(func=run)
 
 

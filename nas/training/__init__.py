@@ -4,6 +4,7 @@ Entry points: :func:`train_heaviest`, :func:`train_supernet`, :func:`finetune` (
 and returns a :class:`FitResult`), :func:`load_network` / :func:`load_supernet` for checkpoints.
 """
 
+from nas.training.bn import recalibrate_bn
 from nas.training.checkpoint import CheckpointError, load_checkpoint, model_state
 from nas.training.config import TrainConfig
 from nas.training.engine import FitResult, evaluate_classifier, fit
@@ -22,6 +23,7 @@ __all__ = [
     "load_network",
     "load_supernet",
     "model_state",
+    "recalibrate_bn",
     "train_heaviest",
     "train_supernet",
 ]

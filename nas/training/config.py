@@ -49,6 +49,7 @@ class TrainConfig:
     ikd_divisor: float = 50.0
     real_kd: bool = True
     initial_checkpoint: str = ""
+    bn_recal_batches: int = 10
     # finetune
     arch: str = ""
     search_result: str = ""

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import copy
+import itertools
 import json
 import logging
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
 from nas.data import build_dataset, num_classes
 from nas.supernet import ElasticSupernet
+from nas.training.bn import recalibrate_bn
 from nas.training.checkpoint import CheckpointError
 from nas.training.config import TrainConfig
 from nas.training.distributed import DistInfo, cleanup_distributed, setup_distributed
@@ -91,7 +95,8 @@ def train_supernet(cfg: TrainConfig, info: DistInfo) -> FitResult:
     """Phase 2: one-shot multipath training with in-place distillation from the heaviest network.
 
     The supernet is seeded from the teacher (``cfg.teacher``) unless ``cfg.initial_checkpoint`` holds a supernet.
-    Validation reports the heaviest and the lightest child; the checkpoint metric is their mean top-1.
+    Validation reports the heaviest and the lightest child (BN statistics recalibrated for each on
+    ``cfg.bn_recal_batches`` training batches, in a copy); the checkpoint metric is their mean top-1.
     """
     if not cfg.teacher:
         raise CheckpointError("train-supernet needs --teacher (a train-heaviest checkpoint)")
@@ -127,11 +132,24 @@ def train_supernet(cfg: TrainConfig, info: DistInfo) -> FitResult:
             real_kd=cfg.real_kd,
         )
 
+    recal_loader = DataLoader(
+        train_set,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        num_workers=cfg.workers,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        drop_last=True,
+    )
+
     def evaluate(m: nn.Module, loader, dinfo: DistInfo) -> dict[str, float]:
         out: dict[str, float] = {}
         for name, choice in (("heaviest", space.heaviest()), ("lightest", space.lightest())):
-            m.set_child(choice)
-            r = evaluate_classifier(m, loader, dinfo)
+            child = copy.deepcopy(m) if cfg.bn_recal_batches else m
+            child.set_child(choice)
+            if cfg.bn_recal_batches:
+                batches = (x for x, _ in itertools.islice(recal_loader, cfg.bn_recal_batches))
+                recalibrate_bn(child, batches, dinfo.device)
+            r = evaluate_classifier(child, loader, dinfo)
             out.update({f"top1_{name}": r["top1"], f"top5_{name}": r["top5"]})
         out["top1"] = (out["top1_heaviest"] + out["top1_lightest"]) / 2
         return out

@@ -187,3 +187,37 @@ def test_features_for_distillation():
     logits, feats = net(torch.randn(2, 3, RES, RES), return_features=True)
     assert logits.shape == (2, 10) and len(feats) == 8
     assert [f.shape[1] for f in feats] == [32, 16, 24, 40, 80, 112, 192, 960]
+
+
+def test_multipath_bn_copies_share_whole_batch_statistics():
+    """Training: every present bn3 copy is updated with the statistics of the whole mixed batch (spec 7.9)."""
+    net = ElasticSupernet(num_classes=10).train()
+    net.set_multipath(torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        net(torch.randn(32, 3, RES, RES))
+    block = net.blocks[2][2]
+    updated = [bn for bn in block.bn3 if int(bn.num_batches_tracked) == 1]
+    assert len(updated) >= 2
+    for bn in updated[1:]:
+        torch.testing.assert_close(bn.running_mean, updated[0].running_mean)
+        torch.testing.assert_close(bn.running_var, updated[0].running_var)
+
+
+def test_recalibrate_bn_matches_batch_statistics(trained_supernet):
+    import copy
+
+    from nas.training import recalibrate_bn
+
+    net = copy.deepcopy(trained_supernet)
+    choice = random_choice(random.Random(7))
+    net.set_child(choice)
+    x = torch.randn(64, 3, RES, RES)
+    assert recalibrate_bn(net, [x]) == 1 and not net.training
+    with torch.no_grad():
+        torch.testing.assert_close(net.bn1.running_mean, net.conv_stem(x).mean((0, 2, 3)))
+        eval_out, eval_feats = net(x, return_features=True)
+        net.train()
+        _, train_feats = net(x, return_features=True)  # batch statistics of the same batch
+    # equal up to the unbiased-variance factor n/(n-1) of the running statistics, which compounds with depth
+    for e, t in zip(eval_feats[:4], train_feats[:4], strict=True):
+        assert (e - t).abs().mean() < 0.01 * t.abs().mean()
