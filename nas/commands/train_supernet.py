@@ -12,7 +12,7 @@ from nas.training.config import (
     add_train_arguments,
 )
 
-DEFAULTS = TrainConfig(lr=1e-3, epochs=5, warmup_epochs=1)
+DEFAULTS = TrainConfig(lr=3e-3, epochs=6, warmup_epochs=1)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 
 from nas.cli import UserError
@@ -19,6 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-b", "--batch-size", type=int, default=128)
     p.add_argument("-j", "--workers", type=int, default=0)
     p.add_argument("--no-ema", dest="use_ema", action="store_false", help="use the raw weights, not the EMA copy")
+    p.add_argument(
+        "--bn-recal-batches",
+        type=int,
+        default=10,
+        help="a child sliced from a supernet: re-estimate its BN statistics on this many training "
+        "batches first (0: keep the supernet's mixed statistics)",
+    )
     p.add_argument("--latency-endpoint", default="", help="latency server URL; measures the network there")
     p.add_argument("--latency-resolution", type=int, default=224, help="input size of the latency measurement")
     p.add_argument(
@@ -54,14 +62,23 @@ def run(args: argparse.Namespace) -> int:
     from nas.training.distributed import DistInfo
 
     try:
-        net, arch, _ = load_network(args.checkpoint, args.arch or None, use_ema=args.use_ema)
+        net, arch, ckpt = load_network(args.checkpoint, args.arch or None, use_ema=args.use_ema)
         val = build_dataset(args.data, "val", args.resolution, train_transforms=False)
+        recal = args.bn_recal_batches if ckpt.get("kind") == "supernet" else 0
+        if recal > 0:
+            train = build_dataset(args.data, "train", args.resolution, train_transforms=False)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if net.num_classes != getattr(val, "num_classes", net.num_classes):
         raise UserError(f"the checkpoint has {net.num_classes} classes, the data {val.num_classes}")
     loader = DataLoader(val, batch_size=args.batch_size, num_workers=args.workers)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    net.to(device)
+    if recal > 0:
+        from nas.training import recalibrate_bn
+
+        recal_loader = DataLoader(train, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
+        recalibrate_bn(net, (x for x, _ in itertools.islice(recal_loader, recal)), device)
     metrics = evaluate_classifier(net.to(device), loader, DistInfo(device=device))
     out = {
         "arch": arch,
@@ -69,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         "data": args.data,
         "resolution": args.resolution,
         "images": len(val),
+        "bn_recalibrated_batches": recal,
         "num_classes": net.num_classes,
         "top1": round(metrics["top1"], 3),
         "top5": round(metrics["top5"], 3),

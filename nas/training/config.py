@@ -116,6 +116,17 @@ def add_distillation_arguments(p: argparse.ArgumentParser, defaults: TrainConfig
     )
 
 
+def add_supernet_arguments(p: argparse.ArgumentParser, defaults: TrainConfig | None = None) -> None:
+    d = defaults or TrainConfig()
+    p.add_argument(
+        "--bn-recal-batches",
+        type=int,
+        default=d.bn_recal_batches,
+        help="validation: re-estimate BN statistics of each evaluated child on this many training batches "
+        "(0: use the supernet's mixed running statistics)",
+    )
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` of parsed command-line options (unknown names ignored)."""
     names = {f.name for f in fields(TrainConfig)}

@@ -95,8 +95,11 @@ def test_validate_json_to_file(tmp_path, capsys, heaviest_dir):
 
 def test_validate_slices_child_from_supernet(capsys, supernet_dir):
     ckpt = str(supernet_dir / "last.pth.tar")
-    assert main(["validate", "digits", "--checkpoint", ckpt, "--arch", ARCH_A]) == 0
-    assert "top-1" in capsys.readouterr().out
+    assert (
+        main(["validate", "digits", "--checkpoint", ckpt, "--arch", ARCH_A, "--bn-recal-batches", "2", "--json"]) == 0
+    )
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["bn_recalibrated_batches"] == 2 and out["images"] == 360
     assert main(["validate", "digits", "--checkpoint", ckpt]) == 2  # a supernet needs --arch
     assert "needs --arch" in capsys.readouterr().err
 
