@@ -1,0 +1,350 @@
+"""The main job end to end on the embedded default: a local latency server on SQLite, the bundled ``digits``
+data, heaviest and supernet training, three searches under hard limits, fine-tuning, validation and on-device
+measurement; one results table (Markdown + CSV) and three plots under ``outputs/demo/``.
+
+Every stage runs the same CLI commands a user would type (``nas lut``, ``nas train-heaviest``, ...), in this
+process; only the latency server is a separate process, stopped on exit, Ctrl-C or failure.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["DemoConfig", "DemoError", "LatencyServerProcess", "free_port", "run_demo"]
+
+log = logging.getLogger("nas.demo")
+
+
+class DemoError(RuntimeError):
+    """A demo stage failed; the message says which and why."""
+
+
+@dataclass
+class DemoConfig:
+    """What the demo runs. Defaults finish in well under 15 minutes on a 2-core CPU."""
+
+    out_dir: Path = Path("outputs/demo")
+    data: str = "digits"
+    resolution: int = 32
+    backend: str = "onnxruntime"
+    threads: int = 1
+    heaviest_epochs: int = 12
+    supernet_epochs: int = 10
+    finetune_epochs: int = 6
+    bcfw_steps: int = 150
+    max_step: float = 0.05
+    limit_fractions: tuple[float, ...] = (0.2, 0.5, 0.8)
+    seed: int = 0
+    progress: bool = True
+    extra_server_env: dict[str, str] = field(default_factory=dict)
+
+
+# -- the latency server as a child process ------------------------------------------------------------------
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LatencyServerProcess:
+    """``latency-server serve`` on loopback in the background; ``stop()`` ends it (also its process group)."""
+
+    def __init__(self, db_path: Path, *, port: int | None = None, log_path: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.db_path = Path(db_path)
+        self.port = port or free_port()
+        self.log_path = log_path
+        self.env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log_file: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        """Start the server and wait until ``/healthz`` answers."""
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "latency_server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+               "--db", f"sqlite:///{self.db_path.resolve()}"]
+        env = {**os.environ, **self.env}
+        env.pop("LATENCY_SERVER_TOKEN", None)
+        self._log_file = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise DemoError(f"the latency server exited at start (code {self.proc.returncode}); "
+                                f"see {self.log_path}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise DemoError(f"the latency server did not answer /healthz within {timeout_s:.0f} s")
+
+    def stop(self) -> None:
+        """Terminate the server (SIGTERM, then SIGKILL after 10 s)."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=10)
+        if self._log_file not in (None, subprocess.DEVNULL):
+            self._log_file.close()
+            self._log_file = None
+
+    def __enter__(self) -> LatencyServerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextmanager
+def _terminate_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so clean-up (stopping the server) runs."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# -- stages ----------------------------------------------------------------------------------------------------
+def _nas(argv: Sequence[str], stage: str) -> None:
+    from nas.cli import main
+
+    log.info("$ nas %s", " ".join(argv))
+    code = main(list(argv))
+    if code != 0:
+        raise DemoError(f"stage '{stage}' failed: `nas {' '.join(argv)}` exited with {code}")
+
+
+def _newest_run(output: Path, experiment: str) -> Path:
+    runs = sorted(output.glob(f"*-{experiment}"), key=lambda p: p.stat().st_mtime)
+    for run in reversed(runs):
+        for name in ("model_best.pth.tar", "last.pth.tar"):
+            if (run / name).exists():
+                return run / name
+    raise DemoError(f"no checkpoint of '{experiment}' under {output}")
+
+
+def _banner(step: int, total: int, text: str) -> None:
+    print(f"\n==> [{step}/{total}] {text}", flush=True)
+
+
+def _train_args(cfg: DemoConfig, epochs: int, experiment: str, train_dir: Path) -> list[str]:
+    args = [cfg.data, "--resolution", str(cfg.resolution), "--epochs", str(epochs), "--output", str(train_dir),
+            "--experiment", experiment, "--seed", str(cfg.seed)]
+    if not cfg.progress:
+        args.append("--no-progress")
+    return args
+
+
+def run_demo(cfg: DemoConfig) -> list[dict[str, Any]]:
+    """Run every stage; return the rows of the results table."""
+    from nas.latency_table import LatencyTable
+
+    out = cfg.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    train_dir = out / "train"
+    total = 7
+    started = time.monotonic()
+    server = LatencyServerProcess(out / "latency.db", log_path=out / "latency-server.log", env=cfg.extra_server_env)
+    with _terminate_on_sigterm():
+        _banner(1, total, f"starting latency-server on 127.0.0.1:{server.port} (SQLite {server.db_path})")
+        server.start()
+        try:
+            print(f"    server ready at {server.url} (log: {server.log_path})", flush=True)
+            _banner(2, total, f"building the latency table at {cfg.resolution}px ({cfg.backend}, "
+                    f"{cfg.threads} thread, batch 1)")
+            lut_path = out / "lut.json"
+            _nas(["lut", "--latency-endpoint", server.url, "--resolution", str(cfg.resolution), "--backend",
+                  cfg.backend, "--threads", str(cfg.threads), "--out", str(lut_path)], "latency table")
+            table = LatencyTable.load(lut_path)
+            model = table.model()
+            lo, hi = model.min_latency_ms(), model.max_latency_ms()
+            print(f"    feasible range of the table: {lo:.3f} .. {hi:.3f} ms", flush=True)
+
+            _banner(3, total, f"training the heaviest network on {cfg.data} ({cfg.heaviest_epochs} epochs)")
+            _nas(["train-heaviest", *_train_args(cfg, cfg.heaviest_epochs, "heaviest", train_dir)], "heaviest")
+            heaviest = _newest_run(train_dir, "heaviest")
+
+            _banner(4, total, f"training the one-shot supernet with distillation ({cfg.supernet_epochs} epochs)")
+            _nas(["train-supernet", *_train_args(cfg, cfg.supernet_epochs, "supernet", train_dir),
+                  "--teacher", str(heaviest)], "supernet")
+            supernet = _newest_run(train_dir, "supernet")
+
+            limits = [round(lo + f * (hi - lo), 4) for f in cfg.limit_fractions]
+            rows: list[dict[str, Any]] = []
+            _banner(5, total, "searching under the hard limits " + ", ".join(f"{t:.3f} ms" for t in limits))
+            for i, limit in enumerate(limits):
+                search_dir = out / f"search-{i}"
+                search_args = ["search", cfg.data, "--latency-limit-ms", str(limit), "--latency-endpoint", server.url,
+                               "--supernet", str(supernet), "--resolution", str(cfg.resolution), "--bcfw-steps",
+                               str(cfg.bcfw_steps), "--max-step", str(cfg.max_step), "--seed", str(cfg.seed),
+                               "--backend", cfg.backend, "--threads", str(cfg.threads), "--out", str(search_dir)]
+                if not cfg.progress:
+                    search_args.append("--no-progress")
+                _nas(search_args, f"search {i}")
+                result = json.loads((search_dir / "result.json").read_text())
+                rows.append({"limit_ms": limit, "search_dir": search_dir, "result": result})
+
+            _banner(6, total, "fine-tuning and validating each network (with distillation from the heaviest)")
+            for i, row in enumerate(rows):
+                experiment = f"finetune-{i}"
+                _nas(["finetune", *_train_args(cfg, cfg.finetune_epochs, experiment, train_dir), "--search-result",
+                      str(row["search_dir"] / "result.json"), "--supernet", str(supernet), "--teacher",
+                      str(heaviest)], f"fine-tune {i}")
+                checkpoint = _newest_run(train_dir, experiment)
+                validation = out / f"validate-{i}.json"
+                _nas(["validate", cfg.data, "--arch", row["result"]["arch"], "--checkpoint", str(checkpoint),
+                      "--resolution", str(cfg.resolution), "--json", str(validation)], f"validate {i}")
+                row["validation"] = json.loads(validation.read_text())
+                row["checkpoint"] = checkpoint
+
+            _banner(7, total, "measuring each network on this device and writing the report")
+            from nas.latency_table import LatencyClient
+
+            client = LatencyClient(server.url)
+            for row in rows:
+                figure = client.measure_network(row["result"]["arch"], resolution=cfg.resolution,
+                                                backend=cfg.backend, threads=cfg.threads)
+                row["final_measurement"] = figure
+        finally:
+            print("    stopping the latency server", flush=True)
+            server.stop()
+    table_rows = _report(cfg, rows, heaviest)
+    print(f"\ndemo finished in {(time.monotonic() - started) / 60:.1f} min; outputs in {out}/", flush=True)
+    return table_rows
+
+
+# -- report ------------------------------------------------------------------------------------------------------
+def _params(arch: str, num_classes: int) -> int:
+    from shared.builders import build_network
+
+    return sum(p.numel() for p in build_network(arch, num_classes=num_classes).parameters())
+
+
+def _report(cfg: DemoConfig, rows: list[dict[str, Any]], heaviest: Path) -> list[dict[str, Any]]:
+    out = cfg.out_dir
+    table: list[dict[str, Any]] = []
+    for row in rows:
+        result, validation, figure = row["result"], row["validation"], row["final_measurement"]
+        measured = figure["measured"]
+        table.append({
+            "limit_ms": row["limit_ms"],
+            "expected_ms": result["expected_latency_ms"],
+            "search_measured_ms": result.get("measured_latency_ms"),
+            "measured_ms": measured["median_ms"],
+            "predicted_ms": figure.get("predicted_ms"),
+            "budget_used": measured["median_ms"] / row["limit_ms"],
+            "top1": validation["top1"],
+            "top5": validation.get("top5"),
+            "params_m": _params(result["arch"], int(validation.get("num_classes", 10))) / 1e6,
+            "arch": result["arch"],
+        })
+    with (out / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    header = ["limit (ms)", "expected (ms)", "measured (ms)", "predicted (ms)", "budget used", "top-1 (%)",
+              "params (M)", "architecture"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in table:
+        cells = [f"{r['limit_ms']:.3f}", f"{r['expected_ms']:.3f}", f"{r['measured_ms']:.3f}",
+                 "-" if r["predicted_ms"] is None else f"{r['predicted_ms']:.3f}", f"{r['budget_used']:.0%}",
+                 f"{r['top1']:.1f}", f"{r['params_m']:.2f}", f"`{r['arch']}`"]
+        lines.append("| " + " | ".join(cells) + " |")
+    settings = (f"{cfg.data} at {cfg.resolution}px; latency: {cfg.backend}, {cfg.threads} thread, batch 1, "
+                "median of independent rounds on this machine")
+    (out / "results.md").write_text("# Demo results\n\n" + settings + "\n\n" + "\n".join(lines) + "\n")
+    _plots(out, table, rows)
+    print("\n" + "\n".join(lines))
+    print("\n" + settings)
+    for r in table:
+        ok = "OK" if r["measured_ms"] <= r["limit_ms"] else "OVER"
+        print(f"  limit {r['limit_ms']:.3f} ms -> measured {r['measured_ms']:.3f} ms [{ok}], top-1 {r['top1']:.1f}%")
+    return table
+
+
+def _plots(out: Path, table: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot([r["measured_ms"] for r in table], [r["top1"] for r in table], "o-")
+    for r in table:
+        ax.axvline(r["limit_ms"], color="grey", lw=0.6, ls="--")
+        ax.annotate(f"T={r['limit_ms']:.2f}", (r["measured_ms"], r["top1"]), textcoords="offset points",
+                    xytext=(4, -12), fontsize=8)
+    ax.set_xlabel("measured latency (ms, this device)")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title("Accuracy vs measured latency")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_vs_latency.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    pairs = [(r["expected_ms"], r["measured_ms"]) for r in table]
+    ax.scatter([p for p, _ in pairs], [m for _, m in pairs], label="found networks")
+    lo = min(min(p) for p in pairs) * 0.9
+    hi = max(max(p) for p in pairs) * 1.1
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="y = x")
+    ax.set_xlabel("predicted by the table (ms)")
+    ax.set_ylabel("measured (ms)")
+    ax.set_title("Predicted vs measured latency")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "predicted_vs_measured.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for row in rows:
+        steps, lat = [], []
+        with (row["search_dir"] / "trajectory.csv").open() as f:
+            for rec in csv.DictReader(f):
+                steps.append(int(rec["step"]))
+                lat.append(float(rec["expected_latency_ms"]))
+        (line,) = ax.plot(steps, lat, lw=1)
+        ax.axhline(row["limit_ms"], color=line.get_color(), ls="--", lw=0.8)
+    ax.set_xlabel("BCFW step")
+    ax.set_ylabel("expected latency (ms)")
+    ax.set_title("Search trajectories (dashed: the hard limits)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "search_trajectories.png", dpi=120)
+    plt.close(fig)
