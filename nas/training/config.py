@@ -42,6 +42,7 @@ class TrainConfig:
     output: str = "outputs/train"
     experiment: str = ""
     device: str = "auto"
+    threads: int = 0
     progress: bool = True
     # distillation (train-supernet, finetune)
     teacher: str = ""
@@ -101,6 +102,12 @@ def add_train_arguments(p: argparse.ArgumentParser, defaults: TrainConfig | None
     p.add_argument("--output", default=d.output, help="base folder of run folders (default %(default)s)")
     p.add_argument("--experiment", default=d.experiment, help="run folder name (default: phase-data-resolution)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=d.threads,
+        help="torch CPU threads (0: torch's default; 1 is far faster on a busy shared machine)",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 

@@ -123,6 +123,8 @@ def _loaders(cfg: TrainConfig, train_set: Dataset, val_set: Dataset, info: DistI
 def fit(task: TrainTask, cfg: TrainConfig, train_set: Dataset, val_set: Dataset, info: DistInfo) -> FitResult:
     """Train ``task.model`` for ``cfg.epochs`` (plus cooldown), validating and checkpointing every epoch."""
     seed_everything(cfg.seed + info.rank)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     model = task.model.to(info.device)
     use_amp = cfg.amp and info.device.type == "cuda"
     if cfg.amp and not use_amp:

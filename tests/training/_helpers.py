@@ -5,7 +5,21 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-FAST = ["--epochs", "1", "--steps-per-epoch", "2", "-b", "16", "-vb", "180", "--no-progress", "--warmup-epochs", "0"]
+FAST = [
+    "--epochs",
+    "1",
+    "--steps-per-epoch",
+    "2",
+    "-b",
+    "16",
+    "-vb",
+    "180",
+    "--no-progress",
+    "--warmup-epochs",
+    "0",
+    "--threads",
+    "1",
+]
 
 
 def run_dir(base: Path) -> Path:

@@ -26,7 +26,7 @@ def test_train_heaviest_writes_run_folder(heaviest_dir):
     for name in ("last.pth.tar", "model_best.pth.tar", "args.yaml", "summary.csv"):
         assert (heaviest_dir / name).is_file(), name
     args = yaml.safe_load((heaviest_dir / "args.yaml").read_text())
-    assert args["kind"] == "heaviest" and args["resolution"] == 32 and args["batch_size"] == 16
+    assert args["kind"] == "heaviest" and args["resolution"] == 32 and args["batch_size"] == 16 and args["threads"] == 1
     rows = summary(heaviest_dir)
     assert len(rows) == 1 and {"epoch", "train_loss", "eval_top1", "eval_top5", "lr"} <= set(rows[0])
     ckpt = load_checkpoint(heaviest_dir / "last.pth.tar")
