@@ -43,9 +43,11 @@ class DemoConfig:
     resolution: int = 32
     backend: str = "onnxruntime"
     threads: int = 1
-    heaviest_epochs: int = 12
-    supernet_epochs: int = 10
-    finetune_epochs: int = 6
+    heaviest_epochs: int = 8
+    supernet_epochs: int = 6
+    finetune_epochs: int = 5
+    train_threads: int = 1  # torch threads of training (1: robust on a busy shared box)
+    steps_per_epoch: int | None = None  # cap on training steps per epoch (smoke runs)
     bcfw_steps: int = 150
     max_step: float = 0.05
     limit_fractions: tuple[float, ...] = (0.2, 0.5, 0.8)
@@ -164,7 +166,9 @@ def _banner(step: int, total: int, text: str) -> None:
 
 def _train_args(cfg: DemoConfig, epochs: int, experiment: str, train_dir: Path) -> list[str]:
     args = [cfg.data, "--resolution", str(cfg.resolution), "--epochs", str(epochs), "--output", str(train_dir),
-            "--experiment", experiment, "--seed", str(cfg.seed)]
+            "--experiment", experiment, "--seed", str(cfg.seed), "--threads", str(cfg.train_threads)]
+    if cfg.steps_per_epoch:
+        args += ["--steps-per-epoch", str(cfg.steps_per_epoch)]
     if not cfg.progress:
         args.append("--no-progress")
     return args

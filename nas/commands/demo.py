@@ -16,10 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (default outputs/demo)")
     p.add_argument("--resolution", type=int, default=32, help="input resolution (default 32)")
-    p.add_argument("--heaviest-epochs", type=int, default=12)
-    p.add_argument("--supernet-epochs", type=int, default=10)
-    p.add_argument("--finetune-epochs", type=int, default=6)
+    p.add_argument("--heaviest-epochs", type=int, default=8)
+    p.add_argument("--supernet-epochs", type=int, default=6)
+    p.add_argument("--finetune-epochs", type=int, default=5)
+    p.add_argument("--train-threads", type=int, default=1, help="torch threads of the training stages (default 1)")
     p.add_argument("--bcfw-steps", type=int, default=150)
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="cap training steps per epoch (smoke runs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
@@ -53,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         finetune_epochs=args.finetune_epochs,
         bcfw_steps=args.bcfw_steps,
         seed=args.seed,
+        train_threads=args.train_threads,
+        steps_per_epoch=args.steps_per_epoch,
         progress=not args.no_progress,
         extra_server_env=env,
     )
