@@ -148,6 +148,10 @@ def _plot(path: Path, truth: np.ndarray, pred: np.ndarray, naive: np.ndarray, su
     plt.close(fig)
 
 
+def _rsd(values: list[float]) -> float | None:
+    return float(100 * np.std(values, ddof=1) / np.mean(values)) if len(values) > 1 else None
+
+
 def run_repeat(args: argparse.Namespace, client: LatencyClient) -> dict[str, Any]:
     """Repeat one network request ``--repeat`` times: the relative standard deviation of its figure."""
     space = get_space(args.space)
@@ -165,6 +169,8 @@ def run_repeat(args: argparse.Namespace, client: LatencyClient) -> dict[str, Any
         "max_ms": float(values.max()),
         "mean_spread_ms": float(np.mean([a.get("spread_ms", 0.0) for a in answers])),
         "predicted_rsd_pct": float(100 * np.std(preds, ddof=1) / np.mean(preds)) if len(preds) > 1 else None,
+        "normalized_rsd_pct": _rsd([a["normalized_ms"] for a in answers if a.get("normalized_ms") is not None]),
+        "drift_ratios": [a.get("drift_ratio") for a in answers],
         "values_ms": values.tolist(),
     }
     return out

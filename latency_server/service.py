@@ -310,12 +310,14 @@ class LatencyService:
             job = self._active_builds.get(cache_key)
             if job is not None:
                 return job
-            job = Job(kind="lut", total=len(keys), done=len(rows),
+            missing = [k for k in keys if str(k) not in rows]
+            calibration = self._calibration_plan(ms, fp_id, space, resolution, table.id)
+            references = (3 if missing else 2) if calibration.reference_arch else 0
+            rounds = self.settings.calibration_rounds if calibration.fit else 0
+            job = Job(kind="lut", total=len(keys) + references + rounds + 1, done=len(rows),
                       params={"space": space.name, "resolution": resolution, **ms.model_dump(), "fingerprint": fp_id})
             self.jobs[job.id] = job
             self._active_builds[cache_key] = job
-        missing = [k for k in keys if str(k) not in rows]
-        calibration = self._calibration_plan(ms, fp_id, space, resolution, table.id)
         log.info("table build %s: %s at %d px, %s/%d threads/batch %d: %d of %d entries to measure, "
                  "%d fit networks x %d rounds, reference %s",
                  job.id, space.name, resolution, ms.backend, ms.threads, ms.batch_size, len(missing), len(keys),
@@ -365,7 +367,7 @@ class LatencyService:
             for r in range(self.settings.calibration_rounds):
                 futures.append(submit(f"calibration:{r}", lambda: self._calibration_round_task(calibration)))
         futures.append(submit("fit", lambda: self._fit_task(calibration)))
-        job.total = len(rows) + len(futures)
+        job.total = len(rows) + len(futures)  # the count announced above, now from the tasks themselves
         job.track(futures)
         return job
 

@@ -189,6 +189,9 @@ class NetworkResponse(BaseModel):
     #: the reference network now over its latency when the table was built (``None`` when not measured)
     drift_ratio: float | None = None
     reference: ReferenceFigure | None = None
+    #: ``measured.median_ms / drift_ratio``: the figure at the speed the device had when the table was built,
+    #: comparable across time (``None`` without a drift reference)
+    normalized_ms: float | None = None
 
 
 class DeviceResponse(BaseModel):
