@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,35 +21,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(db_path: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
-    """A ``latency-server serve`` process on a free loopback port, once it answers /healthz."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "LATENCY_SERVER_LOG_LEVEL": os.environ.get("LATENCY_SERVER_LOG_LEVEL", "warning")}
-    exe = Path(sys.executable).parent / "latency-server"
-    proc = subprocess.Popen(
-        [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--db", f"sqlite:///{db_path}"],
-        env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {log_path.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("server did not start")
+from latency_server.launcher import ServerProcess
 
 
 def cold_build(url: str, params: dict, headers: dict) -> tuple[float, int]:
@@ -137,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.endpoint:
             url = args.endpoint.rstrip("/")
         else:
-            proc, url = start_server(args.db or Path(tmp.name) / "bench.db", Path(tmp.name) / "server.log")
+            db_path = args.db or Path(tmp.name) / "bench.db"
+            env = {"LATENCY_SERVER_LOG_LEVEL": os.environ.get("LATENCY_SERVER_LOG_LEVEL", "warning")}
+            proc = ServerProcess(f"sqlite:///{db_path}", log_path=Path(tmp.name) / "server.log", env=env).start()
+            url = proc.url
         device = httpx.get(f"{url}/v1/device", params={k: params[k] for k in ("backend", "batch_size", "threads")})
         hw = device.json()["hardware"]
         print(f"device: {hw['cpu_model']} ({hw['cpu_count']} cores), fingerprint {device.json()['fingerprint']}")
@@ -154,11 +126,7 @@ def main(argv: list[str] | None = None) -> int:
               f"p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, max {lat.max():.1f} ms")
     finally:
         if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            proc.stop()
         tmp.cleanup()
     return 0
 

@@ -11,11 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+from latency_server.launcher import ServerProcess, ServerStartError
 
-__all__ = ["DemoConfig", "DemoError", "LatencyServerProcess", "free_port", "run_demo"]
+__all__ = ["DemoConfig", "DemoError", "run_demo"]
 
 log = logging.getLogger("nas.demo")
 
@@ -56,76 +52,7 @@ class DemoConfig:
     extra_server_env: dict[str, str] = field(default_factory=dict)
 
 
-# -- the latency server as a child process ------------------------------------------------------------------
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class LatencyServerProcess:
-    """``latency-server serve`` on loopback in the background; ``stop()`` ends it (also its process group)."""
-
-    def __init__(self, db_path: Path, *, port: int | None = None, log_path: Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
-        self.db_path = Path(db_path)
-        self.port = port or free_port()
-        self.log_path = log_path
-        self.env = env or {}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log_file: Any = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout_s: float = 120.0) -> None:
-        """Start the server and wait until ``/healthz`` answers."""
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "latency_server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--db", f"sqlite:///{self.db_path.resolve()}"]
-        env = {**os.environ, **self.env}
-        env.pop("LATENCY_SERVER_TOKEN", None)
-        self._log_file = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise DemoError(f"the latency server exited at start (code {self.proc.returncode}); "
-                                f"see {self.log_path}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise DemoError(f"the latency server did not answer /healthz within {timeout_s:.0f} s")
-
-    def stop(self) -> None:
-        """Terminate the server (SIGTERM, then SIGKILL after 10 s)."""
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(timeout=10)
-        if self._log_file not in (None, subprocess.DEVNULL):
-            self._log_file.close()
-            self._log_file = None
-
-    def __enter__(self) -> LatencyServerProcess:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+# -- the latency server is a child process (latency_server.launcher.ServerProcess) ---------------------------
 
 
 @contextmanager
@@ -183,10 +110,14 @@ def run_demo(cfg: DemoConfig) -> list[dict[str, Any]]:
     train_dir = out / "train"
     total = 7
     started = time.monotonic()
-    server = LatencyServerProcess(out / "latency.db", log_path=out / "latency-server.log", env=cfg.extra_server_env)
+    db_path = (out / "latency.db").resolve()
+    server = ServerProcess(f"sqlite:///{db_path}", log_path=out / "latency-server.log", env=cfg.extra_server_env)
     with _terminate_on_sigterm():
-        _banner(1, total, f"starting latency-server on 127.0.0.1:{server.port} (SQLite {server.db_path})")
-        server.start()
+        _banner(1, total, f"starting latency-server on 127.0.0.1:{server.port} (SQLite {db_path})")
+        try:
+            server.start()
+        except ServerStartError as exc:
+            raise DemoError(str(exc)) from None
         try:
             print(f"    server ready at {server.url} (log: {server.log_path})", flush=True)
             _banner(2, total, f"building the latency table at {cfg.resolution}px ({cfg.backend}, "

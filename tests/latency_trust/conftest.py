@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from latency_server.launcher import ServerProcess
 
 #: Fast measurement settings; a small whole-network fit (4 random + lightest + heaviest networks).
 FAST_ENV = {
@@ -24,47 +22,12 @@ FAST_ENV = {
 }
 
 
-class Server:
-    """One server process on 127.0.0.1 and a free port."""
+class Server(ServerProcess):
+    """One server process on 127.0.0.1 and a free port, with the fast settings."""
 
     def __init__(self, db_url: str, log_path: Path, env: dict[str, str]) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "latency-server"), "serve", "--host", "127.0.0.1", "--port",
-             str(self.port), "--db", db_url],
-            env={**os.environ, **FAST_ENV, **env}, stdout=self._log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 90
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"server not ready: {log_path.read_text()[-2000:]}")
-            time.sleep(0.1)
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=300)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
+        super().__init__(db_url, log_path=log_path, env={**FAST_ENV, **env})
+        self.start(timeout_s=90.0)
 
 
 @pytest.fixture

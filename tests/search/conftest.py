@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
@@ -83,54 +76,16 @@ FAST_SERVER_ENV = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def latency_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """``{"url", "token"}`` of a real ``latency-server serve`` process (SQLite file, token), stopped afterwards."""
     pytest.importorskip("latency_server.app")
     tmp = tmp_path_factory.mktemp("server")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "latency-server"),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--db",
-                f"sqlite:///{tmp / 'latency.db'}",
-            ],
-            env={**os.environ, **FAST_SERVER_ENV},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    from latency_server.launcher import ServerProcess
+
+    server = ServerProcess(f"sqlite:///{tmp / 'latency.db'}", log_path=tmp / "server.log", env=FAST_SERVER_ENV)
+    server.start(timeout_s=90.0)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"latency server exited: {log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"latency server not ready: {log_path.read_text()[-2000:]}")
-            time.sleep(0.1)
-        yield {"url": url, "token": SERVER_TOKEN}
+        yield {"url": server.url, "token": SERVER_TOKEN}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        server.stop()

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from latency_server.app import create_app
 from latency_server.config import Settings
+from latency_server.launcher import ServerProcess
 
 BIN = Path(sys.executable).parent
 
@@ -29,12 +24,6 @@ FAST_ENV = {
     "LATENCY_SERVER_CALIBRATION_NETWORKS": "4",  # a small whole-network fit keeps builds to seconds
 }
 TOKEN = "s3cret-token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fast_settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -66,58 +55,12 @@ def client(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client()
 
 
-class LiveServer:
-    """A ``latency-server serve`` process on 127.0.0.1 and a free port."""
+class LiveServer(ServerProcess):
+    """A ``latency-server serve`` process on 127.0.0.1 and a free port, started with the fast settings."""
 
     def __init__(self, db_url: str, log_path: Path, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {**os.environ, **FAST_ENV, **(env or {})}
-        self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [str(BIN / "latency-server"), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--db", db_url],
-            env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
-        )
-        self._wait_ready()
-
-    def _wait_ready(self, timeout_s: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"server did not become ready: {self.log_path.read_text()[-2000:]}")
-
-    def client(self, token: str | None = None, timeout: float = 120.0) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
-
-    def measurements(self) -> int:
-        return httpx.get(f"{self.url}/v1/stats").json()["measurements"]
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown handlers run (an interrupted build)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-        self._log.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
+        super().__init__(db_url, log_path=log_path, env={**FAST_ENV, **(env or {})})
+        self.start(timeout_s=90.0)
 
 
 @pytest.fixture

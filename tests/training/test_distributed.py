@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 
 import torch
 import yaml
 
+from latency_server.launcher import free_port
 from nas.training import load_checkpoint
 
 from ._helpers import FAST, run_dir, summary
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_torchrun_two_cpu_processes_stay_in_sync(tmp_path, heaviest_dir):
