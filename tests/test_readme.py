@@ -1,0 +1,100 @@
+"""Every command in the README is exercised: curl lines against a real server, CLI lines through the parsers.
+
+What the CLI lines then do is covered by the end-to-end tests (server, search, training) and by `make demo`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from latency_server.launcher import ServerProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+# set-up and packaging commands: run by CI (`make test`), by `make demo`, or need what this machine lacks (docker)
+NOT_PARSED = ("make ", "python3 -m venv", ".venv/bin/pip", "docker ", "python bench/")
+
+
+def readme_commands() -> list[str]:
+    """The command lines of the README's ```bash blocks (comments stripped)."""
+    lines: list[str] = []
+    for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S):
+        for line in block.splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                lines.append(re.split(r"\s+#\s", line)[0].strip())
+    return lines
+
+
+def test_readme_has_the_two_setup_commands() -> None:
+    commands = readme_commands()
+    assert "make demo" in commands and "make test" in commands
+
+
+@pytest.mark.parametrize(
+    "line",
+    [c for c in readme_commands() if c.split()[0] in ("nas", "latency-server", "torchrun")],
+)
+def test_cli_lines_parse(line: str) -> None:
+    argv = shlex.split(line)
+    if argv[0] == "torchrun":
+        argv = ["nas", *argv[argv.index("nas") + 1 :]]
+    if argv[0] == "nas":
+        from nas.cli import build_parser
+    else:
+        from latency_server.cli import build_parser
+    args = build_parser().parse_args(argv[1:])
+    assert getattr(args, "func", None) is not None, line
+
+
+def test_every_command_is_known() -> None:
+    known = ("nas", "latency-server", "torchrun", "curl")
+    for line in readme_commands():
+        assert line.split()[0] in known or line.startswith(NOT_PARSED), f"untested README command: {line}"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    tmp = tmp_path_factory.mktemp("readme")
+    env = {"LATENCY_SERVER_BUDGET_S": "0.001", "LATENCY_SERVER_MIN_REPEATS": "3",
+           "LATENCY_SERVER_CALIBRATION_NETWORKS": "4", "LATENCY_SERVER_LOG_LEVEL": "warning"}
+    proc = ServerProcess(f"sqlite:///{tmp / 'readme.db'}", log_path=tmp / "server.log", env=env)
+    proc.start()
+    yield proc
+    proc.stop()
+    assert not proc.running
+
+
+@pytest.mark.parametrize("line", [c for c in readme_commands() if c.startswith("curl ")])
+def test_curl_lines_answer(line: str, server: ServerProcess) -> None:
+    argv = [a.replace("http://127.0.0.1:8000", server.url) for a in shlex.split(line)]
+    argv.insert(1, "--write-out")
+    argv.insert(2, "\n%{http_code}")
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True).stdout
+    body, _, status = out.rpartition("\n")
+    assert status in ("200", "202"), (line, status, body[-500:])
+    if "-i" not in argv:
+        json.loads(body)
+
+
+BENCH_SCRIPTS = sorted(set(re.findall(r"python (bench/\w+\.py)", README)))
+
+
+def test_readme_names_the_benchmarks() -> None:
+    assert {"bench/latency_accuracy.py", "bench/bench_server.py", "bench/bench_oracle.py"} <= set(BENCH_SCRIPTS)
+
+
+@pytest.mark.parametrize("script", BENCH_SCRIPTS)
+def test_benchmark_scripts_start(script: str) -> None:
+    """The benchmarks the README quotes exist and parse their options (their figures are measured by hand)."""
+    import sys
+
+    proc = subprocess.run([sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "usage:" in proc.stdout, proc.stderr[-1000:]
