@@ -178,7 +178,7 @@ def run_demo(cfg: DemoConfig) -> list[dict[str, Any]]:
         finally:
             print("    stopping the latency server", flush=True)
             server.stop()
-    table_rows = _report(cfg, rows, heaviest)
+    table_rows = _report(cfg, rows)
     print(f"\ndemo finished in {(time.monotonic() - started) / 60:.1f} min; outputs in {out}/", flush=True)
     return table_rows
 
@@ -190,7 +190,7 @@ def _params(arch: str, num_classes: int) -> int:
     return sum(p.numel() for p in build_network(arch, num_classes=num_classes).parameters())
 
 
-def _report(cfg: DemoConfig, rows: list[dict[str, Any]], heaviest: Path) -> list[dict[str, Any]]:
+def _report(cfg: DemoConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = cfg.out_dir
     table: list[dict[str, Any]] = []
     for row in rows:
@@ -232,6 +232,19 @@ def _report(cfg: DemoConfig, rows: list[dict[str, Any]], heaviest: Path) -> list
     return table
 
 
+def _save(fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str) -> None:
+    """Label, grid, save and close one figure."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _plots(out: Path, table: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
     import matplotlib
 
@@ -244,13 +257,8 @@ def _plots(out: Path, table: list[dict[str, Any]], rows: list[dict[str, Any]]) -
         ax.axvline(r["limit_ms"], color="grey", lw=0.6, ls="--")
         ax.annotate(f"T={r['limit_ms']:.2f}", (r["measured_ms"], r["top1"]), textcoords="offset points",
                     xytext=(4, -12), fontsize=8)
-    ax.set_xlabel("measured latency (ms, this device)")
-    ax.set_ylabel("top-1 (%)")
-    ax.set_title("Accuracy vs measured latency")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_vs_latency.png", dpi=120)
-    plt.close(fig)
+    _save(fig, ax, out / "accuracy_vs_latency.png", "measured latency (ms, this device)", "top-1 (%)",
+          "Accuracy vs measured latency")
 
     fig, ax = plt.subplots(figsize=(5, 4.5))
     pairs = [(r["expected_ms"], r["measured_ms"]) for r in table]
@@ -258,14 +266,9 @@ def _plots(out: Path, table: list[dict[str, Any]], rows: list[dict[str, Any]]) -
     lo = min(min(p) for p in pairs) * 0.9
     hi = max(max(p) for p in pairs) * 1.1
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="y = x")
-    ax.set_xlabel("predicted by the table (ms)")
-    ax.set_ylabel("measured (ms)")
-    ax.set_title("Predicted vs measured latency")
     ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "predicted_vs_measured.png", dpi=120)
-    plt.close(fig)
+    _save(fig, ax, out / "predicted_vs_measured.png", "predicted by the table (ms)", "measured (ms)",
+          "Predicted vs measured latency")
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for row in rows:
@@ -276,10 +279,5 @@ def _plots(out: Path, table: list[dict[str, Any]], rows: list[dict[str, Any]]) -
                 lat.append(float(rec["expected_latency_ms"]))
         (line,) = ax.plot(steps, lat, lw=1)
         ax.axhline(row["limit_ms"], color=line.get_color(), ls="--", lw=0.8)
-    ax.set_xlabel("BCFW step")
-    ax.set_ylabel("expected latency (ms)")
-    ax.set_title("Search trajectories (dashed: the hard limits)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "search_trajectories.png", dpi=120)
-    plt.close(fig)
+    _save(fig, ax, out / "search_trajectories.png", "BCFW step", "expected latency (ms)",
+          "Search trajectories (dashed: the hard limits)")
