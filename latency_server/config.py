@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     max_repeats: int = Field(20000, ge=1, description="ceiling on the number of timed runs")
     budget_s: float = Field(0.25, ge=0.0, description="time budget per measurement (timed runs fill it)")
     network_rounds: int = Field(
-        5, ge=1, description="independent rounds (fresh session each) per network figure; its median is served"
+        7, ge=1, description="independent rounds (fresh session each) per network figure; its median is served"
     )
     time_scale: float = Field(1.0, gt=0, description="test hook: multiplies every timed duration (1 in use)")
 

@@ -80,6 +80,33 @@ class NetworkResult:
             return None
         return self.reference.stats.median_ms / self.prediction.reference_ms
 
+    def round_ratios(self) -> list[float]:
+        """Per round: the network's median over the reference's median of the same round (measured back to back)."""
+        if self.reference is None:
+            return []
+        return [n.median_ms / r.median_ms for n, r in zip(self.figure.rounds, self.reference.rounds, strict=True)
+                if r.median_ms > 0]
+
+    @property
+    def normalized_ms(self) -> float | None:
+        """The figure at the device speed of the table's build: reference-at-build x median of the round ratios.
+
+        Each round times the network and the reference back to back, so their ratio cancels the device's slow
+        drift (seconds to minutes) that moves both alike; the median over rounds drops an odd round.
+        """
+        ratios = self.round_ratios()
+        if not ratios or self.prediction is None or not self.prediction.reference_ms:
+            return None
+        return self.prediction.reference_ms * float(statistics.median(ratios))
+
+    @property
+    def normalized_spread_ms(self) -> float | None:
+        """Max minus min of the per-round normalised figures (``None`` without a reference)."""
+        ratios = self.round_ratios()
+        if not ratios or self.prediction is None or not self.prediction.reference_ms:
+            return None
+        return self.prediction.reference_ms * (max(ratios) - min(ratios))
+
 
 @dataclass(frozen=True)
 class TableView:
@@ -537,11 +564,13 @@ class LatencyService:
                                 {**self.method_record(ms, backend), "rounds": len(figure.rounds),
                                  "spread_ms": figure.spread_ms, "drift_ratio": result.drift_ratio,
                                  "reference_ms": None if result.reference is None
-                                 else result.reference.stats.median_ms}, predicted)
+                                 else result.reference.stats.median_ms,
+                                 "normalized_ms": result.normalized_ms}, predicted)
         log.info("measured network at %d px: %.3f ms over %d rounds (spread %.3f ms); predicted %s%s",
                  resolution, figure.stats.median_ms, len(figure.rounds), figure.spread_ms,
                  "n/a" if predicted is None else f"{predicted:.3f} ms",
-                 "" if result.drift_ratio is None else f" (drift ratio {result.drift_ratio:.3f})")
+                 "" if result.normalized_ms is None
+                 else f" (drift ratio {result.drift_ratio:.3f}, normalised {result.normalized_ms:.3f} ms)")
         return result
 
     def submit_network(self, ms: MeasureSettings, arch: ArchDef, resolution: int, space: SearchSpace) -> Future:

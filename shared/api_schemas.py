@@ -189,9 +189,12 @@ class NetworkResponse(BaseModel):
     #: the reference network now over its latency when the table was built (``None`` when not measured)
     drift_ratio: float | None = None
     reference: ReferenceFigure | None = None
-    #: ``measured.median_ms / drift_ratio``: the figure at the speed the device had when the table was built,
-    #: comparable across time (``None`` without a drift reference)
+    #: the figure at the speed the device had when the table was built, comparable across time: the reference's
+    #: table latency times the median over rounds of (network / reference), each round timing both back to back
+    #: (``None`` without a drift reference). Use it to compare figures taken at different times.
     normalized_ms: float | None = None
+    #: max minus min of the per-round normalised figures
+    normalized_spread_ms: float | None = None
 
 
 class DeviceResponse(BaseModel):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import statistics
+
+import pytest
 import torch
 from torch import nn
 
 from latency_server.backends.base import Backend, Runner
-from latency_server.measure import Method, NetworkSet, measure_networks
+from latency_server.measure import Method, NetworkFigure, NetworkSet, Stats, measure_networks
+from latency_server.service import NetworkResult, Prediction
 from shared.published import PUBLISHED
 
 FAST = Method(warmup=1, min_repeats=3, budget_s=0.0)
@@ -68,3 +72,27 @@ def test_time_scale_multiplies_every_timed_duration() -> None:
     scaled = measure_networks(_FakeBackend(), [PUBLISHED["A"].arch], 32, Method(warmup=1, min_repeats=3,
                                                                                 budget_s=0.0, time_scale=2.5))
     assert scaled[0].stats.median_ms == 2.5 and scaled[0].spread_ms == 0.0
+
+
+def _figure(medians: list[float]) -> NetworkFigure:
+    rounds = [Stats(m, 0.0, m, m, m, 10, 1) for m in medians]
+    return NetworkFigure(Stats(statistics.median(medians), 0.0, 0.0, 0.0, 0.0, 10 * len(medians), 1), rounds)
+
+
+def test_normalized_figure_pairs_each_round_with_its_reference() -> None:
+    # the device slows down by up to 30 % during the request and one round is disturbed (an outlier for the
+    # network only): the raw median follows the drift, the paired figure stays at the table-time speed
+    speed = [1.0, 1.1, 1.3, 1.2, 1.05, 1.0, 1.25]
+    network = [5.0 * s for s in speed]
+    network[3] *= 1.5
+    reference = [2.0 * s for s in speed]
+    result = NetworkResult("fp", _figure(network), None, Prediction(5.0, 5.0, reference_ms=2.0), "ref",
+                           _figure(reference))
+    assert result.figure.stats.median_ms >= 5.5  # 10 % above the table-time figure
+    assert result.round_ratios()[0] == pytest.approx(2.5)
+    assert result.normalized_ms == pytest.approx(5.0)
+    assert result.normalized_spread_ms == pytest.approx(2.0 * 2.5 * 0.5)
+    assert result.drift_ratio == pytest.approx(statistics.median(reference) / 2.0)
+    # without a table reference there is nothing to normalise to
+    bare = NetworkResult("fp", _figure(network), None, None, "ref", _figure(reference))
+    assert bare.normalized_ms is None and bare.normalized_spread_ms is None

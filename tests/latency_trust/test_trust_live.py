@@ -53,7 +53,9 @@ def test_correction_drift_and_measured_guarantee(start_server) -> None:
     assert answer["reference"]["table_ms"] == pytest.approx(ref["median_ms"])
     assert answer["predicted_ms"] == pytest.approx(answer["predicted_table_ms"] * answer["drift_ratio"])
     assert len(answer["rounds"]) == 5 and answer["spread_ms"] >= 0
-    assert answer["normalized_ms"] == pytest.approx(answer["measured"]["median_ms"] / answer["drift_ratio"])
+    # the paired figure is back at the table-time speed (as is the raw figure over the drift ratio)
+    assert answer["normalized_ms"] == pytest.approx(answer["measured"]["median_ms"] / answer["drift_ratio"], rel=0.2)
+    assert answer["normalized_spread_ms"] >= 0
 
     # 3. the measured guarantee: a limit between the lightest network and the found one *as measured now* makes
     #    the found network miss it, so the final steps re-run under a tighter internal limit until one fits

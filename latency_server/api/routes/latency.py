@@ -104,5 +104,6 @@ async def measure_network(req: NetworkRequest, service: ServiceDep, settings: Se
         predicted_naive_ms=None if prediction is None else prediction.naive_ms,
         drift_ratio=result.drift_ratio,
         reference=reference,
-        normalized_ms=None if not result.drift_ratio else result.figure.stats.median_ms / result.drift_ratio,
+        normalized_ms=result.normalized_ms,
+        normalized_spread_ms=result.normalized_spread_ms,
     )
