@@ -2,9 +2,10 @@
 
 Every iterate is feasible: each step moves one block (alpha or beta) towards the exact LP vertex of
 :mod:`nas.lmo`, and both endpoints satisfy the same linear constraint. The final steps -- sparsify (alternating
-LPs towards the searched distribution) and a discretisation that only ever lowers the latency, checked and, if
-rounding demands, repaired -- are a pure function of (alpha, beta, limit) so they can be re-run with a tighter
-internal limit (:func:`finalize`).
+LPs towards the searched distribution), a discretisation that only ever lowers the latency, checked and, if
+rounding demands, repaired, and a fill that spends the latency left under the limit on the distribution's
+preferred upgrades -- are a pure function of (alpha, beta, limit) so they can be re-run with a tighter internal
+limit (:func:`finalize`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "balanced_init",
     "check_limit",
     "discretize",
+    "fill_slack",
     "finalize",
     "shrink_towards_lightest",
     "sparsify",
@@ -106,6 +108,9 @@ class BCFWConfig:
     max_step: float = 0.002  # fixed: gamma = max_step; decaying: gamma = max_step * 2n / (k + 2n)
     decay_n: float = 2.0
     sparsify_steps: int = 100
+    #: after discretisation, spend the latency left under the limit on the searched distribution's preferred
+    #: upgrades (:func:`fill_slack`)
+    fill_slack: bool = True
 
     def __post_init__(self) -> None:
         if self.block_choice not in ("random", "alternate"):
@@ -335,6 +340,67 @@ def _repair_once(model: LatencyModel, choice: ArchChoice, pref_a: np.ndarray, pr
     return best[2]
 
 
+def _with(choice: ArchChoice, s: int, stage: list[int]) -> ArchChoice:
+    return ArchChoice(tuple(tuple(stage) if i == s else opts for i, opts in enumerate(choice.options)))
+
+
+def fill_slack(
+    model: LatencyModel,
+    choice: ArchChoice,
+    limit_ms: float,
+    preference_alpha: np.ndarray,
+    preference_beta: np.ndarray,
+) -> tuple[ArchChoice, int]:
+    """Spend the latency ``choice`` leaves under ``limit_ms``: repeatedly apply the single upgrade (one block's
+    option, or one stage one depth deeper) that still fits and that the searched distribution prefers most.
+
+    A discretised network often lands well below the limit: the search's distribution can sit below it (the
+    loss was indifferent there) and rounding to the preferred options loses more. When the loss cannot tell the
+    options apart, capacity is the better bet, so the slack is spent -- guided by the distribution: an upgrade's
+    score is the probability of the new option (depth) minus that of the current one; ties go to the upgrade that
+    uses more latency. Every upgrade raises the table latency and keeps it ``<= limit_ms``, so the loop ends.
+    Returns ``(choice, upgrades)``.
+    """
+    pref_a = np.asarray(preference_alpha, dtype=np.float64)
+    pref_b = np.asarray(preference_beta, dtype=np.float64)
+    current = model.choice_latency_ms(choice)
+    if current > limit_ms:
+        raise ValueError(f"fill_slack: the network is already above the limit ({current} > {limit_ms} ms)")
+    upgrades = 0
+    while True:
+        best: tuple[float, float, ArchChoice] | None = None
+
+        def consider(score: float, cand: ArchChoice, gain: float) -> None:
+            nonlocal best
+            if gain > 0.0 and (best is None or (score, gain) > best[:2]):
+                best = (score, gain, cand)
+
+        for s, stage in enumerate(choice.options):
+            for j, i in enumerate(stage):
+                for alt in range(model.alpha_shape[2]):
+                    gain = float(model.block_ms[s, j, alt] - model.block_ms[s, j, i])
+                    if 0.0 < gain and current + gain <= limit_ms:
+                        cand = _with(choice, s, [*stage[:j], alt, *stage[j + 1:]])
+                        consider(float(pref_a[s, j, alt] - pref_a[s, j, i]), cand, gain)
+            d_now = model.depths.index(len(stage))
+            if d_now + 1 < len(model.depths):
+                deeper = model.depths[d_now + 1]
+                new_blocks = range(len(stage), deeper)
+                preferred = [int(np.argmax(pref_a[s, j])) for j in new_blocks]
+                cheapest = [int(np.argmin(model.block_ms[s, j])) for j in new_blocks]
+                for added in (preferred, cheapest):
+                    cand = _with(choice, s, [*stage, *added])
+                    latency = model.choice_latency_ms(cand)
+                    if latency <= limit_ms:
+                        consider(float(pref_b[s, d_now + 1] - pref_b[s, d_now]), cand, latency - current)
+                        break
+        if best is None:
+            return choice, upgrades
+        choice = best[2]
+        current = model.choice_latency_ms(choice)
+        upgrades += 1
+
+
 @dataclass(frozen=True)
 class Finalization:
     """The outcome of the final steps under one (internal) limit."""
@@ -347,12 +413,21 @@ class Finalization:
     sparse_latency_ms: float  # expected latency after sparsify (a near-vertex)
     shrink: float  # how far (alpha, beta) had to move towards the lightest network first (0 = not at all)
     repairs: int
+    discrete_latency_ms: float = 0.0  # table latency right after discretisation (before the slack was filled)
+    upgrades: int = 0  # upgrades applied by fill_slack
 
 
 def finalize(
-    model: LatencyModel, alpha: np.ndarray, beta: np.ndarray, limit_ms: float, *, sparsify_steps: int = 100
+    model: LatencyModel,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    limit_ms: float,
+    *,
+    sparsify_steps: int = 100,
+    fill: bool = True,
 ) -> Finalization:
-    """Sparsify then discretise (alpha, beta) under ``limit_ms``; re-runnable with a tighter limit.
+    """Sparsify, discretise and (``fill``) spend the slack of (alpha, beta) under ``limit_ms``; re-runnable with
+    a tighter limit.
 
     If ``(alpha, beta)`` exceeds the limit (a tightened re-run), it is first moved towards the lightest network
     just enough to be feasible; the sparsify objective still targets the searched ``(alpha, beta)``.
@@ -360,6 +435,10 @@ def finalize(
     start_a, start_b, t = shrink_towards_lightest(model, alpha, beta, limit_ms)
     sp_a, sp_b = sparsify(model, start_a, start_b, limit_ms, target_alpha=alpha, target_beta=beta, steps=sparsify_steps)
     choice, repairs = discretize(model, sp_a, sp_b, limit_ms, preference_alpha=alpha, preference_beta=beta)
+    discrete = model.choice_latency_ms(choice)
+    upgrades = 0
+    if fill:
+        choice, upgrades = fill_slack(model, choice, limit_ms, alpha, beta)
     latency = model.choice_latency_ms(choice)
     if not latency <= limit_ms:  # the guarantee; discretize already enforces it
         raise AssertionError(f"discrete latency {latency} ms above the limit {limit_ms} ms")
@@ -372,4 +451,6 @@ def finalize(
         sparse_latency_ms=model.expected_latency_ms(sp_a, sp_b),
         shrink=t,
         repairs=repairs,
+        discrete_latency_ms=discrete,
+        upgrades=upgrades,
     )

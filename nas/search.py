@@ -60,6 +60,8 @@ class SearchSettings:
     seed: int = 0
     bcfw: BCFWConfig = field(default_factory=BCFWConfig)
     aggregate_batches: int = 1
+    #: BN statistics of the supernet passes: "batch" (each option's own, default) or "running" (the original's)
+    bn_statistics: str = "batch"
     # the table's measuring identity this search needs
     backend: str = "onnxruntime"
     latency_batch_size: int = 1
@@ -151,6 +153,8 @@ def _attempt(fin: Finalization, space: SearchSpace) -> dict[str, Any]:
         "sparse_expected_latency_ms": fin.sparse_latency_ms,
         "shrink": fin.shrink,
         "repairs": fin.repairs,
+        "discrete_latency_ms": fin.discrete_latency_ms,
+        "upgrades": fin.upgrades,
     }
 
 
@@ -187,7 +191,8 @@ def search(
         log.warning("interrupted after %d steps: finishing with the current distribution", len(trajectory))
     finally:
         bar.close()
-    fin = finalize(model, opt.alpha, opt.beta, limit, sparsify_steps=settings.bcfw.sparsify_steps)
+    fin = finalize(model, opt.alpha, opt.beta, limit, sparsify_steps=settings.bcfw.sparsify_steps,
+                   fill=settings.bcfw.fill_slack)
     return SearchResult(
         space=space,
         model=model,
@@ -205,7 +210,8 @@ def search(
 def refinalize(result: SearchResult, internal_limit_ms: float) -> Finalization:
     """Re-run the final steps of ``result`` under ``internal_limit_ms``; the new network becomes the result's."""
     fin = finalize(
-        result.model, result.alpha, result.beta, internal_limit_ms, sparsify_steps=result.settings.bcfw.sparsify_steps
+        result.model, result.alpha, result.beta, internal_limit_ms, sparsify_steps=result.settings.bcfw.sparsify_steps,
+        fill=result.settings.bcfw.fill_slack,
     )
     result.finalization = fin
     result.attempts.append(_attempt(fin, result.space))
@@ -457,6 +463,7 @@ def run_search(
             batch_size=settings.batch_size,
             seed=settings.seed,
             aggregate_batches=settings.aggregate_batches,
+            bn_statistics=settings.bn_statistics,
             device=device,
         )
         result = search(model, grads, settings, space=space, lut_fingerprint=table.fingerprint, progress=progress)

@@ -36,6 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="held-out images per gradient (default 16)")
     p.add_argument("--aggregate-batches", type=int, default=1, help="batches per gradient (default 1)")
     p.add_argument(
+        "--bn-statistics",
+        choices=["batch", "running"],
+        default="batch",
+        help="BN statistics of the supernet passes: batch = each option's own on the batch (default; needs "
+        "--batch-size >= 2), running = the training's running statistics, as the original (biased against wide "
+        "options after multipath training)",
+    )
+    p.add_argument(
         "--train-percent",
         type=float,
         default=80.0,
@@ -62,6 +70,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-step", type=float, default=0.002, help="step size gamma (default 0.002)")
     p.add_argument("--momentum", type=float, default=0.9, help="gradient momentum (default 0.9)")
     p.add_argument("--sparsify-steps", type=int, default=100, help="alternating LP steps of sparsify (default 100)")
+    p.add_argument(
+        "--no-fill-slack",
+        action="store_true",
+        help="return the discretised network as is; by default the latency it leaves under the limit is spent on "
+        "the upgrades (option or depth) the searched distribution prefers most, each checked to keep the limit",
+    )
     p.add_argument(
         "--max-retries",
         type=int,
@@ -103,8 +117,10 @@ def run(args: argparse.Namespace) -> int:
                 step_schedule=args.step_schedule,
                 max_step=args.max_step,
                 sparsify_steps=args.sparsify_steps,
+                fill_slack=not args.no_fill_slack,
             ),
             aggregate_batches=args.aggregate_batches,
+            bn_statistics=args.bn_statistics,
             backend=args.backend,
             latency_batch_size=args.latency_batch_size,
             threads=args.threads,

@@ -147,3 +147,67 @@ def test_discretize_repairs_a_network_above_the_limit(make_model) -> None:
     assert model.choice_latency_ms(choice) <= limit
     choice, _ = discretize(model, alpha, beta, model.min_latency_ms())  # only the lightest networks fit
     assert model.choice_latency_ms(choice) == model.min_latency_ms()
+
+
+def _upgrades_that_fit(model, choice, limit: float) -> list:
+    """Every single upgrade (one option, or one stage one depth deeper with any options) that fits the limit."""
+    from shared.search_space import ArchChoice
+
+    now = model.choice_latency_ms(choice)
+    fits = []
+    for s, stage in enumerate(choice.options):
+        for j, i in enumerate(stage):
+            for alt in range(model.alpha_shape[2]):
+                gain = model.block_ms[s, j, alt] - model.block_ms[s, j, i]
+                if gain > 0 and now + gain <= limit:
+                    fits.append((s, j, alt))
+        d = model.depths.index(len(stage))
+        if d + 1 < len(model.depths):
+            extra = [int(np.argmin(model.block_ms[s, j])) for j in range(len(stage), model.depths[d + 1])]
+            deeper = ArchChoice(tuple(tuple(stage) + tuple(extra) if k == s else o
+                                      for k, o in enumerate(choice.options)))
+            if model.choice_latency_ms(deeper) <= limit:
+                fits.append((s, "depth"))
+    return fits
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), integer=st.booleans(), u=st.floats(0.0, 1.0))
+def test_fill_slack_keeps_the_limit_and_leaves_no_upgrade_that_fits(make_model, seed, integer, u) -> None:
+    model = make_model(seed, integer=integer)
+    limit = _limit(model, u)
+    rng = np.random.default_rng(seed)
+    alpha = rng.dirichlet(np.ones(12), size=(5, 4))
+    beta = rng.dirichlet(np.ones(3), size=5)
+    plain = finalize(model, alpha, beta, limit, fill=False)
+    filled = finalize(model, alpha, beta, limit)
+    assert plain.upgrades == 0 and plain.latency_ms == plain.discrete_latency_ms
+    assert filled.discrete_latency_ms == plain.latency_ms  # the fill starts from the discretised network
+    assert plain.latency_ms <= filled.latency_ms <= limit
+    assert filled.latency_ms == model.choice_latency_ms(filled.choice)
+    assert (filled.upgrades > 0) == (filled.latency_ms > plain.latency_ms)
+    assert _upgrades_that_fit(model, filled.choice, limit) == []  # the slack is spent
+    HARDCORENAS.check_choice(filled.choice)
+
+
+def test_fill_slack_takes_the_upgrade_the_distribution_prefers(make_model) -> None:
+    from nas.bcfw import fill_slack
+
+    model = make_model(4)
+    light = model.lightest_choice()
+    alpha, beta = model.one_hot(light)
+    # the distribution prefers, in stage 2 block 0, the most expensive option; elsewhere the lightest one
+    s, j = 2, 0
+    best = int(np.argmax(model.block_ms[s, j]))
+    alpha[s, j] = 0.0
+    alpha[s, j, best] = 0.9
+    alpha[s, j, light.options[s][j]] += 0.1
+    room = model.block_ms[s, j, best] - model.block_ms[s, j, light.options[s][j]]
+    limit = model.min_latency_ms() + room + 1e-9  # exactly room for that one upgrade
+    choice, upgrades = fill_slack(model, light, limit, alpha, beta)
+    assert choice.options[s][j] == best and upgrades >= 1
+    assert model.choice_latency_ms(choice) <= limit
+    # no room: nothing changes
+    assert fill_slack(model, light, model.min_latency_ms(), alpha, beta) == (light, 0)
+    with pytest.raises(ValueError, match="above the limit"):
+        fill_slack(model, model.heaviest_choice(), model.min_latency_ms(), alpha, beta)

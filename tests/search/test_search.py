@@ -93,9 +93,40 @@ def test_supernet_gradients_frozen_eval_and_reproducible(held_out) -> None:
     np.testing.assert_array_equal(g1.alpha, g2.alpha)
 
 
-def test_supernet_gradients_match_finite_differences(held_out) -> None:
-    """d loss / d (weight of option i at one block, on every image) against a central difference (float64)."""
+def test_batch_statistics_normalise_with_the_batch_and_leave_the_supernet_as_it_was(held_out) -> None:
+    import copy
+
+    from nas.training.bn import batch_statistics
+
+    net = _supernet(2).eval()
+    x = torch.stack([held_out[i][0] for i in range(8)])
+    net.set_child(HARDCORENAS.heaviest())
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        running = net(x)
+        with batch_statistics(net):
+            batch = net(x)
+        trained = copy.deepcopy(net).train()(x)  # training mode: the batch's statistics
+    torch.testing.assert_close(batch, trained)
+    assert not torch.allclose(batch, running)
+    assert not net.training and not any(m.training for m in net.modules())
+    for k, v in net.state_dict().items():  # running statistics and counters untouched
+        assert torch.equal(v, before[k]), k
+    with pytest.raises(ValueError, match="at least 2 images"):
+        SupernetGradients(net, held_out, batch_size=1)
+    with pytest.raises(ValueError, match="bn_statistics"):
+        SupernetGradients(net, held_out, bn_statistics="mixed")
+
+
+@pytest.mark.parametrize("bn_statistics", ["batch", "running"])
+def test_supernet_gradients_match_finite_differences(held_out, bn_statistics: str) -> None:
+    """d loss / d (weight of option i at one block, on every image) against a central difference (float64), with
+    each option's batch statistics (the default) and with the running statistics (the original's eval mode)."""
+    import contextlib
+
     import torch.nn.functional as F
+
+    from nas.training.bn import batch_statistics
 
     net = _supernet().double()
     choice = HARDCORENAS.lightest()
@@ -103,7 +134,7 @@ def test_supernet_gradients_match_finite_differences(held_out) -> None:
     alpha[:, :, 0] = 1.0
     beta = np.zeros((5, 3))
     beta[:, 0] = 1.0  # one-hot: the sampled weights are deterministic
-    source = SupernetGradients(net, held_out, batch_size=4, seed=1)
+    source = SupernetGradients(net, held_out, batch_size=4, seed=1, bn_statistics=bn_statistics)
     g = source(alpha, beta)
     assert choice.depths == (2,) * 5
     images, targets = next(SupernetGradients(net, held_out, batch_size=4, seed=1)._batches)  # the same batch
@@ -116,7 +147,8 @@ def test_supernet_gradients_match_finite_differences(held_out) -> None:
     def loss_at(s: int, j: int, i: int, eps: float) -> float:
         w = a_w.clone()
         w[s, j, i, :] += eps
-        with torch.no_grad():
+        stats = batch_statistics(net) if bn_statistics == "batch" else contextlib.nullcontext()
+        with torch.no_grad(), stats:
             return float(F.cross_entropy(net.forward_weighted(images, w, b_w), targets))
 
     eps = 1e-5
