@@ -170,6 +170,8 @@ def run_repeat(args: argparse.Namespace, client: LatencyClient) -> dict[str, Any
         "mean_spread_ms": float(np.mean([a.get("spread_ms", 0.0) for a in answers])),
         "predicted_rsd_pct": float(100 * np.std(preds, ddof=1) / np.mean(preds)) if len(preds) > 1 else None,
         "normalized_rsd_pct": _rsd([a["normalized_ms"] for a in answers if a.get("normalized_ms") is not None]),
+        # the drift reference's own figure over the same requests: how much the device itself moved
+        "reference_rsd_pct": _rsd([a["reference"]["measured_ms"] for a in answers if a.get("reference")]),
         "drift_ratios": [a.get("drift_ratio") for a in answers],
         "values_ms": values.tolist(),
     }

@@ -1,5 +1,6 @@
 """`nas demo` end to end in a smoke configuration: every stage runs, the report and plots are written, each
-network's measured latency is at most its limit, and the server it started is gone afterwards."""
+network's measured latency is at most its limit (plus the measurement's spread), and the server it started is
+gone afterwards."""
 
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert len(rows) == 3
     limits = [float(r["limit_ms"]) for r in rows]
     assert limits == sorted(limits) and len(set(limits)) == 3
-    for row in rows:
-        assert float(row["measured_ms"]) <= float(row["limit_ms"])
+    for row in rows:  # the search's measured guarantee: median <= T + the measurement's spread
+        assert float(row["measured_ms"]) <= float(row["limit_ms"]) + float(row["measured_spread_ms"])
         assert 0.0 <= float(row["top1"]) <= 100.0
         assert row["arch"].startswith("[['ds_r1_k3_s1_e1_c16_nre']")
     assert "stopping the latency server" in printed
