@@ -146,6 +146,11 @@ def run(args: argparse.Namespace) -> int:
         f"table latency {result.expected_latency_ms:.4f} ms <= limit {settings.latency_limit_ms:.4f} ms "
         f"({100 * result.expected_latency_ms / settings.latency_limit_ms:.1f} % of the budget)"
     )
+    fin = result.finalization
+    if fin.upgrades:
+        print(f"the discretised network left {settings.latency_limit_ms - fin.discrete_latency_ms:.4f} ms unused "
+              f"({fin.discrete_latency_ms:.4f} ms): {fin.upgrades} upgrade(s) the search preferred spent it "
+              "(--no-fill-slack to keep it)")
     measured = result.extra.get("measured_latency_ms")
     if measured is not None:
         predicted = result.extra.get("predicted_ms")

@@ -62,6 +62,42 @@ def test_search_driver_keeps_the_limit_and_writes_outputs(make_model, tmp_path: 
     assert [a["internal_limit_ms"] for a in result.to_json()["attempts"]] == [limit, tighter]
 
 
+def test_measured_guarantee_recovers_from_a_slow_moment(make_model) -> None:
+    """The device is 15 % slow during the first measurement only: the search tightens, finds it tightened too
+    far (the next network uses 87 % of T), moves the internal limit back up and returns the best network met."""
+    from nas.search import measured_guarantee
+
+    model = make_model(6)
+    limit = model.min_latency_ms() + 0.5 * (model.max_latency_ms() - model.min_latency_ms())
+    settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=40, bcfw=BCFWConfig(max_step=0.2), seed=1)
+    result = search(model, _noise_gradients(1), settings, progress=False)
+    assert result.expected_latency_ms > 0.99 * limit  # the slack is filled
+    slowness = iter([1.15])
+
+    def measure(arch: str) -> dict:
+        m = model.choice_latency_ms(HARDCORENAS.choice_from_arch(arch)) * next(slowness, 1.0)
+        return {"measured": {"median_ms": m}, "spread_ms": 0.01 * m}
+
+    met = measured_guarantee(result, measure, max_retries=3)
+    attempts = result.attempts
+    assert met and not attempts[0]["within_limit"] and attempts[1]["within_limit"]
+    assert attempts[1]["internal_limit_ms"] == pytest.approx(
+        attempts[0]["expected_latency_ms"] * limit / attempts[0]["measured_latency_ms"])
+    assert attempts[1]["measured_latency_ms"] < 0.9 * limit  # tightened too far by the slow moment
+    assert attempts[2]["internal_limit_ms"] > attempts[1]["internal_limit_ms"]  # so it moves back up
+    assert all(a["expected_latency_ms"] <= a["internal_limit_ms"] <= limit for a in attempts)
+    (returned,) = [a for a in attempts if a["returned"]]
+    assert returned["arch"] == result.arch and returned["within_limit"]
+    assert returned["measured_latency_ms"] == max(a["measured_latency_ms"] for a in attempts if a["within_limit"])
+    assert result.extra["measured_budget_used"] >= 0.95
+    assert result.extra["guarantee"]["retries"] == len(attempts) - 1 <= 3
+    # a device that is always 15 % slower than the table: tightened once, then met near the limit
+    result = search(model, _noise_gradients(1), settings, progress=False)
+    assert measured_guarantee(result, lambda arch: {"measured": {"median_ms": 1.15 * model.choice_latency_ms(
+        HARDCORENAS.choice_from_arch(arch))}, "spread_ms": 0.0}, max_retries=3)
+    assert len(result.attempts) == 2 and result.extra["measured_budget_used"] == pytest.approx(1.0, abs=0.02)
+
+
 @pytest.fixture(scope="module")
 def held_out():
     from nas.data import build_dataset, split_per_class
