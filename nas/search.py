@@ -227,30 +227,36 @@ def measured_guarantee(
     on_attempt: Callable[[], Any] | None = None,
     good_use: float = 0.95,
 ) -> bool:
-    """Measure the found network on the device; while it is above the limit T by more than the measurement's own
-    spread, tighten the internal limit and re-run the final steps (at most ``max_retries`` re-runs in all).
+    """Measure the found network on the device and re-run the final steps under a tighter internal limit while it
+    is above the limit T (at most ``max_retries`` re-runs in all); met means ``m <= T + spread``.
 
     ``measure(arch)`` answers like ``POST /v1/latency/network``. A network measured at ``m`` ms whose table
     latency is ``E`` shows the device running ``m / E`` times the table; the next internal limit is
     ``E * T / m`` (the observed ratio applied to the limit), which is below ``E`` so the next network differs.
+    The search steers for ``m <= T``; the measurement's spread is the tolerance of the verdict, not the target.
 
-    One measurement can catch the device in a slow moment and tighten too far. So once a network meets the limit
-    after a tighter re-run, and uses less than ``good_use`` of T, the internal limit moves back up between the
-    highest internal limit that met and the lowest that failed (the observed ratio, or their midpoint), while
-    re-runs are left. The network returned is the one that met the limit with the highest measured latency (the
-    last attempt when none met). The internal limit never exceeds T, so the table guarantee holds for every
-    attempt. Every attempt (internal limit, arch, expected, measured, spread, verdict, ``returned``) is in
-    ``result.attempts``; ``result.extra["guarantee"]`` says whether the returned network met ``m <= T + spread``.
+    One measurement can catch the device in a slow moment and tighten too far. So once a network measures under T
+    but uses less than ``good_use`` of it after a tighter re-run, the internal limit moves back up between the
+    highest internal limit measured under T and the lowest measured above (the observed ratio, or their midpoint),
+    while re-runs are left. The network returned is the one measured under T with the highest latency; else the
+    one within T + spread with the highest latency; else the last. The internal limit never exceeds T, so every
+    attempt keeps the table guarantee. Every attempt (internal limit, arch, expected, measured, spread, verdicts,
+    ``returned``) is in ``result.attempts``; ``result.extra["guarantee"]`` says whether the returned network met
+    ``m <= T + spread``.
     """
     from nas.bcfw import LatencyLimitError
 
     limit = result.settings.latency_limit_ms
     first = len(result.attempts) - 1
     finals = {first: result.finalization}
-    met_at: list[int] = []  # attempts (indices) whose network met the limit
-    lowest_failed: float | None = None  # internal limit of the tightest attempt that failed
+    lowest_above: float | None = None  # internal limit of the tightest attempt measured above T
     retries = 0
     reason = ""
+
+    def best_of(key: str) -> int | None:
+        hits = [i for i, a in enumerate(result.attempts) if i >= first and a.get(key)]
+        return max(hits, key=lambda i: result.attempts[i]["measured_latency_ms"]) if hits else None
+
     while True:
         index = len(result.attempts) - 1
         fin = result.finalization
@@ -258,12 +264,12 @@ def measured_guarantee(
         stats = answer.get("measured") or {}
         m = float(stats["median_ms"])
         spread = float(answer.get("spread_ms") or 0.0)
-        met = m <= limit + spread
         result.attempts[-1].update({
             "measured_latency_ms": m,
             "measured_spread_ms": spread,
             "measured": stats,
-            "within_limit": met,
+            "under_limit": m <= limit,
+            "within_limit": m <= limit + spread,
             "predicted_ms": answer.get("predicted_ms"),
             "predicted_table_ms": answer.get("predicted_table_ms"),
             "predicted_naive_ms": answer.get("predicted_naive_ms"),
@@ -271,30 +277,29 @@ def measured_guarantee(
             "drift_ratio": answer.get("drift_ratio"),
             "measurement_fingerprint": answer.get("fingerprint"),
         })
-        if met:
-            met_at.append(index)
-        else:
-            lowest_failed = fin.limit_ms if lowest_failed is None else min(lowest_failed, fin.limit_ms)
+        if m > limit:
+            lowest_above = fin.limit_ms if lowest_above is None else min(lowest_above, fin.limit_ms)
         log.info("attempt %d: %s measured %.4f ms (spread %.4f ms) against T = %.4f ms (table %.4f ms): %s",
                  len(result.attempts), result.arch, m, spread, limit, fin.latency_ms,
-                 "within" if met else "ABOVE")
-        best = max(met_at, key=lambda i: result.attempts[i]["measured_latency_ms"]) if met_at else None
+                 "under" if m <= limit else "within the spread" if m <= limit + spread else "ABOVE")
+        under = best_of("under_limit")
+        best = under if under is not None else best_of("within_limit")
         _return_attempt(result, finals, best if best is not None else index)
         if on_attempt is not None:
             on_attempt()
-        if best is not None and (result.attempts[best]["measured_latency_ms"] >= good_use * limit
-                                 or lowest_failed is None):
-            break  # uses the budget well, or met at the full limit T (the internal limit never exceeds T)
+        if under is not None and (result.attempts[under]["measured_latency_ms"] >= good_use * limit
+                                  or lowest_above is None):
+            break  # uses the budget well, or measured under T at the full limit (never exceeded)
         if retries >= max_retries:
             if best is None:
                 reason = f"still above the limit after {retries} retries"
             break
         ratio_limit = fin.latency_ms * limit / m  # the observed ratio applied to the limit
-        if best is None:
+        if under is None:
             nxt = ratio_limit
-        else:  # between the highest internal limit that met and the lowest that failed
-            lo = max(result.attempts[i]["internal_limit_ms"] for i in met_at)
-            hi = min(lowest_failed, limit)  # type: ignore[type-var]
+        else:  # between the highest internal limit measured under T and the lowest measured above
+            lo = max(a["internal_limit_ms"] for a in result.attempts[first:] if a.get("under_limit"))
+            hi = min(lowest_above, limit)  # type: ignore[type-var]
             nxt = ratio_limit if lo < ratio_limit < hi else 0.5 * (lo + hi)
             if hi - lo <= 0.002 * limit:
                 break  # the bracket is as tight as the measurement noise allows
@@ -303,14 +308,15 @@ def measured_guarantee(
         except LatencyLimitError as exc:
             reason = f"cannot tighten further: {exc}"
             log.warning("measured guarantee: %s", reason)
-            _return_attempt(result, finals, best if best is not None else index)
             break
         retries += 1
         finals[len(result.attempts) - 1] = result.finalization
     returned = next(i for i, a in enumerate(result.attempts) if a.get("returned"))
+    _return_attempt(result, finals, returned)
     met = bool(result.attempts[returned].get("within_limit"))
     result.extra["guarantee"] = {
         "met": met,
+        "under_limit": bool(result.attempts[returned].get("under_limit")),
         "criterion": "measured median <= latency_limit_ms + measured spread",
         "retries": retries,
         "max_retries": max_retries,
