@@ -39,12 +39,12 @@ class DemoConfig:
     resolution: int = 32
     backend: str = "onnxruntime"
     threads: int = 1
-    heaviest_epochs: int = 8
+    heaviest_epochs: int = 7
     supernet_epochs: int = 6
-    finetune_epochs: int = 4
+    finetune_epochs: int = 3
     train_threads: int = 1  # torch threads of training (1: robust on a busy shared box)
     steps_per_epoch: int | None = None  # cap on training steps per epoch (smoke runs)
-    bcfw_steps: int = 100
+    bcfw_steps: int = 60
     max_step: float = 0.05
     limit_fractions: tuple[float, ...] = (0.2, 0.5, 0.8)
     seed: int = 0
