@@ -379,9 +379,11 @@ def fill_slack(
             for j, i in enumerate(stage):
                 for alt in range(model.alpha_shape[2]):
                     gain = float(model.block_ms[s, j, alt] - model.block_ms[s, j, i])
-                    if 0.0 < gain and current + gain <= limit_ms:
+                    if 0.0 < gain and current + gain <= limit_ms * (1 + 1e-9):  # cheap pre-check, then exact:
                         cand = _with(choice, s, [*stage[:j], alt, *stage[j + 1:]])
-                        consider(float(pref_a[s, j, alt] - pref_a[s, j, i]), cand, gain)
+                        latency = model.choice_latency_ms(cand)  # the sum finalize checks, in its order
+                        if latency <= limit_ms:
+                            consider(float(pref_a[s, j, alt] - pref_a[s, j, i]), cand, latency - current)
             d_now = model.depths.index(len(stage))
             if d_now + 1 < len(model.depths):
                 deeper = model.depths[d_now + 1]
