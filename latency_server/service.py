@@ -87,6 +87,12 @@ class NetworkResult:
         return [n.median_ms / r.median_ms for n, r in zip(self.figure.rounds, self.reference.rounds, strict=True)
                 if r.median_ms > 0]
 
+    def _normalized_rounds(self) -> list[float]:
+        """Each round's figure at the device speed of the table's build (empty without both references)."""
+        if self.prediction is None or not self.prediction.reference_ms:
+            return []
+        return [self.prediction.reference_ms * ratio for ratio in self.round_ratios()]
+
     @property
     def normalized_ms(self) -> float | None:
         """The figure at the device speed of the table's build: reference-at-build x median of the round ratios.
@@ -94,18 +100,14 @@ class NetworkResult:
         Each round times the network and the reference back to back, so their ratio cancels the device's slow
         drift (seconds to minutes) that moves both alike; the median over rounds drops an odd round.
         """
-        ratios = self.round_ratios()
-        if not ratios or self.prediction is None or not self.prediction.reference_ms:
-            return None
-        return self.prediction.reference_ms * float(statistics.median(ratios))
+        values = self._normalized_rounds()
+        return float(statistics.median(values)) if values else None
 
     @property
     def normalized_spread_ms(self) -> float | None:
         """Max minus min of the per-round normalised figures (``None`` without a reference)."""
-        ratios = self.round_ratios()
-        if not ratios or self.prediction is None or not self.prediction.reference_ms:
-            return None
-        return self.prediction.reference_ms * (max(ratios) - min(ratios))
+        values = self._normalized_rounds()
+        return max(values) - min(values) if values else None
 
 
 @dataclass(frozen=True)

@@ -270,11 +270,7 @@ def measured_guarantee(
             "measured": stats,
             "under_limit": m <= limit,
             "within_limit": m <= limit + spread,
-            "predicted_ms": answer.get("predicted_ms"),
-            "predicted_table_ms": answer.get("predicted_table_ms"),
-            "predicted_naive_ms": answer.get("predicted_naive_ms"),
-            "normalized_ms": answer.get("normalized_ms"),
-            "drift_ratio": answer.get("drift_ratio"),
+            **{key: answer.get(key) for key in _ANSWER_KEYS},
             "measurement_fingerprint": answer.get("fingerprint"),
         })
         if m > limit:
@@ -284,7 +280,8 @@ def measured_guarantee(
                  "under" if m <= limit else "within the spread" if m <= limit + spread else "ABOVE")
         under = best_of("under_limit")
         best = under if under is not None else best_of("within_limit")
-        _return_attempt(result, finals, best if best is not None else index)
+        returned = best if best is not None else index
+        _return_attempt(result, finals, returned)
         if on_attempt is not None:
             on_attempt()
         if under is not None and (result.attempts[under]["measured_latency_ms"] >= good_use * limit
@@ -311,8 +308,6 @@ def measured_guarantee(
             break
         retries += 1
         finals[len(result.attempts) - 1] = result.finalization
-    returned = next(i for i, a in enumerate(result.attempts) if a.get("returned"))
-    _return_attempt(result, finals, returned)
     met = bool(result.attempts[returned].get("within_limit"))
     result.extra["guarantee"] = {
         "met": met,
@@ -326,25 +321,19 @@ def measured_guarantee(
     return met
 
 
+#: fields of a ``POST /v1/latency/network`` answer kept with each attempt (and the returned one's in result.json)
+_ANSWER_KEYS = ("predicted_ms", "predicted_table_ms", "predicted_naive_ms", "normalized_ms", "drift_ratio")
+
+
 def _return_attempt(result: SearchResult, finals: dict[int, Finalization], index: int) -> None:
     """Make attempt ``index`` the result's network, and its measurement the result's headline figures."""
     result.finalization = finals[index]
     for i, attempt in enumerate(result.attempts):
         attempt["returned"] = i == index
     a = result.attempts[index]
-    limit = result.settings.latency_limit_ms
-    result.extra.update({
-        "measured_latency_ms": a["measured_latency_ms"],
-        "measured_spread_ms": a["measured_spread_ms"],
-        "measured": a["measured"],
-        "measured_budget_used": a["measured_latency_ms"] / limit,
-        "predicted_ms": a.get("predicted_ms"),
-        "predicted_table_ms": a.get("predicted_table_ms"),
-        "predicted_naive_ms": a.get("predicted_naive_ms"),
-        "normalized_ms": a.get("normalized_ms"),
-        "drift_ratio": a.get("drift_ratio"),
-        "measurement_fingerprint": a.get("measurement_fingerprint"),
-    })
+    keys = ("measured_latency_ms", "measured_spread_ms", "measured", *_ANSWER_KEYS, "measurement_fingerprint")
+    result.extra.update({key: a.get(key) for key in keys})
+    result.extra["measured_budget_used"] = a["measured_latency_ms"] / result.settings.latency_limit_ms
 
 
 # -- outputs --------------------------------------------------------------------------------------------------

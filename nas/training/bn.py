@@ -18,11 +18,15 @@ from torch import Tensor, nn
 __all__ = ["batch_statistics", "recalibrate_bn"]
 
 
+def _batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor], device: torch.device | str = "cpu") -> int:
     """Reset every BN's running statistics and re-estimate them as a cumulative average over ``batches``
     (forward passes in training mode, no weight update). Leaves ``model`` in eval mode; returns the batch count."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    bns = _batch_norms(model)
     momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
@@ -44,7 +48,7 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor], device: torch.de
 def batch_statistics(model: nn.Module) -> Iterator[nn.Module]:
     """Within the block, every BN of ``model`` normalises with the current batch's statistics and leaves its
     running statistics untouched (training mode, momentum 0); other modules keep their mode. Restored on exit."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    bns = _batch_norms(model)
     saved = [(m.training, m.momentum, m.num_batches_tracked.clone()
               if m.num_batches_tracked is not None else None) for m in bns]
     for m in bns:
