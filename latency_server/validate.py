@@ -29,12 +29,12 @@ def _limit(value: float, limit: float, loc: tuple[str | int, ...], name: str, en
         raise InputError(loc, f"{name}: {shown} exceeds the limit {limit} (LATENCY_SERVER_{env})")
 
 
-def check_settings(ms: MeasureSettings, settings: Settings, available: list[str], where: str = "body") -> None:
+def check_settings(measuring: MeasureSettings, settings: Settings, available: list[str], where: str = "body") -> None:
     """Batch size and threads within limits; the backend runs on this device."""
-    _limit(ms.batch_size, settings.max_batch_size, (where, "batch_size"), "batch_size", "MAX_BATCH_SIZE")
-    _limit(ms.threads, settings.max_threads, (where, "threads"), "threads", "MAX_THREADS")
-    if ms.backend not in available:
-        raise InputError((where, "backend"), f"backend: {ms.backend!r} is not available on this device; "
+    _limit(measuring.batch_size, settings.max_batch_size, (where, "batch_size"), "batch_size", "MAX_BATCH_SIZE")
+    _limit(measuring.threads, settings.max_threads, (where, "threads"), "threads", "MAX_THREADS")
+    if measuring.backend not in available:
+        raise InputError((where, "backend"), f"backend: {measuring.backend!r} is not available on this device; "
                                              f"available: {available}")
 
 

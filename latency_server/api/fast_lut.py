@@ -1,6 +1,6 @@
 """A pure-ASGI fast path for ``GET /v1/lut`` of tables this process has already served complete.
 
-Complete tables never change, so their serialised JSON is cached by the service; this middleware answers
+Complete tables never change, so their serialised JSON is kept by the service's tables; this middleware answers
 them without FastAPI's routing and dependency resolution (about half the per-request cost, which matters
 under many concurrent clients). Anything else, including every request that would fail validation or
 authentication, goes through the normal route.
@@ -44,13 +44,13 @@ class FastLutMiddleware:
             backend = query.get("backend", "onnxruntime")
             if backend not in BACKEND_NAMES:
                 return None
-            ms = MeasureSettings.model_construct(
+            measuring = MeasureSettings.model_construct(
                 backend=backend, batch_size=int(query.get("batch_size", 1)), threads=int(query.get("threads", 1))
             )
             resolution = int(query.get("resolution", 224))
         except (ValueError, UnicodeDecodeError):
             return None
-        return service.cached_lut(ms, query.get("space", "hardcorenas"), resolution)
+        return service.tables.cached_body(measuring, query.get("space", "hardcorenas"), resolution)
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[dict]],
                        send: Callable[[dict], Awaitable[None]]) -> None:

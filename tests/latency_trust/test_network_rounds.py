@@ -10,7 +10,8 @@ from torch import nn
 
 from latency_server.backends.base import Backend, Runner
 from latency_server.measure import Method, NetworkFigure, NetworkSet, Stats, measure_networks
-from latency_server.service import NetworkResult, Prediction
+from latency_server.networks import NetworkResult
+from latency_server.prediction import Prediction
 from shared.published import PUBLISHED
 
 FAST = Method(warmup=1, min_repeats=3, budget_s=0.0)

@@ -17,17 +17,17 @@ router = APIRouter(prefix="/v1", tags=["device"])
 
 @router.get("/device", response_model=DeviceResponse)
 async def device(
-    service: ServiceDep, settings: SettingsDep, ms: Annotated[MeasureSettings, Depends(settings_query)]
+    service: ServiceDep, settings: SettingsDep, measuring: Annotated[MeasureSettings, Depends(settings_query)]
 ) -> DeviceResponse:
     """This device's fingerprint for the given measuring settings (default: onnxruntime, 1 thread, batch 1)."""
-    check_settings(ms, settings, service.available, where="query")
-    fp = await run_in_threadpool(service.fingerprint, ms)
+    check_settings(measuring, settings, service.available, where="query")
+    fp = await run_in_threadpool(service.fingerprint, measuring)
     return DeviceResponse(
         fingerprint=fp.id,
         hardware=dict(fp.hardware),
         software={**fp.software, **fp.extra},
         backends=service.available,
-        settings=ms,
+        settings=measuring,
     )
 
 

@@ -84,7 +84,7 @@ async def measure_network(req: NetworkRequest, service: ServiceDep, settings: Se
     except SearchSpaceError as exc:
         raise InputError(("body", "space"), str(exc)) from None
     arch = check_network(req, settings)
-    future = await run_in_threadpool(service.submit_network, req, arch, req.resolution, space)
+    future = await run_in_threadpool(service.networks.submit, req, arch, req.resolution, space)
     try:
         result = await asyncio.wrap_future(future)
     except Exception as exc:  # noqa: BLE001

@@ -10,11 +10,48 @@ from starlette.concurrency import run_in_threadpool
 
 from latency_server.api.deps import ServiceDep, SettingsDep, require_token
 from latency_server.api.routes.common import settings_query
+from latency_server.queue import Job
+from latency_server.service import LatencyService
+from latency_server.tables import CompleteTable
 from latency_server.validate import InputError, check_resolution, check_settings
-from shared.api_schemas import JobAccepted, LutResponse, MeasureSettings
-from shared.search_space import SearchSpaceError, get_space
+from shared.api_schemas import JobAccepted, LatencyStats, LutResponse, MeasureSettings
+from shared.search_space import SearchSpace, SearchSpaceError, get_space
 
 router = APIRouter(prefix="/v1", tags=["lut"], dependencies=[Depends(require_token)])
+
+
+def _lut_response(table: CompleteTable) -> LutResponse:
+    """The REST body of a complete table."""
+    return LutResponse(
+        space=table.space,
+        fingerprint=table.fingerprint,
+        backend=table.measuring.backend,
+        batch_size=table.measuring.batch_size,
+        threads=table.measuring.threads,
+        resolution=table.resolution,
+        fixed_ms=table.fixed_ms,
+        fixed=table.fixed,
+        entries=table.entries,
+        stats={key: LatencyStats(**stats.public()) for key, stats in table.stats.items()},
+        fixed_names=table.fixed_names,
+        meta=table.meta,
+        corrected_entries=table.corrected_entries,
+        corrected_fixed_ms=table.corrected_fixed_ms,
+        correction=table.meta.get("correction"),
+        reference=table.meta.get("reference"),
+    )
+
+
+def _body_or_job(
+    service: LatencyService, measuring: MeasureSettings, space: SearchSpace, resolution: int
+) -> bytes | Job:
+    """The serialised complete table (kept for later requests) or its build job; blocks, so run in a thread."""
+    result = service.tables.complete_or_build(measuring, space, resolution)
+    if isinstance(result, Job):
+        return result
+    body = _lut_response(result).model_dump_json().encode()
+    service.tables.keep_body(result, body)
+    return body
 
 
 @router.get(
@@ -25,16 +62,16 @@ router = APIRouter(prefix="/v1", tags=["lut"], dependencies=[Depends(require_tok
 async def get_lut(
     service: ServiceDep,
     settings: SettingsDep,
-    ms: Annotated[MeasureSettings, Depends(settings_query)],
+    measuring: Annotated[MeasureSettings, Depends(settings_query)],
     space: Annotated[str, Query(max_length=64)] = "hardcorenas",
     resolution: Annotated[int, Query(ge=1)] = 224,
 ) -> Response:
     """Latency table of ``space`` at ``resolution`` for these settings: blocks under ``entries``,
     stem/first/last/head under ``fixed`` (summed in ``fixed_ms``)."""
-    cached = service.cached_lut(ms, space, resolution)
+    cached = service.tables.cached_body(measuring, space, resolution)
     if cached is not None:
         return Response(cached, media_type="application/json")
-    check_settings(ms, settings, service.available, where="query")
+    check_settings(measuring, settings, service.available, where="query")
     check_resolution(resolution, settings, ("query", "resolution"))
     try:
         search_space = get_space(space)
@@ -42,7 +79,7 @@ async def get_lut(
     except SearchSpaceError as exc:
         field = "space" if str(exc).startswith("space") else "resolution"
         raise InputError(("query", field), str(exc)) from None
-    result = await run_in_threadpool(service.lut_or_job, ms, search_space, resolution)
+    result = await run_in_threadpool(_body_or_job, service, measuring, search_space, resolution)
     if isinstance(result, bytes):
         return Response(result, media_type="application/json")
     body = JobAccepted(job_id=result.id, done=result.done, total=result.total)

@@ -1,0 +1,154 @@
+"""A table build's reference and correction phases.
+
+This module owns what a build measures besides the table's entries and what it derives from that: the plan
+(which fit networks, which drift reference), the reference task (the reference network timed alone at the
+start, middle and end of the build), the calibration rounds (the fit networks and the reference timed
+round-robin in fresh sessions), and the fit of the whole-network correction, returned as the table metadata
+to store. Each task runs on the measurement queue's worker thread, which alone mutates a
+:class:`BuildCalibration`; storing the metadata and forgetting the served table is the table module's job.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from latency_server.correction import FLOOR_FRACTION, CorrectionError, FitNetwork, fit_correction, sample_choices
+from latency_server.measure import NetworkSet
+from latency_server.prediction import TableView
+from shared.api_schemas import MeasureSettings
+from shared.block_key import BlockKey
+from shared.search_space import SearchSpace
+
+if TYPE_CHECKING:
+    from latency_server.service import LatencyService
+
+__all__ = ["BuildCalibration", "Calibrator", "reference_arch"]
+
+log = logging.getLogger(__name__)
+
+
+def reference_arch(space: SearchSpace) -> str:
+    """The drift reference: the space's lightest network (cheap, fixed, at the request's resolution)."""
+    return str(space.arch_from_choice(space.lightest()))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+@dataclass(eq=False)
+class BuildCalibration:
+    """One build's reference and correction phases (mutated by the worker thread only)."""
+
+    measuring: MeasureSettings
+    fp_id: str
+    space: SearchSpace
+    resolution: int
+    table_id: int
+    reference_arch: str | None
+    fit: list[tuple[str, str]]  # (arch, role) of the fit networks
+    references: list[dict[str, Any]] = field(default_factory=list)
+    nets: NetworkSet | None = None
+
+
+class Calibrator:
+    """Plans and runs the reference and calibration tasks of table builds, and fits their correction."""
+
+    def __init__(self, service: LatencyService) -> None:
+        self.service = service
+        self.settings = service.settings
+
+    def plan(
+        self, measuring: MeasureSettings, fp_id: str, space: SearchSpace, resolution: int, table_id: int
+    ) -> BuildCalibration:
+        """The fit networks (lightest, heaviest, seeded random ones) and the reference a build measures."""
+        fit: list[tuple[str, str]] = []
+        if self.settings.calibration_networks > 0:
+            fit = [(reference_arch(space), "lightest"), (str(space.arch_from_choice(space.heaviest())), "heaviest")]
+            fit += [(str(space.arch_from_choice(c)), "random")
+                    for c in sample_choices(space, self.settings.calibration_networks, self.settings.calibration_seed)]
+        ref = reference_arch(space) if self.settings.drift_reference else None
+        return BuildCalibration(measuring, fp_id, space, resolution, table_id, ref, fit)
+
+    def _network_set(self, cal: BuildCalibration, archs: list[str]) -> NetworkSet:
+        return NetworkSet(self.service.backend(cal.measuring), archs, cal.resolution, self.service.method,
+                          batch_size=cal.measuring.batch_size, num_classes=cal.space.num_classes)
+
+    def reference_task(self, cal: BuildCalibration, phase: str) -> float:
+        """Measure the reference network once (a fresh session) during a build."""
+        assert cal.reference_arch is not None
+        stats = self._network_set(cal, [cal.reference_arch]).measure_round()[0]
+        self.service.add_counts(calibration=1)
+        cal.references.append({"phase": phase, "median_ms": stats.median_ms, "at": _now()})
+        log.info("table build reference (%s): %.4f ms", phase, stats.median_ms)
+        return stats.median_ms
+
+    def round_task(self, cal: BuildCalibration) -> int:
+        """One interleaved round of the fit networks (and the reference, measured last in the list)."""
+        if cal.nets is None:
+            cal.nets = self._network_set(
+                cal, [a for a, _ in cal.fit] + ([cal.reference_arch] if cal.reference_arch else []))
+        stats = cal.nets.measure_round()
+        self.service.add_counts(calibration=len(stats))
+        if cal.reference_arch:
+            cal.references.append({"phase": f"calibration:{cal.nets.rounds - 1}", "median_ms": stats[-1].median_ms,
+                                   "at": _now()})
+        log.info("table build calibration round %d: %d networks", cal.nets.rounds, len(stats))
+        return cal.nets.rounds
+
+    def fitted_meta(self, cal: BuildCalibration, view: TableView, searchable: list[BlockKey]) -> dict[str, Any]:
+        """The table metadata the build stores: the reference summary, the fitted correction, the time."""
+        meta: dict[str, Any] = {}
+        ref_ms: float | None = None
+        if cal.reference_arch and cal.references:
+            values = [r["median_ms"] for r in cal.references]
+            ref_ms = float(statistics.median(values))
+            meta["reference"] = {
+                "arch": cal.reference_arch,
+                "median_ms": ref_ms,
+                "build_drift_pct": 100.0 * (max(values) / min(values) - 1.0),
+                "measurements": cal.references,
+            }
+        if cal.fit:
+            meta.update(self._correction_meta(cal, view, ref_ms, searchable))
+        meta["calibrated_at"] = _now()
+        return meta
+
+    def _correction_meta(
+        self, cal: BuildCalibration, view: TableView, ref_ms: float | None, searchable: list[BlockKey]
+    ) -> dict[str, Any]:
+        assert cal.nets is not None, "the calibration rounds did not run"
+        per_round = cal.nets.per_round
+        n_fit = len(cal.fit)
+        networks = []
+        for i, (arch, role) in enumerate(cal.fit):
+            values = []
+            for r, stats in enumerate(per_round[i]):
+                ratio = ref_ms / per_round[n_fit][r].median_ms if ref_ms and cal.reference_arch else 1.0
+                values.append(stats.median_ms * ratio)  # drift-normalised to the table's reference level
+            choice = cal.space.choice_from_arch(arch)
+            keys = tuple(cal.space.block_key(s, j, o, cal.resolution)
+                         for s, stage in enumerate(choice.options) for j, o in enumerate(stage))
+            networks.append(FitNetwork(arch, keys, float(statistics.median(values)), role))
+        medians = view.medians
+        try:
+            correction = fit_correction(networks, medians, view.fixed_raw_ms,
+                                        features=self.service.correction_features)
+        except (CorrectionError, np.linalg.LinAlgError) as exc:
+            log.warning("table correction could not be fitted (%s): serving raw sums", exc)
+            return {"correction": None, "correction_error": str(exc)}
+        floored = [str(k) for k in searchable
+                   if correction.unfloored_entry_ms(k, medians[str(k)]) < FLOOR_FRACTION * medians[str(k)]]
+        record = correction.to_json()
+        record.update({"rounds": cal.nets.rounds, "seed": self.settings.calibration_seed,
+                       "floored_entries": floored})
+        log.info("table correction: %s, fixed offset %.4f ms; naive MAPE %.1f %% -> leave-one-out %.2f %% "
+                 "(worst %.1f %%) on %d networks", correction.coefficients, correction.fixed_offset_ms,
+                 record["naive_mape_pct"], record["loo_mape_pct"], record["loo_max_abs_pct"], len(networks))
+        return {"correction": record}
