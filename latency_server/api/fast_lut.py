@@ -1,18 +1,20 @@
 """A pure-ASGI fast path for ``GET /v1/lut`` of tables this process has already served complete.
 
-Complete tables never change, so their serialised JSON is kept by the service's tables; this middleware answers
-them without FastAPI's routing and dependency resolution (about half the per-request cost, which matters
-under many concurrent clients). Anything else, including every request that would fail validation or
-authentication, goes through the normal route.
+Complete tables never change, so their serialised JSON is kept by the service's tables; this middleware
+answers them without FastAPI's routing and dependency resolution (about half the per-request cost, which
+matters under many concurrent clients). The bearer token is checked by the routes' own check. Anything
+else, including every request that would fail validation or authentication, goes through the normal route.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.requests import HTTPConnection
+
+from latency_server.api.deps import bearer, token_accepted
 from shared.api_schemas import BACKEND_NAMES, MeasureSettings
 
 __all__ = ["FastLutMiddleware"]
@@ -27,18 +29,14 @@ class FastLutMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    def _cached(self, scope: Scope) -> bytes | None:
+    async def _cached(self, scope: Scope) -> bytes | None:
         state = scope.get("app").state if scope.get("app") is not None else None
         service = getattr(state, "service", None)
         settings = getattr(state, "settings", None)
         if service is None or settings is None:
             return None
-        token = settings.token.get_secret_value() if settings.token is not None else ""
-        if token:
-            header = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), b"")
-            scheme, _, value = header.decode("latin-1").partition(" ")
-            if scheme.lower() != "bearer" or not secrets.compare_digest(value.strip().encode(), token.encode()):
-                return None  # the route answers 401
+        if not token_accepted(settings, await bearer(HTTPConnection(scope))):
+            return None  # the route answers 401
         try:
             query = dict(parse_qsl(scope.get("query_string", b"").decode("ascii"), strict_parsing=False))
             backend = query.get("backend", "onnxruntime")
@@ -55,7 +53,7 @@ class FastLutMiddleware:
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[dict]],
                        send: Callable[[dict], Awaitable[None]]) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == "/v1/lut":
-            body = self._cached(scope)
+            body = await self._cached(scope)
             if body is not None:
                 await send({
                     "type": "http.response.start",
