@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "default_data_dir", "get_settings"]
+__all__ = ["Settings", "default_data_dir"]
 
 
 def default_data_dir() -> Path:
@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     )
     time_scale: float = Field(1.0, gt=0, description="test hook: multiplies every timed duration (1 in use)")
 
-    # -- whole-network correction and drift compensation (issue 6) ------------------------------------
+    # -- whole-network correction and drift compensation -------------------------------------------
     calibration_networks: int = Field(
         12, ge=0, description="random networks (plus the lightest and heaviest) measured to fit a table's "
         "correction; 0 = serve raw sums only"
@@ -73,7 +73,3 @@ class Settings(BaseSettings):
             return self.db
         return f"sqlite:///{self.data_dir / 'latency.db'}"
 
-
-def get_settings() -> Settings:
-    """Settings read from the environment now."""
-    return Settings()

@@ -68,7 +68,7 @@ class LutTable(Base):
     """A latency table of a search space at one resolution under one fingerprint.
 
     Its figures are the block rows; the table row records completion and ``meta``: a JSON object for
-    per-table corrections, reference-network latencies and residuals (issue 6).
+    per-table corrections, reference-network latencies and residuals.
     """
 
     __tablename__ = "lut_tables"

@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from latency_server.config import Settings
 from latency_server.service import LatencyService
 
-__all__ = ["ServiceDep", "SettingsDep", "bearer", "get_settings", "get_service", "require_token",
+__all__ = ["ServiceDep", "SettingsDep", "bearer", "get_app_settings", "get_service", "require_token",
            "token_accepted"]
 
 #: ``Authorization: Bearer <token>`` parsing; a missing or other header yields ``None`` (the check answers)
@@ -23,7 +23,7 @@ bearer = HTTPBearer(auto_error=False, description="required by endpoints that ma
                     "token (LATENCY_SERVER_TOKEN)")
 
 
-def get_settings(request: Request) -> Settings:
+def get_app_settings(request: Request) -> Settings:
     """The app's settings."""
     return request.app.state.settings
 
@@ -33,7 +33,7 @@ def get_service(request: Request) -> LatencyService:
     return request.app.state.service
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 ServiceDep = Annotated[LatencyService, Depends(get_service)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
