@@ -59,10 +59,17 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def migrations_dir() -> Path:
-    """The installed ``migrations`` package folder (Alembic script location)."""
-    import migrations
+    """The Alembic script location: the folder of the installed ``latency_server.migrations`` package.
 
-    return Path(migrations.__file__).resolve().parent
+    A source checkout run without installing (``PYTHONPATH`` at the repository root) has no such package,
+    because only installation maps the top-level ``migrations/`` folder into ``latency_server``; there the
+    folder beside ``latency_server/`` is used.
+    """
+    try:
+        import latency_server.migrations as package
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "migrations"
+    return Path(package.__file__).resolve().parent
 
 
 def upgrade_database(url: str, revision: str = "head") -> None:
