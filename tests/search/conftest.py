@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from nas.expected_latency import LatencyModel
+from nas.search.expected_latency import LatencyModel
 from shared.search_space import HARDCORENAS
 
 
