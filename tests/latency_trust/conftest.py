@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from latency_server.launcher import ServerProcess
@@ -43,17 +41,3 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in servers:
         server.stop()
-
-
-def wait_table(client: httpx.Client, resolution: int, timeout_s: float = 120) -> dict:
-    """``GET /v1/lut`` through the 202/job flow until the table is complete."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        resp = client.get("/v1/lut", params={"resolution": resolution})
-        if resp.status_code == 200:
-            return resp.json()
-        assert resp.status_code == 202, resp.text
-        job = client.get(resp.headers["location"]).json()
-        assert job["state"] != "failed", job
-        time.sleep(0.1)
-    raise AssertionError("table did not complete")
