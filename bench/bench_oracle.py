@@ -4,7 +4,7 @@ Compares the exact multiple-choice-knapsack oracle (:mod:`nas.search.lmo`) with 
 generic interior-point solve (HiGHS IPM, standing in for the original's cvxopt) on the real problem sizes --
 the alpha LP (240 variables: 20 blocks x 12 options) and the beta LP (15 variables: 5 stages x 3 depths) --
 checking that every solver reaches the same optimum; then times 10,000 BCFW steps with pre-drawn gradients
-(no network passes) and the final steps.
+(no network passes) and the final steps (the exact best network under the limit, a MILP).
 
     .venv/bin/python bench/bench_oracle.py [--instances 200] [--steps 10000] [--seed 0]
 """
@@ -21,10 +21,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nas.search.bcfw import BCFW, BCFWConfig, balanced_init  # noqa: E402
+from nas.search.bcfw import BCFW, BCFWConfig  # noqa: E402
 from nas.search.expected_latency import LatencyModel  # noqa: E402
-from nas.search.finalize import finalize  # noqa: E402
+from nas.search.finalize import finalize, search_score  # noqa: E402
 from nas.search.lmo import solve_mck_lp  # noqa: E402
+from nas.search.start import max_entropy_start  # noqa: E402
 
 
 def random_model(rng: np.random.Generator) -> LatencyModel:
@@ -41,7 +42,7 @@ def instances(rng: np.random.Generator, n: int) -> list[tuple[str, np.ndarray, n
         model = random_model(rng)
         lo, hi = model.min_latency_ms(), model.max_latency_ms()
         limit = lo + rng.uniform(0.1, 0.7) * (hi - lo)
-        alpha, beta = balanced_init(model, limit)
+        alpha, beta = max_entropy_start(model, limit)
         r = limit - model.fixed_ms
         out.append(("alpha", rng.normal(size=(20, 12)), model.alpha_coefficients(beta).reshape(20, 12), r))
         coef, const = model.beta_coefficients(alpha)
@@ -124,8 +125,11 @@ def main() -> int:
     limit = lo + 0.4 * (hi - lo)
     grads_a = rng.normal(size=(args.steps, 5, 4, 12))
     grads_b = rng.normal(size=(args.steps, 5, 3))
-    for schedule, step in (("fixed", 0.002), ("decaying", 1.0)):
-        opt = BCFW(model, limit, BCFWConfig(step_schedule=schedule, max_step=step), seed=args.seed)
+    for label, config in (("the original's fixed step 0.002", BCFWConfig(step_schedule="fixed", max_step=0.002,
+                                                                          momentum_schedule="fixed",
+                                                                          objective="momentum")),
+                          ("this project's defaults", BCFWConfig())):
+        opt = BCFW(model, limit, config, seed=args.seed)
         worst = -np.inf
         t0 = time.perf_counter()
         for k in range(args.steps):
@@ -133,10 +137,10 @@ def main() -> int:
             worst = max(worst, info.expected_latency_ms / limit - 1.0)
         elapsed = time.perf_counter() - t0
         t1 = time.perf_counter()
-        fin = finalize(model, opt.alpha, opt.beta, limit)
+        fin = finalize(model, search_score(opt), limit)
         t_final = time.perf_counter() - t1
         print(
-            f"BCFW {args.steps} steps ({schedule}, max step {step}), no network passes: {elapsed:.2f} s "
+            f"BCFW {args.steps} steps ({label}), no network passes: {elapsed:.2f} s "
             f"({1e6 * elapsed / args.steps:.0f} us/step); worst E/T-1 over iterates {worst:.1e}; "
             f"final steps {1e3 * t_final:.1f} ms, network {fin.latency_ms:.4f} <= T {limit:.4f} ms"
         )

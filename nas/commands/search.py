@@ -10,6 +10,8 @@ from nas.cli import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from nas.search import BCFWConfig, SearchSettings
+
     p = sub.add_parser(
         "search",
         help="search a network whose table latency is at most --latency-limit-ms",
@@ -32,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="bearer token of the server (default: env LATENCY_SERVER_TOKEN)",
     )
     p.add_argument("--supernet", metavar="CKPT", help="trained supernet checkpoint (default: fresh, with a warning)")
-    p.add_argument("--bcfw-steps", type=int, default=1000, help="BCFW steps (default 1000)")
+    steps = SearchSettings(1.0).bcfw_steps
+    p.add_argument("--bcfw-steps", type=int, default=steps,
+                   help=f"BCFW steps, one supernet pass each (default {steps})")
     p.add_argument("--batch-size", type=int, default=16, help="held-out images per gradient (default 16)")
     p.add_argument("--aggregate-batches", type=int, default=1, help="batches per gradient (default 1)")
     p.add_argument(
@@ -55,27 +59,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="onnxruntime", help="the table's backend (default onnxruntime)")
     p.add_argument("--latency-batch-size", type=int, default=1, help="the table's batch size (default 1)")
     p.add_argument("--threads", type=int, default=1, help="the table's thread count (default 1)")
-    p.add_argument(
-        "--block-choice",
-        choices=["random", "alternate"],
-        default="random",
-        help="which block each step updates (default random)",
-    )
-    p.add_argument(
-        "--step-schedule",
-        choices=["fixed", "decaying"],
-        default="fixed",
-        help="fixed: gamma = max step; decaying: max step * 2n/(k+2n), n=2 (default fixed)",
-    )
-    p.add_argument("--max-step", type=float, default=0.002, help="step size gamma (default 0.002)")
-    p.add_argument("--momentum", type=float, default=0.9, help="gradient momentum (default 0.9)")
-    p.add_argument("--sparsify-steps", type=int, default=100, help="alternating LP steps of sparsify (default 100)")
-    p.add_argument(
-        "--no-fill-slack",
-        action="store_true",
-        help="return the discretised network as is; by default the latency it leaves under the limit is spent on "
-        "the upgrades (option or depth) the searched distribution prefers most, each checked to keep the limit",
-    )
+    defaults = BCFWConfig()
+
+    def optimizer_flag(name: str, help: str, **kwargs) -> None:
+        """A flag of one BCFWConfig field, its default taken from there."""
+        default = getattr(defaults, name)
+        p.add_argument("--" + name.replace("_", "-"), default=default, help=f"{help} (default {default})", **kwargs)
+
+    optimizer_flag("block_choice", "which block each step updates", choices=["random", "alternate"])
+    optimizer_flag("step_schedule", "decaying: a block's k-th step is max step * 2/(k+2); fixed: every step is the "
+                   "max step (the original: 0.002)", choices=["fixed", "decaying"])
+    optimizer_flag("max_step", "largest step size", type=float)
+    optimizer_flag("momentum_schedule", "gradient averaging: decaying gives gradient t the weight 2/(t+2) (a running "
+                   "average that weights later gradients more); fixed: momentum --momentum (the original)",
+                   choices=["fixed", "decaying"])
+    optimizer_flag("momentum", "weight of the old average under --momentum-schedule fixed", type=float)
+    optimizer_flag("final_score", "what the returned network maximises among all networks within the limit (found "
+                   "exactly): linearised = the loss model fitted to the averaged gradients, probability = the "
+                   "network's probability under the final distribution", choices=["linearised", "probability"])
     p.add_argument(
         "--max-retries",
         type=int,
@@ -112,11 +113,11 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             bcfw=BCFWConfig(
                 block_choice=args.block_choice,
-                momentum=args.momentum,
                 step_schedule=args.step_schedule,
                 max_step=args.max_step,
-                sparsify_steps=args.sparsify_steps,
-                fill_slack=not args.no_fill_slack,
+                momentum_schedule=args.momentum_schedule,
+                momentum=args.momentum,
+                final_score=args.final_score,
             ),
             aggregate_batches=args.aggregate_batches,
             bn_statistics=args.bn_statistics,
@@ -145,11 +146,6 @@ def run(args: argparse.Namespace) -> int:
         f"table latency {result.expected_latency_ms:.4f} ms <= limit {settings.latency_limit_ms:.4f} ms "
         f"({100 * result.expected_latency_ms / settings.latency_limit_ms:.1f} % of the budget)"
     )
-    fin = result.finalization
-    if fin.upgrades:
-        print(f"the discretised network left {settings.latency_limit_ms - fin.discrete_latency_ms:.4f} ms unused "
-              f"({fin.discrete_latency_ms:.4f} ms): {fin.upgrades} upgrade(s) the search preferred spent it "
-              "(--no-fill-slack to keep it)")
     measured = result.extra.get("measured_latency_ms")
     if measured is not None:
         predicted = result.extra.get("predicted_ms")

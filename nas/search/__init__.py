@@ -2,14 +2,17 @@
 that turn them into one network under the limit, and the measured guarantee on a device.
 
 Modules, from pure to wired: :mod:`~nas.search.lmo` (the exact LP oracle), :mod:`~nas.search.expected_latency`
-(the bilinear latency model), :mod:`~nas.search.bcfw` (the optimizer), :mod:`~nas.search.finalize` (sparsify,
-discretise, repair, fill the slack), :mod:`~nas.search.gradients` (held-out loss gradients from a frozen supernet;
+(the bilinear latency model), :mod:`~nas.search.start` (the maximum-entropy start), :mod:`~nas.search.discretize`
+(the exact best network under the limit for an additive score), :mod:`~nas.search.bcfw` (the optimizer and the loss
+model its averaged gradients fit), :mod:`~nas.search.finalize` (the search's final objective and its optimum under
+a limit), :mod:`~nas.search.gradients` (held-out loss gradients from a frozen supernet;
 needs torch), :mod:`~nas.search.result` (settings and results), :mod:`~nas.search.driver` (the search loop),
 :mod:`~nas.search.guarantee` (measure and re-run), :mod:`~nas.search.outputs` (result.json, CSV, plot) and
 :mod:`~nas.search.run` (what ``nas search`` does). Importing this package imports neither torch nor matplotlib.
 """
 
 from nas.search.bcfw import BCFW, BCFWConfig, LatencyLimitError, check_limit
+from nas.search.discretize import DiscretizationError, NetworkScore, best_network
 from nas.search.driver import GradientFn, Gradients, refinalize, search
 from nas.search.expected_latency import LatencyModel, LatencyModelError
 from nas.search.finalize import Finalization, finalize
@@ -17,21 +20,26 @@ from nas.search.guarantee import measured_guarantee
 from nas.search.outputs import write_outputs
 from nas.search.result import SearchResult, SearchSettings, TrajectoryRow
 from nas.search.run import run_search
+from nas.search.start import max_entropy_start
 
 __all__ = [
     "BCFW",
     "BCFWConfig",
+    "DiscretizationError",
     "Finalization",
     "GradientFn",
     "Gradients",
     "LatencyLimitError",
     "LatencyModel",
     "LatencyModelError",
+    "NetworkScore",
     "SearchResult",
     "SearchSettings",
     "TrajectoryRow",
+    "best_network",
     "check_limit",
     "finalize",
+    "max_entropy_start",
     "measured_guarantee",
     "refinalize",
     "run_search",

@@ -1,7 +1,7 @@
 """Block-Coordinate Frank-Wolfe over (alpha, beta) under a hard expected-latency limit.
 
-This module owns the optimizer: its settings (:class:`BCFWConfig`), its state and step (:class:`BCFW`), the
-balanced feasible start and the limit check every entry point shares. Every iterate is feasible: each step
+This module owns the optimizer: its settings (:class:`BCFWConfig`), its state and step (:class:`BCFW`) and the
+limit check every entry point shares; the start is :mod:`nas.search.start`. Every iterate is feasible: each step
 moves one block (alpha or beta) towards the exact LP vertex of :mod:`nas.search.lmo`, and both endpoints satisfy
 the same linear constraint. What turns the final distribution into one network lives in
 :mod:`nas.search.finalize`.
@@ -15,20 +15,23 @@ from typing import Literal
 
 import numpy as np
 
+from nas.search.discretize import NetworkScore
 from nas.search.expected_latency import LatencyModel
 from nas.search.lmo import solve_mck_lp
+from nas.search.start import max_entropy_start
 
 __all__ = [
     "BCFW",
     "BCFWConfig",
     "LatencyLimitError",
     "StepInfo",
-    "balanced_init",
     "check_limit",
-    "shrink_towards_lightest",
 ]
 
 Block = Literal["alpha", "beta"]
+
+#: a block that (almost) never ran has its averaged gradient divided by at least this activity
+ACTIVITY_FLOOR = 1e-9
 
 
 class LatencyLimitError(ValueError):
@@ -53,71 +56,52 @@ def check_limit(model: LatencyModel, limit_ms: float) -> float:
     return minimum
 
 
-def shrink_towards_lightest(
-    model: LatencyModel, alpha: np.ndarray, beta: np.ndarray, limit_ms: float, *, iterations: int = 60
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """The point ``(1-t) x + t x_min`` with the smallest ``t`` in [0, 1] whose expected latency is ``<= limit``.
-
-    ``x_min`` is the lightest network; for a non-negative table the latency is monotone in ``t``, so bisection
-    finds the point of the segment closest to ``x``. Returns ``(alpha, beta, t)``.
-    """
-    check_limit(model, limit_ms)
-    alpha = np.asarray(alpha, dtype=np.float64)
-    beta = np.asarray(beta, dtype=np.float64)
-    light_a, light_b = model.one_hot(model.lightest_choice())
-
-    def at(t: float) -> tuple[np.ndarray, np.ndarray]:
-        return (1.0 - t) * alpha + t * light_a, (1.0 - t) * beta + t * light_b
-
-    if model.expected_latency_ms(alpha, beta) <= limit_ms:
-        return alpha.copy(), beta.copy(), 0.0
-    lo, hi = 0.0, 1.0
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        if model.expected_latency_ms(*at(mid)) <= limit_ms:
-            hi = mid
-        else:
-            lo = mid
-    a, b = at(hi)
-    if hi == 1.0:
-        a, b = light_a, light_b
-    return a, b, hi
-
-
-def balanced_init(model: LatencyModel, limit_ms: float) -> tuple[np.ndarray, np.ndarray]:
-    """The most uniform feasible start on the segment from uniform (alpha, beta) to the lightest network."""
-    alpha, beta, _ = shrink_towards_lightest(model, *model.uniform(), limit_ms)
-    return alpha, beta
-
-
 @dataclass(frozen=True)
 class BCFWConfig:
-    """Optimizer settings (defaults follow the original project's search)."""
+    """Optimizer and final-step settings.
 
-    block_choice: Literal["random", "alternate"] = "random"
+    Step size of a block's ``k``-th step (``k`` counts that block's own steps): ``fixed``: ``max_step``;
+    ``decaying``: ``max_step * c / (k + c)`` with ``c = step_offset``. Gradient averaging after the ``t``-th
+    gradient (both blocks' buffers take every gradient): ``m <- (1 - rho) m + rho g`` with ``rho = 1 - momentum``
+    (``fixed``) or ``rho = (c / (t + c)) ** momentum_power`` (``decaying``; the first gradient replaces the empty
+    buffer). Decaying steps with a more slowly decaying averaging weight is stochastic Frank-Wolfe's recipe
+    (Mokhtari, Hassani and Karbasi 2018: ``2 / (t + 8)`` and ``(8 / (t + 8)) ** (2/3)``).
+    """
+
+    block_choice: Literal["random", "alternate"] = "alternate"
     start_with_alpha: bool = False  # first block under "alternate" (the original starts with beta)
-    momentum: float = 0.9  # m <- momentum * m + (1 - momentum) * g, per block
-    step_schedule: Literal["fixed", "decaying"] = "fixed"
-    max_step: float = 0.002  # fixed: gamma = max_step; decaying: gamma = max_step * 2n / (k + 2n)
-    decay_n: float = 2.0
-    sparsify_steps: int = 100
-    #: after discretisation, spend the latency left under the limit on the searched distribution's preferred
-    #: upgrades (:func:`fill_slack`)
-    fill_slack: bool = True
+    step_schedule: Literal["fixed", "decaying"] = "decaying"
+    max_step: float = 0.5
+    step_offset: float = 2.0
+    momentum_schedule: Literal["fixed", "decaying"] = "decaying"
+    momentum: float = 0.9  # fixed schedule: weight of the old buffer
+    momentum_power: float = 1.0
+    prior_runs: float = 10
+    #: what each LP minimises: "surrogate" (the gradient, at the current point, of the additive loss model the
+    #: averages fit: :meth:`BCFW.surrogate`) or "momentum" (the averaged raw gradients, as the original)
+    objective: Literal["surrogate", "momentum"] = "surrogate"
+    #: what the final network maximises (:mod:`nas.search.finalize`): "linearised" (the averaged gradients'
+    #: first-order loss) or "probability" (the network's probability under the final distribution)
+    final_score: Literal["linearised", "probability"] = "linearised"
 
     def __post_init__(self) -> None:
         if self.block_choice not in ("random", "alternate"):
             raise ValueError(f"block_choice: expected 'random' or 'alternate', got {self.block_choice!r}")
-        if self.step_schedule not in ("fixed", "decaying"):
-            raise ValueError(f"step_schedule: expected 'fixed' or 'decaying', got {self.step_schedule!r}")
+        for name in ("step_schedule", "momentum_schedule"):
+            if getattr(self, name) not in ("fixed", "decaying"):
+                raise ValueError(f"{name}: expected 'fixed' or 'decaying', got {getattr(self, name)!r}")
+        if self.objective not in ("surrogate", "momentum"):
+            raise ValueError(f"objective: expected 'surrogate' or 'momentum', got {self.objective!r}")
+        if self.final_score not in ("linearised", "probability"):
+            raise ValueError(f"final_score: expected 'linearised' or 'probability', got {self.final_score!r}")
         if not 0.0 < self.max_step <= 1.0:
             raise ValueError(f"max_step: expected a value in (0, 1], got {self.max_step}")
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum: expected a value in [0, 1), got {self.momentum}")
-        if self.decay_n <= 0:
-            raise ValueError(f"decay_n: expected a positive value, got {self.decay_n}")
-        if self.sparsify_steps < 2:
-            raise ValueError(f"sparsify_steps: expected at least 2, got {self.sparsify_steps}")
+        if self.step_offset <= 0:
+            raise ValueError(f"step_offset: expected a positive value, got {self.step_offset}")
+        if not 0.0 <= self.momentum_power <= 1.0:
+            raise ValueError(f"momentum_power: expected a value in [0, 1], got {self.momentum_power}")
 
 
 @dataclass(frozen=True)
@@ -133,7 +117,11 @@ class StepInfo:
 
 @dataclass
 class BCFW:
-    """The optimizer state: (alpha, beta), momentum buffers, step counter and its own random generator."""
+    """The optimizer state: (alpha, beta), averaged gradients, step counters and its own random generator.
+
+    Without a given start, (alpha, beta) start at the maximum-entropy distribution under the limit
+    (:func:`nas.search.start.max_entropy_start`).
+    """
 
     model: LatencyModel
     limit_ms: float
@@ -145,24 +133,39 @@ class BCFW:
     def __post_init__(self) -> None:
         check_limit(self.model, self.limit_ms)
         if self.alpha is None or self.beta is None:
-            self.alpha, self.beta = balanced_init(self.model, self.limit_ms)
+            self.alpha, self.beta = max_entropy_start(self.model, self.limit_ms)
         self.alpha = np.array(self.alpha, dtype=np.float64)
         self.beta = np.array(self.beta, dtype=np.float64)
         if self.alpha.shape != self.model.alpha_shape or self.beta.shape != self.model.beta_shape:
             raise ValueError("alpha/beta shapes do not match the latency model")
+        # running averages, with the gradients' weights, of the gradients and of the point they were taken at
         self.m_alpha = np.zeros_like(self.alpha)
         self.m_beta = np.zeros_like(self.beta)
-        self.k = 0
+        self.m_point = np.zeros_like(self.alpha)
+        self.m_active = np.zeros(self.alpha.shape[:2])  # probability that each block ran
+        # the noise: per block, sum of squared weights times activity (the variance of m_alpha per unit of noise
+        # variance per run), and the noise variance per run pooled over the blocks (residual^2 / activity)
+        self.m_weight_sq = np.zeros(self.alpha.shape[:2])
+        self.m_residual_sq = 0.0
+        self.m_activity_all = 0.0
+        self.k = 0  # steps taken (= gradients averaged)
+        self.block_steps: dict[str, int] = {"alpha": 0, "beta": 0}
         self.rng = np.random.default_rng(self.seed)
 
-    # -- schedule -------------------------------------------------------------------------------------------
-    def gamma(self) -> float:
-        """Step size of the current step."""
+    # -- schedules ------------------------------------------------------------------------------------------
+    def gamma(self, block: Block) -> float:
+        """Step size of ``block``'s next step."""
         cfg = self.config
         if cfg.step_schedule == "fixed":
             return cfg.max_step
-        two_n = 2.0 * cfg.decay_n
-        return cfg.max_step * two_n / (self.k + two_n)
+        return cfg.max_step * cfg.step_offset / (self.block_steps[block] + cfg.step_offset)
+
+    def averaging_weight(self) -> float:
+        """Weight ``rho`` of the next gradient in the averaged gradients."""
+        cfg = self.config
+        if cfg.momentum_schedule == "fixed":
+            return 1.0 - cfg.momentum
+        return (cfg.step_offset / (self.k + cfg.step_offset)) ** cfg.momentum_power
 
     def next_block(self) -> Block:
         """Which block the current step updates."""
@@ -175,26 +178,73 @@ class BCFW:
     def expected_latency_ms(self) -> float:
         return self.model.expected_latency_ms(self.alpha, self.beta)
 
-    # -- the step -------------------------------------------------------------------------------------------
-    def step(self, grad_alpha: np.ndarray, grad_beta: np.ndarray, block: Block | None = None) -> StepInfo:
-        """One BCFW step from the loss gradients w.r.t. alpha ``[S, D, O]`` and beta ``[S, nd]``."""
-        block = block or self.next_block()
-        mu = self.config.momentum
-        gamma = self.gamma()
-        r = self.limit_ms - self.model.fixed_ms
+    # -- the averaged loss model ---------------------------------------------------------------------------
+    def _option_estimate(self) -> np.ndarray:
+        """Each option's loss contribution per run of its block, unshrunk: averaged gradient / averaged activity."""
+        return -self.m_alpha / np.maximum(self.m_active, ACTIVITY_FLOOR)[:, :, None]
+
+    def surrogate(self) -> NetworkScore:
+        """The additive loss model the averaged gradients fit: ``option[s, j, i]`` and ``depth[s, d]`` estimate
+        minus each option's and depth's loss contribution.
+
+        The alpha gradient of a block is its options' contributions times the probability that it runs, so the
+        averaged gradient divided by the averaged activity estimates them; the beta gradient of a depth holds the
+        depth's own contribution plus its blocks' expected ones (under the alpha the gradients saw), which the
+        options already account for.
+        """
+        option = self._option_estimate()
+        seen = np.einsum("sjo,sjo->sj", self.m_point, option)[:, :, None]
+        # empirical Bayes: an option's difference from its block's seen mean is shrunk by signal / (signal +
+        # noise); the noise is each block's own (the variance of its estimates), the signal variance is pooled
+        # over the blocks, weighted by how often they ran, so blocks the search hardly ran cannot inflate it
+        per_run = self.m_residual_sq / self.m_activity_all if self.m_activity_all > 0 else 0.0
+        noise = per_run * self.m_weight_sq / np.maximum(self.m_active, ACTIVITY_FLOOR) ** 2
+        spread = ((option - seen) ** 2).mean(axis=-1)
+        signal = max(float(np.sum(self.m_active * (spread - noise)) / max(np.sum(self.m_active), 1e-300)), 0.0)
+        total = signal + noise
+        shrink = np.divide(signal, total, out=np.ones_like(total), where=total > 0)[:, :, None]
+        option = seen + (option - seen) * shrink
+        return NetworkScore(option, -self.m_beta - seen[:, :, 0] @ self.model.block_weight)
+
+    def _lp_objective(self, block: Block, active: np.ndarray) -> np.ndarray:
+        """The gradient estimate the LP of ``block`` minimises (``[blocks, options]``)."""
+        if self.config.objective == "momentum":  # the original: the averaged raw gradients
+            return self.m_alpha.reshape(-1, self.alpha.shape[-1]) if block == "alpha" else self.m_beta
+        model = self.surrogate()  # the gradient of the surrogate's expectation at the current point
         if block == "alpha":
-            g = np.asarray(grad_alpha, dtype=np.float64).reshape(self.alpha.shape)
-            self.m_alpha = mu * self.m_alpha + (1.0 - mu) * g
-            a = self.model.alpha_coefficients(self.beta)
+            return (-active[:, :, None] * model.option).reshape(-1, self.alpha.shape[-1])
+        per_block = np.einsum("sjo,sjo->sj", self.alpha, model.option)
+        return -(model.depth + per_block @ self.model.block_weight)
+
+    # -- the step ---------------------------------------------------------------------------------------------
+    def step(self, grad_alpha: np.ndarray, grad_beta: np.ndarray, block: Block | None = None) -> StepInfo:
+        """One BCFW step from the loss gradients w.r.t. alpha ``[S, D, O]`` and beta ``[S, nd]`` taken at the
+        current point: the averages take them, one block moves towards its LP vertex."""
+        block = block or self.next_block()
+        rho = self.averaging_weight()
+        gamma = self.gamma(block)
+        active = self.model.depth_weights(self.beta)
+        grad_alpha = np.asarray(grad_alpha, dtype=np.float64).reshape(self.alpha.shape)
+        if self.k > 0:  # residual against the estimate so far (none before the first gradient)
+            residual = grad_alpha + active[:, :, None] * self._option_estimate()
+            self.m_residual_sq += rho * (float(np.mean(residual**2)) - self.m_residual_sq)
+            self.m_activity_all += rho * (float(np.mean(active)) - self.m_activity_all)
+        self.m_weight_sq = (1.0 - rho) ** 2 * self.m_weight_sq + rho**2 * active
+        self.m_alpha += rho * (grad_alpha - self.m_alpha)
+        self.m_beta += rho * (np.asarray(grad_beta, dtype=np.float64).reshape(self.beta.shape) - self.m_beta)
+        self.m_point += rho * (self.alpha - self.m_point)
+        self.m_active += rho * (active - self.m_active)
+        r = self.limit_ms - self.model.fixed_ms
+        c = self._lp_objective(block, active)
+        if block == "alpha":
             shape = (-1, self.alpha.shape[-1])
-            res = solve_mck_lp(self.m_alpha.reshape(shape), a.reshape(shape), r)
+            res = solve_mck_lp(c, self.model.alpha_coefficients(self.beta).reshape(shape), r)
             self.alpha = self.alpha + gamma * (res.x.reshape(self.alpha.shape) - self.alpha)
         else:
-            g = np.asarray(grad_beta, dtype=np.float64).reshape(self.beta.shape)
-            self.m_beta = mu * self.m_beta + (1.0 - mu) * g
             coef, const = self.model.beta_coefficients(self.alpha)
-            res = solve_mck_lp(self.m_beta, coef, r - const)
+            res = solve_mck_lp(c, coef, r - const)
             self.beta = self.beta + gamma * (res.x - self.beta)
         info = StepInfo(self.k, block, gamma, self.expected_latency_ms(), res.multiplier)
         self.k += 1
+        self.block_steps[block] += 1
         return info

@@ -16,14 +16,13 @@ import numpy as np
 
 from nas.search.bcfw import BCFW, check_limit
 from nas.search.expected_latency import LatencyModel
-from nas.search.finalize import Finalization, finalize
+from nas.search.finalize import Finalization, finalize, search_score
 from nas.search.result import SearchResult, SearchSettings, TrajectoryRow, attempt_record
 from shared.search_space import HARDCORENAS, SearchSpace
 
 __all__ = ["GradientFn", "Gradients", "refinalize", "search"]
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -47,16 +46,20 @@ def search(
     space: SearchSpace = HARDCORENAS,
     lut_fingerprint: str = "",
     progress: bool = True,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> SearchResult:
-    """Run BCFW for ``settings.bcfw_steps`` steps from the balanced start, then the final steps.
+    """Run BCFW for ``settings.bcfw_steps`` steps from the balanced start, then return the best network under the
+    limit by the search's final objective (``settings.bcfw.final_score``).
 
-    Raises :class:`~nas.search.bcfw.LatencyLimitError` at once when the limit is below the table's minimum.
+    ``start`` replaces the maximum-entropy start (a feasible (alpha, beta)). Raises
+    :class:`~nas.search.bcfw.LatencyLimitError` at once when the limit is below the table's minimum.
     """
     from tqdm import tqdm
 
     limit = settings.latency_limit_ms
     check_limit(model, limit)
-    opt = BCFW(model, limit, settings.bcfw, seed=settings.seed)
+    alpha, beta = start if start is not None else (None, None)
+    opt = BCFW(model, limit, settings.bcfw, seed=settings.seed, alpha=alpha, beta=beta)
     init_latency = opt.expected_latency_ms()
     trajectory: list[TrajectoryRow] = []
     bar = tqdm(range(settings.bcfw_steps), desc="search", unit="step", disable=not progress)
@@ -72,8 +75,8 @@ def search(
         log.warning("interrupted after %d steps: finishing with the current distribution", len(trajectory))
     finally:
         bar.close()
-    fin = finalize(model, opt.alpha, opt.beta, limit, sparsify_steps=settings.bcfw.sparsify_steps,
-                   fill=settings.bcfw.fill_slack)
+    score = search_score(opt)
+    fin = finalize(model, score, limit)
     return SearchResult(
         space=space,
         model=model,
@@ -84,16 +87,14 @@ def search(
         trajectory=trajectory,
         attempts=[attempt_record(fin, space)],
         finalization=fin,
+        score=score,
         lut_fingerprint=lut_fingerprint,
     )
 
 
 def refinalize(result: SearchResult, internal_limit_ms: float) -> Finalization:
     """Re-run the final steps of ``result`` under ``internal_limit_ms``; the new network becomes the result's."""
-    fin = finalize(
-        result.model, result.alpha, result.beta, internal_limit_ms, sparsify_steps=result.settings.bcfw.sparsify_steps,
-        fill=result.settings.bcfw.fill_slack,
-    )
+    fin = finalize(result.model, result.score, internal_limit_ms)
     result.finalization = fin
     result.attempts.append(attempt_record(fin, result.space))
     return fin

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from nas.search.bcfw import BCFWConfig
+from nas.search.discretize import NetworkScore
 from nas.search.expected_latency import LatencyModel
 from nas.search.finalize import Finalization
 from shared.search_space import ArchChoice, SearchSpace
@@ -26,7 +27,7 @@ class SearchSettings:
     """Everything that determines a search besides the table, the data and the supernet."""
 
     latency_limit_ms: float
-    bcfw_steps: int = 1000
+    bcfw_steps: int = 300
     batch_size: int = 16
     train_percent: float = 80.0
     resolution: int = 224
@@ -66,6 +67,7 @@ class SearchResult:
     trajectory: list[TrajectoryRow]
     attempts: list[dict[str, Any]]
     finalization: Finalization
+    score: NetworkScore  # the final objective every attempt of the final steps maximises
     lut_fingerprint: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -112,6 +114,11 @@ class SearchResult:
             },
             "alpha": self.alpha.tolist(),
             "beta": self.beta.tolist(),
+            "final_objective": {
+                "kind": s.bcfw.final_score,
+                "option": self.score.option.tolist(),
+                "depth": self.score.depth.tolist(),
+            },
             "attempts": self.attempts,
             "final_loss": self.trajectory[-1].loss if self.trajectory else None,
         }
@@ -125,9 +132,5 @@ def attempt_record(fin: Finalization, space: SearchSpace) -> dict[str, Any]:
         "internal_limit_ms": fin.limit_ms,
         "arch": str(space.arch_from_choice(fin.choice)),
         "expected_latency_ms": fin.latency_ms,
-        "sparse_expected_latency_ms": fin.sparse_latency_ms,
-        "shrink": fin.shrink,
-        "repairs": fin.repairs,
-        "discrete_latency_ms": fin.discrete_latency_ms,
-        "upgrades": fin.upgrades,
+        "score": fin.score,
     }

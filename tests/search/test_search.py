@@ -13,7 +13,16 @@ import pytest
 import torch
 
 from nas.latency_table import LatencyTable
-from nas.search import BCFWConfig, Gradients, SearchSettings, measured_guarantee, refinalize, search, write_outputs
+from nas.search import (
+    BCFWConfig,
+    Gradients,
+    SearchSettings,
+    best_network,
+    measured_guarantee,
+    refinalize,
+    search,
+    write_outputs,
+)
 from nas.search.gradients import SupernetGradients
 from shared.api_schemas import LatencyStats, NetworkResponse
 from shared.search_space import HARDCORENAS
@@ -21,13 +30,15 @@ from shared.search_space import HARDCORENAS
 REL = 1e-9
 
 
-def _noise_gradients(seed: int):
+def _noise_gradients(seed: int, model):
+    """Gradients of a loss that falls with latency (so the limit binds), plus noise."""
     rng = np.random.default_rng(seed)
+    gain = model.block_ms * rng.lognormal(0.0, 0.2, size=model.alpha_shape)
 
     def grads(alpha: np.ndarray, beta: np.ndarray) -> Gradients:
-        # prefers big options and deep stages (so the limit binds), plus noise
-        ga = -np.linspace(0, 1, alpha.shape[-1]) + 0.3 * rng.normal(size=alpha.shape)
-        gb = -np.linspace(0, 1, beta.shape[-1]) + 0.3 * rng.normal(size=beta.shape)
+        active = model.depth_weights(beta)[:, :, None]
+        ga = -active * gain + 0.3 * rng.normal(size=alpha.shape)
+        gb = -np.einsum("sjo,sjo->sj", alpha, gain) @ model.block_weight + 0.3 * rng.normal(size=beta.shape)
         return Gradients(ga, gb, float(rng.uniform(1, 2)))
 
     return grads
@@ -37,12 +48,14 @@ def test_search_driver_keeps_the_limit_and_writes_outputs(make_model, tmp_path: 
     model = make_model(4)
     limit = model.min_latency_ms() + 0.35 * (model.max_latency_ms() - model.min_latency_ms())
     settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=60, bcfw=BCFWConfig(max_step=0.1), seed=3)
-    result = search(model, _noise_gradients(0), settings, lut_fingerprint="fp", progress=False)
+    result = search(model, _noise_gradients(0, model), settings, lut_fingerprint="fp", progress=False)
     assert len(result.trajectory) == 60
     assert all(row.expected_latency_ms <= limit * (1 + REL) for row in result.trajectory)
     assert result.expected_latency_ms <= limit
     assert result.expected_latency_ms == model.choice_latency_ms(result.choice)
-    assert result.expected_latency_ms > 0.8 * limit  # the gradients want big networks: the budget is used
+    # the loss falls with latency: the network is the best one under the limit by the search's own final objective
+    assert result.finalization.score == result.score.of(result.choice, model.depths)
+    assert result.finalization.score >= result.score.of(best_network(result.score, [(model, limit)]), model.depths)
     assert HARDCORENAS.choice_from_arch(result.arch) == result.choice
 
     paths = write_outputs(result, tmp_path)
@@ -51,6 +64,7 @@ def test_search_driver_keeps_the_limit_and_writes_outputs(make_model, tmp_path: 
         assert key in data
     assert data["steps"] == 60 and data["lut_fingerprint"] == "fp" and data["latency_limit_ms"] == limit
     assert np.asarray(data["alpha"]).shape == (5, 4, 12)
+    assert np.array_equal(data["final_objective"]["option"], result.score.option)  # refinalize's input
     rows = list(csv.DictReader(paths["trajectory"].open()))
     assert len(rows) == 60 and float(rows[-1]["expected_latency_ms"]) == result.trajectory[-1].expected_latency_ms
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -74,8 +88,8 @@ def test_measured_guarantee_recovers_from_a_slow_moment(make_model) -> None:
     model = make_model(6)
     limit = model.min_latency_ms() + 0.5 * (model.max_latency_ms() - model.min_latency_ms())
     settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=40, bcfw=BCFWConfig(max_step=0.2), seed=1)
-    result = search(model, _noise_gradients(1), settings, progress=False)
-    assert result.expected_latency_ms > 0.99 * limit  # the slack is filled
+    result = search(model, _noise_gradients(1, model), settings, progress=False)
+    assert result.expected_latency_ms > 0.99 * limit  # the loss falls with latency: the budget is used
     slowness = iter([1.15])
 
     def measure(arch: str) -> NetworkResponse:
@@ -97,13 +111,13 @@ def test_measured_guarantee_recovers_from_a_slow_moment(make_model) -> None:
     assert result.extra["measured_budget_used"] >= 0.95
     assert result.extra["guarantee"]["retries"] == len(attempts) - 1 <= 3
     # within the spread is met, but the search still steers for under T while re-runs are left
-    result = search(model, _noise_gradients(1), settings, progress=False)
+    result = search(model, _noise_gradients(1, model), settings, progress=False)
     assert measured_guarantee(result, lambda arch: _answer(1.02 * model.choice_latency_ms(
         HARDCORENAS.choice_from_arch(arch)), 0.1 * limit), max_retries=3)
     assert not result.attempts[0]["under_limit"] and result.attempts[0]["within_limit"]
     assert len(result.attempts) >= 2 and result.extra["guarantee"]["under_limit"]
     # a device that is always 15 % slower than the table: tightened once, then met near the limit
-    result = search(model, _noise_gradients(1), settings, progress=False)
+    result = search(model, _noise_gradients(1, model), settings, progress=False)
     assert measured_guarantee(result, lambda arch: _answer(1.15 * model.choice_latency_ms(
         HARDCORENAS.choice_from_arch(arch)), 0.0), max_retries=3)
     assert len(result.attempts) == 2 and result.extra["measured_budget_used"] == pytest.approx(1.0, abs=0.02)
