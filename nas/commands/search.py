@@ -67,11 +67,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--" + name.replace("_", "-"), default=default, help=f"{help} (default {default})", **kwargs)
 
     optimizer_flag("block_choice", "which block each step updates", choices=["random", "alternate"])
-    optimizer_flag("step_schedule", "decaying: a block's k-th step is max step * 2/(k+2); fixed: every step is the "
-                   "max step (the original: 0.002)", choices=["fixed", "decaying"])
+    optimizer_flag("step_schedule", "decaying: a block's k-th step (from 0) is max step / (k+1); fixed: every step "
+                   "is the max step (the original: 0.002)", choices=["fixed", "decaying"])
     optimizer_flag("max_step", "largest step size", type=float)
-    optimizer_flag("momentum_schedule", "gradient averaging: decaying gives gradient t the weight 2/(t+2) (a running "
-                   "average that weights later gradients more); fixed: momentum --momentum (the original)",
+    optimizer_flag("momentum_schedule", "gradient averaging: decaying gives gradient t the weight 1/(t+1) (the "
+                   "running mean of all gradients); fixed: momentum --momentum (the original)",
                    choices=["fixed", "decaying"])
     optimizer_flag("momentum", "weight of the old average under --momentum-schedule fixed", type=float)
     optimizer_flag("final_score", "what the returned network maximises among all networks within the limit (found "

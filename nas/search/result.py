@@ -27,7 +27,7 @@ class SearchSettings:
     """Everything that determines a search besides the table, the data and the supernet."""
 
     latency_limit_ms: float
-    bcfw_steps: int = 300
+    bcfw_steps: int = 500
     batch_size: int = 16
     train_percent: float = 80.0
     resolution: int = 224
