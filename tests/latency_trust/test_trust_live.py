@@ -14,13 +14,15 @@ from nas.client import LatencyClient
 from nas.search import BCFWConfig, Gradients, SearchSettings, measured_guarantee, search
 from shared.search_space import HARDCORENAS
 
+pytestmark = pytest.mark.slow  # real server processes building tables
+
 RES = 32
 SLOWDOWN = 2.0
 
 
-def test_correction_drift_and_measured_guarantee(start_server) -> None:
+def test_correction_drift_and_measured_guarantee(live_server) -> None:
     # 1. a build measures entries, the reference (start/middle/end + each fit round) and 6 fit networks, then fits
-    first = start_server()
+    first = live_server()
     with LatencyClient(first.url) as client:
         table = client.wait_for_table(resolution=RES, poll_interval_s=0.1).model_dump()
         stats = client.stats().model_dump()
@@ -41,7 +43,7 @@ def test_correction_drift_and_measured_guarantee(start_server) -> None:
     assert table["corrected_fixed_ms"] == pytest.approx(c.fixed_ms(table["fixed_ms"]))
 
     # 2. the same database on a device that now runs 2x slower: the reference shows it, the prediction follows
-    slow = start_server(LATENCY_SERVER_TIME_SCALE=str(SLOWDOWN))
+    slow = live_server(LATENCY_SERVER_TIME_SCALE=str(SLOWDOWN))
     arch = str(HARDCORENAS.arch_from_choice(HARDCORENAS.heaviest()))
     with LatencyClient(slow.url) as client:
         answer = client.measure_network(arch, resolution=RES)

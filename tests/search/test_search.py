@@ -13,10 +13,12 @@ import pytest
 import torch
 
 from nas.latency_table import LatencyTable
+from nas.local_server import LocalServer
 from nas.search import BCFWConfig, Gradients, SearchSettings, measured_guarantee, refinalize, search, write_outputs
 from nas.search.gradients import SupernetGradients
 from shared.api_schemas import LatencyStats, NetworkResponse
 from shared.search_space import HARDCORENAS
+from tests.live import TOKEN
 
 REL = 1e-9
 
@@ -241,6 +243,7 @@ def _lut_file(tmp_path: Path, resolution: int = 32) -> tuple[Path, LatencyTable]
     return table.save(tmp_path / "lut.json"), table
 
 
+@pytest.mark.slow
 def test_command_stops_at_once_below_the_minimum(tmp_path: Path) -> None:
     path, table = _lut_file(tmp_path)
     minimum = table.model().min_latency_ms()
@@ -263,11 +266,12 @@ def test_command_stops_at_once_below_the_minimum(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "resolution 32 (search: 224)" in proc.stderr
 
 
-def test_end_to_end_with_a_real_latency_server(latency_server: dict, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_end_to_end_with_a_real_latency_server(module_server: LocalServer, tmp_path: Path) -> None:
     """Real server process on loopback (SQLite, token): fetch the table, search digits at 32, measure the network."""
     from shared.builders import build_network
 
-    url, token = latency_server["url"], latency_server["token"]
+    url, token = module_server.url, TOKEN
     proc = _nas("lut", "--latency-endpoint", url, "--resolution", "32", "--out", str(tmp_path / "lut.json"))
     assert proc.returncode == 2 and "401" in proc.stderr  # the table build needs the token
     proc = _nas(
