@@ -50,7 +50,7 @@ def test_every_iterate_and_the_final_network_meet_the_limit(
     assert fin.latency_ms <= limit  # strict: the returned network never exceeds T
     assert fin.latency_ms == model.choice_latency_ms(fin.choice)
     HARDCORENAS.check_choice(fin.choice)
-    # a tightened re-run of the final steps (issue 6): still within the tighter limit
+    # a tightened re-run of the final steps (a measurement above T): still within the tighter limit
     tighter = model.min_latency_ms() + 0.5 * (limit - model.min_latency_ms())
     assert finalize(model, opt.alpha, opt.beta, tighter).latency_ms <= tighter
 
