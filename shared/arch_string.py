@@ -16,15 +16,18 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 
 __all__ = [
     "ACTIVATIONS",
+    "EXCERPT_CHARS",
     "BLOCK_TYPES",
     "ArchDef",
     "ArchStringError",
     "BlockDef",
     "format_arch",
     "format_block",
+    "excerpt",
     "format_number",
     "parse_arch",
     "parse_block",
@@ -58,6 +61,19 @@ _OPTION_NAMES = {
     "p": "a projection kernel size",
 }
 _NUMERIC_KEY = re.compile(r"^([a-z]+)(.*)$")
+#: ASCII digits only: ``str.isdigit`` and ``\\d`` also accept superscripts and other scripts' digits
+_INT = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+#: the most characters a numeric option may have (a value beyond any limit, and never a huge int)
+_MAX_NUMBER_CHARS = 9
+#: the longest piece of the input an error message repeats
+EXCERPT_CHARS = 40
+
+
+def excerpt(text: object, limit: int = EXCERPT_CHARS) -> str:
+    """``repr`` of ``text`` cut to ``limit`` characters (error messages never echo long input)."""
+    text = str(text)
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
 
 
 class ArchStringError(ValueError):
@@ -83,15 +99,17 @@ class ArchStringError(ValueError):
         prefix = ", ".join(where)
         text = f"{prefix}: {message}" if prefix else message
         if token is not None:
-            text += f" (offending token: {token!r})"
+            text += f" (offending token: {excerpt(token)})"
         super().__init__(text)
 
 
 def format_number(value: float) -> str:
-    """Write a number the way the arch strings do: ``3`` for 3.0, ``2.5``, ``0.25``."""
+    """Write a number the way the arch strings do: ``3`` for 3.0, ``2.5``, ``0.25`` (never an exponent)."""
     if float(value).is_integer():
         return str(int(value))
-    return repr(float(value))
+    text = repr(float(value))
+    # repr switches to exponents below 1e-4 and above 1e16, which the grammar cannot read back
+    return format(Decimal(text), "f") if "e" in text else text
 
 
 @dataclass(frozen=True)
@@ -157,18 +175,25 @@ class ArchDef:
 # ----------------------------------------------------------------------------------------------
 
 
+def _check_length(value: str, key: str, token: str, stage: int | None, block: int | None) -> None:
+    if len(value) > _MAX_NUMBER_CHARS:
+        raise ArchStringError(f"value of '{key}' too long: expected {_OPTION_NAMES[key]} of at most "
+                              f"{_MAX_NUMBER_CHARS} characters", token=token, stage=stage, block=block)
+
+
 def _parse_int(value: str, key: str, token: str, stage: int | None, block: int | None) -> int:
     if not value:
         raise ArchStringError(
             f"missing value after '{key}': expected {_OPTION_NAMES[key]}", token=token, stage=stage, block=block
         )
-    if not value.isdigit():
+    if not _INT.fullmatch(value):
         raise ArchStringError(
-            f"non-numeric value {value!r} for '{key}': expected {_OPTION_NAMES[key]} (a positive integer)",
+            f"non-numeric value {excerpt(value)} for '{key}': expected {_OPTION_NAMES[key]} (a positive integer)",
             token=token,
             stage=stage,
             block=block,
         )
+    _check_length(value, key, token, stage, block)
     number = int(value)
     if number <= 0:
         raise ArchStringError(
@@ -182,13 +207,14 @@ def _parse_float(value: str, key: str, token: str, stage: int | None, block: int
         raise ArchStringError(
             f"missing value after '{key}': expected {_OPTION_NAMES[key]}", token=token, stage=stage, block=block
         )
-    if not re.fullmatch(r"\d+(\.\d+)?", value):
+    if not _DECIMAL.fullmatch(value):
         raise ArchStringError(
-            f"non-numeric value {value!r} for '{key}': expected {_OPTION_NAMES[key]} such as 3, 2.5 or 0.25",
+            f"non-numeric value {excerpt(value)} for '{key}': expected {_OPTION_NAMES[key]} such as 3, 2.5 or 0.25",
             token=token,
             stage=stage,
             block=block,
         )
+    _check_length(value, key, token, stage, block)
     return float(value)
 
 
@@ -204,7 +230,7 @@ def parse_block(text: str, *, stage: int | None = None, block: int | None = None
     btype, options = parts[0], parts[1:]
     if btype not in BLOCK_TYPES:
         raise ArchStringError(
-            f"unknown block type {btype!r}: expected one of {', '.join(BLOCK_TYPES)}",
+            f"unknown block type {excerpt(btype)}: expected one of {', '.join(BLOCK_TYPES)}",
             token=btype,
             stage=stage,
             block=block,
@@ -217,12 +243,12 @@ def parse_block(text: str, *, stage: int | None = None, block: int | None = None
         if token in ("noskip", "skip"):
             key = token
             values[key] = True
-        elif token.startswith("n") and not token[1:2].isdigit():
+        elif token.startswith("n") and not _INT.match(token[1:2]):
             key = "n"
             code = token[1:]
             if code not in ACTIVATIONS:
                 raise ArchStringError(
-                    f"unknown activation {code!r}: expected n followed by one of {', '.join(ACTIVATIONS)}",
+                    f"unknown activation {excerpt(code)}: expected n followed by one of {', '.join(ACTIVATIONS)}",
                     token=token,
                     stage=stage,
                     block=block,
@@ -243,7 +269,7 @@ def parse_block(text: str, *, stage: int | None = None, block: int | None = None
             key, raw = match.groups()
             if key not in _OPTION_NAMES:
                 raise ArchStringError(
-                    f"unknown option {key!r}: expected one of r, k, s, e, c, se, a, p, n<act>, noskip",
+                    f"unknown option {excerpt(key)}: expected one of r, k, s, e, c, se, a, p, n<act>, noskip",
                     token=token,
                     stage=stage,
                     block=block,
@@ -384,7 +410,7 @@ def _tokenize(text: str) -> list[_Tok]:
 
 
 def _where(tok: _Tok | None) -> str:
-    return "end of input" if tok is None else f"{tok.text!r} at character {tok.pos}"
+    return "end of input" if tok is None else f"{excerpt(tok.text)} at character {tok.pos}"
 
 
 def parse_arch(text: str | Sequence[Sequence[str]]) -> ArchDef:
