@@ -29,7 +29,7 @@ TOKEN = "s3cret-token"
 def fast_settings(tmp_path: Path, **overrides: object) -> Settings:
     """Settings for an in-process app on a SQLite file in ``tmp_path``."""
     values = {"db": f"sqlite:///{tmp_path / 'latency.db'}", "warmup": 10, "min_repeats": 3, "budget_s": 0.001,
-              "log_level": "warning", "calibration_networks": 4}
+              "log_level": "warning", "calibration_networks": 4, "device_lock": str(tmp_path / "app-device.lock")}
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 
@@ -65,11 +65,16 @@ class LiveServer(ServerProcess):
 
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
-    """Start real server processes (stopped at the end): ``live_server(db_url=None, **env)``."""
+    """Start real server processes (stopped at the end): ``live_server(db_url=None, **env)``.
+
+    They share one device lock of their own (a second one running at once serves read-only), unless ``env``
+    gives ``LATENCY_SERVER_DEVICE_LOCK``.
+    """
     servers: list[LiveServer] = []
     default_db = f"sqlite:///{tmp_path / 'live.db'}"
 
     def start(db_url: str | None = None, **env: str) -> LiveServer:
+        env = {"LATENCY_SERVER_DEVICE_LOCK": str(tmp_path / "device.lock"), **env}
         server = LiveServer(db_url or default_db, tmp_path / f"server{len(servers)}.log", env)
         servers.append(server)
         return server
@@ -83,6 +88,7 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
 def guarded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One real server with a token, shared by a module's tests."""
     tmp = tmp_path_factory.mktemp("guarded")
-    server = LiveServer(f"sqlite:///{tmp / 'guarded.db'}", tmp / "server.log", {"LATENCY_SERVER_TOKEN": TOKEN})
+    server = LiveServer(f"sqlite:///{tmp / 'guarded.db'}", tmp / "server.log",
+                        {"LATENCY_SERVER_TOKEN": TOKEN, "LATENCY_SERVER_DEVICE_LOCK": str(tmp / "device.lock")})
     yield server
     server.stop()
