@@ -49,20 +49,23 @@ def check_resolution(resolution: int, settings: Settings, loc: tuple[str | int, 
 
 
 def check_block(spec: BlockSpec, batch_size: int, settings: Settings, index: int) -> BlockKey:
-    """The canonical :class:`BlockKey` of a spec, within limits."""
+    """The canonical :class:`BlockKey` of a spec, within limits (checked as sent, then on the canonical key)."""
     loc: tuple[str | int, ...] = ("body", "blocks", index)
     where = f"blocks.{index}"
+    for field, limit, env in (("in_chs", settings.max_channels, "MAX_CHANNELS"),
+                              ("out_chs", settings.max_channels, "MAX_CHANNELS"),
+                              ("resolution", settings.max_resolution, "MAX_RESOLUTION"),
+                              ("kernel", settings.max_kernel, "MAX_KERNEL"),
+                              ("exp_ratio", settings.max_exp_ratio, "MAX_EXP_RATIO"),
+                              ("num_classes", settings.max_num_classes, "MAX_NUM_CLASSES")):
+        _limit(getattr(spec, field), limit, loc + (field,), f"{where}.{field}", env)
+    if spec.kernel % 2 == 0:
+        raise InputError(loc + ("kernel",), f"{where}.kernel: expected an odd size, got {spec.kernel}")
     try:
         key = BlockKey.from_dict(spec.model_dump())
     except BlockKeyError as exc:
         field = str(exc).split(":", 1)[0]
         raise InputError(loc + ((field,) if field in BlockSpec.model_fields else ()), f"{where}.{exc}") from None
-    _limit(key.in_chs, settings.max_channels, loc + ("in_chs",), f"{where}.in_chs", "MAX_CHANNELS")
-    _limit(key.out_chs, settings.max_channels, loc + ("out_chs",), f"{where}.out_chs", "MAX_CHANNELS")
-    _limit(key.resolution, settings.max_resolution, loc + ("resolution",), f"{where}.resolution", "MAX_RESOLUTION")
-    _limit(key.kernel, settings.max_kernel, loc + ("kernel",), f"{where}.kernel", "MAX_KERNEL")
-    _limit(key.exp_ratio, settings.max_exp_ratio, loc + ("exp_ratio",), f"{where}.exp_ratio", "MAX_EXP_RATIO")
-    _limit(key.num_classes, settings.max_num_classes, loc + ("num_classes",), f"{where}.num_classes", "MAX_NUM_CLASSES")
     mid = key.in_chs * key.exp_ratio if key.type in ("ir",) else key.in_chs
     _limit(mid, settings.max_channels, loc + ("exp_ratio",), f"{where}.exp_ratio x in_chs", "MAX_CHANNELS")
     elements = batch_size * max(key.in_chs, key.out_chs, mid) * key.resolution**2

@@ -71,7 +71,8 @@ def _no_bool(value: Any) -> Any:
 # (the bounds come before the validator, or they vanish from the JSON schema)
 PositiveInt = Annotated[int, Field(ge=1, le=INT_CAP), BeforeValidator(_no_bool)]
 NonNegativeInt = Annotated[int, Field(ge=0, le=INT_CAP), BeforeValidator(_no_bool)]
-_REQUEST = ConfigDict(extra="forbid", allow_inf_nan=False)
+#: requests: no unknown fields, no NaN/Infinity, and JSON types as declared (no "16" for 16)
+_REQUEST = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class MeasureSettings(BaseModel):

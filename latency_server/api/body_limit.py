@@ -21,6 +21,9 @@ ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
 
 #: more digits than any sane Content-Length (and than a 64-bit count)
 _MAX_LENGTH_DIGITS = 18
+#: a refused body up to this many times the limit is read and dropped before the 413, so that the client, still
+#: sending, reads the answer instead of a reset connection; a larger one is answered at once
+_DRAIN_FACTOR = 4
 
 
 async def _reject(send: Send, status: int, msg: str, kind: str) -> None:
@@ -52,6 +55,8 @@ class BodyLimitMiddleware:
                 await _reject(send, 400, "body: Content-Length must be one decimal number", "bad_length")
                 return
             if len(text) > _MAX_LENGTH_DIGITS or int(text) > self.max_bytes:
+                if int(text[:_MAX_LENGTH_DIGITS]) <= _DRAIN_FACTOR * self.max_bytes:
+                    await _drain(receive, 0, _DRAIN_FACTOR * self.max_bytes)
                 await _reject(send, 413, self._too_large(text.decode()[:_MAX_LENGTH_DIGITS]), "body_too_large")
                 return
         chunks: list[bytes] = []
@@ -64,12 +69,23 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
+                if message.get("more_body", False):
+                    await _drain(receive, size, _DRAIN_FACTOR * self.max_bytes)
                 await _reject(send, 413, self._too_large(f"more than {self.max_bytes}"), "body_too_large")
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         await self.app(scope, _replay(chunks, None, receive), send)
+
+
+async def _drain(receive: Receive, size: int, budget: int) -> None:
+    """Read and drop the rest of a request body, at most ``budget`` bytes in all."""
+    while size <= budget:
+        message = await receive()
+        size += len(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 def _replay(chunks: list[bytes], pending: Message | None, receive: Receive) -> Receive:

@@ -39,6 +39,8 @@ def _loc_part(part: Any) -> str | int:
 def _item(loc: Any, msg: str, kind: str) -> dict[str, Any]:
     parts = [_loc_part(p) for p in loc]
     where = ".".join(str(p) for p in parts if p not in _SOURCES) or ".".join(map(str, parts)) or "request"
+    if kind == "json_invalid":  # loc is ("body", character position)
+        where, msg = "body", f"not valid JSON at character {parts[-1]}: {msg}"
     text = msg if msg.startswith(where) else f"{where}: {msg}"
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[: MAX_MESSAGE_CHARS - 3] + "..."

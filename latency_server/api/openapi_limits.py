@@ -43,10 +43,13 @@ def _block_spec(spec: dict[str, Any], settings: Settings) -> None:
     props["kernel"].pop("minimum", None)
     props["kernel"].pop("maximum", None)
     props["kernel"]["enum"] = _odd_kernels(settings.max_kernel)
+    # a head block classifies: it needs classes (JSON Schema 2020-12, which OpenAPI 3.1 schemas are)
+    spec["if"] = {"properties": {"type": {"const": "head"}}, "required": ["type"]}
+    spec["then"] = {"properties": {"num_classes": {"minimum": 1}}, "required": ["num_classes"]}
     spec["description"] = (
         f"{spec.get('description', '').strip()} Limits across fields: an ir block's in_chs x exp_ratio is at most "
         f"{settings.max_channels}; batch_size x the widest channel count x resolution^2 is at most "
-        f"{settings.max_activation_elements}; a head block needs num_classes >= 1."
+        f"{settings.max_activation_elements}."
     ).strip()
 
 
@@ -62,11 +65,28 @@ def _network_request(spec: dict[str, Any], settings: Settings) -> None:
     ).strip()
 
 
-def _query_parameters(paths: dict[str, Any], settings: Settings, backends: list[str] | None) -> None:
+def _outside(schema: dict[str, Any], value: Any) -> bool:
+    """Whether ``value`` breaks the limits written into ``schema`` (a default beyond a configured maximum)."""
+    return ("maximum" in schema and value > schema["maximum"]) or ("enum" in schema and value not in schema["enum"])
+
+
+def _required_beyond_default(spec: dict[str, Any]) -> None:
+    """A property whose default this server refuses (224 px over a 64 px limit) is required instead."""
+    for name, prop in spec["properties"].items():
+        if "default" in prop and _outside(prop, prop["default"]):
+            del prop["default"]
+            spec.setdefault("required", []).append(name)
+
+
+def _operations(paths: dict[str, Any], settings: Settings, backends: list[str] | None) -> None:
+    """Query limits, and the bearer token optional where the server has none."""
     maxima = {"batch_size": settings.max_batch_size, "threads": settings.max_threads,
               "resolution": settings.max_resolution}
+    token = settings.token.get_secret_value() if settings.token is not None else ""
     for methods in paths.values():
         for op in methods.values():
+            if op.get("security") and not token:
+                op["security"] = [{}, *op["security"]]
             for param in op.get("parameters", []):
                 schema = param.get("schema", {})
                 if param.get("in") != "query":
@@ -75,6 +95,9 @@ def _query_parameters(paths: dict[str, Any], settings: Settings, backends: list[
                     schema["maximum"] = maxima[param["name"]]
                 elif param["name"] == "backend" and backends is not None:
                     schema["enum"] = list(backends)
+                if "default" in schema and _outside(schema, schema["default"]):
+                    del schema["default"]
+                    param["required"] = True
 
 
 def apply_limits(schema: dict[str, Any], settings: Settings, backends: list[str] | None = None) -> dict[str, Any]:
@@ -85,7 +108,9 @@ def apply_limits(schema: dict[str, Any], settings: Settings, backends: list[str]
     components["BlocksRequest"]["properties"]["blocks"]["maxItems"] = settings.max_blocks_per_request
     _block_spec(components["BlockSpec"], settings)
     _network_request(components["NetworkRequest"], settings)
-    _query_parameters(schema.get("paths", {}), settings, backends)
+    for name in (*_MEASURING, "BlockSpec"):
+        _required_beyond_default(components[name])
+    _operations(schema.get("paths", {}), settings, backends)
     schema.setdefault("info", {})["description"] = (
         f"Request bodies are at most {settings.max_body_bytes} bytes (413 beyond). Limits in this schema are "
         "the serving process's settings (LATENCY_SERVER_MAX_*)."

@@ -30,6 +30,7 @@ from shared.search_space import get_space
 
 #: the answers besides 200 and 422 that every measuring endpoint may give
 MEASURING_RESPONSES: dict[int | str, dict] = {
+    400: {"model": ErrorResponse, "description": "the body is not UTF-8 text"},
     401: {"model": ErrorResponse, "description": "a token is configured and the request lacks it"},
     413: {"model": ErrorResponse, "description": "the body exceeds LATENCY_SERVER_MAX_BODY_BYTES"},
     503: {"model": ErrorResponse, "description": "read-only: another server measures on this device"},
