@@ -68,9 +68,15 @@ def _no_bool(value: Any) -> Any:
     return value
 
 
+def _json_int(value: Any) -> Any:
+    """JSON integers: no booleans, and ``16.0`` is 16 (as JSON Schema has it), but a string stays refused."""
+    value = _no_bool(value)
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 # (the bounds come before the validator, or they vanish from the JSON schema)
-PositiveInt = Annotated[int, Field(ge=1, le=INT_CAP), BeforeValidator(_no_bool)]
-NonNegativeInt = Annotated[int, Field(ge=0, le=INT_CAP), BeforeValidator(_no_bool)]
+PositiveInt = Annotated[int, Field(ge=1, le=INT_CAP), BeforeValidator(_json_int)]
+NonNegativeInt = Annotated[int, Field(ge=0, le=INT_CAP), BeforeValidator(_json_int)]
 #: requests: no unknown fields, no NaN/Infinity, and JSON types as declared (no "16" for 16)
 _REQUEST = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
@@ -181,7 +187,7 @@ class NetworkRequest(MeasureSettings):
     """``POST /v1/latency/network``."""
 
     arch: str = Field(min_length=1, description="architecture string, e.g. [['ds_r1_k3_s1_e1_c16_nre'], ...]")
-    resolution: Annotated[int, Field(ge=32, le=INT_CAP), BeforeValidator(_no_bool)] = 224
+    resolution: Annotated[int, Field(ge=32, le=INT_CAP), BeforeValidator(_json_int)] = 224
     space: SpaceName = Field("hardcorenas", description="the search space whose table predicts the network")
 
 
