@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from shared.arch_string import ACTIVATIONS, excerpt, format_number
+from shared.block_string import ACTIVATIONS, excerpt, format_number
 
 __all__ = ["BLOCK_KEY_TYPES", "KEY_ACTIVATIONS", "RATIO_DECIMALS", "BlockKey", "BlockKeyError"]
 
