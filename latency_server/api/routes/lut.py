@@ -61,7 +61,7 @@ def _body_or_job(
     "/lut",
     response_model=LutResponse,
     responses={202: {"model": JobAccepted, "description": "table incomplete: build started or joined"},
-               **MEASURING_RESPONSES},
+               **{status: answer for status, answer in MEASURING_RESPONSES.items() if status != 400}},
 )
 async def get_lut(
     service: ServiceDep,
