@@ -73,8 +73,11 @@ def test_correction_drift_and_measured_guarantee(start_server, tmp_path: Path) -
     arch = str(HARDCORENAS.arch_from_choice(HARDCORENAS.heaviest()))
     with LatencyClient(slow.url) as client:
         answer = client.measure_network(arch, resolution=RES)
-    assert answer["drift_ratio"] == pytest.approx(SLOWDOWN, rel=0.25)
+    # the reference now over the (halved) build-time figure: about SLOWDOWN times whatever the busy machine
+    # drifted by since the build (tens of percent here), so only the direction is asserted, never the size
     assert answer["reference"]["table_ms"] == pytest.approx(ref["median_ms"] / SLOWDOWN)
+    assert answer["drift_ratio"] == pytest.approx(answer["reference"]["measured_ms"] / answer["reference"]["table_ms"])
+    assert answer["drift_ratio"] > 1.2
     assert answer["predicted_ms"] == pytest.approx(answer["predicted_table_ms"] * answer["drift_ratio"])
     assert len(answer["rounds"]) == 5 and answer["spread_ms"] >= 0
     # the paired figure is back at the table-time speed (as is the raw figure over the drift ratio)

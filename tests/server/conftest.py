@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -126,3 +128,18 @@ def postgres_url(postgres_server: Any) -> str:
     with psycopg.connect(postgres_server.get_uri(), autocommit=True) as conn:
         conn.execute(f"create database {name}")
     return postgres_server.get_uri(database=name).replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def wait_table(client: httpx.Client | TestClient, resolution: int, timeout_s: float = 120) -> dict:
+    """``GET /v1/lut`` through the 202/job flow until the table is complete (the same helper as the latency-trust
+    tests': one of the two goes when the fixtures move into one conftest)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        resp = client.get("/v1/lut", params={"resolution": resolution})
+        if resp.status_code == 200:
+            return resp.json()
+        assert resp.status_code == 202, resp.text
+        job = client.get(resp.headers["location"]).json()
+        assert job["state"] != "failed", job
+        time.sleep(0.1)
+    raise AssertionError("table did not complete")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from shared.api_schemas import MeasureSettings
 from shared.published import PUBLISHED
 from shared.search_space import HARDCORENAS
 
-from .conftest import BIN
+from .conftest import BIN, wait_table
 
 BLOCK = {"type": "ir", "in_chs": 16, "out_chs": 24, "stride": 2, "resolution": 16, "exp_ratio": 3, "kernel": 3,
          "se_ratio": 0.25, "act": "relu"}
@@ -88,23 +87,11 @@ def test_figures_measured_with_other_settings_are_never_served(live_server, tmp_
     assert len(rows) == 2 and len({h for h, _ in rows}) == 2 and sorted(t for _, t in rows) == [1.0, 3.0]
 
 
-def _complete_table(client: TestClient, resolution: int = 32, timeout_s: float = 300) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        resp = client.get("/v1/lut", params={"resolution": resolution})
-        if resp.status_code == 200:
-            return resp.json()
-        assert resp.status_code == 202, resp.text
-        assert client.get(resp.headers["location"]).json()["state"] != "failed"
-        time.sleep(0.1)
-    raise AssertionError("the table did not complete")
-
-
 def test_a_correction_records_its_fit_and_is_refit_when_its_entries_change(
     make_client: Callable[..., TestClient], tmp_path: Path,
 ) -> None:
     client = make_client(calibration_networks=2, calibration_rounds=1)
-    table = _complete_table(client)
+    table = wait_table(client, 32, timeout_s=300)
     fitted_on = table["correction"]["fitted_on"]
     service = client.app.state.service
     assert fitted_on["entries"] == {**table["fixed"], **table["entries"]}
@@ -119,7 +106,7 @@ def test_a_correction_records_its_fit_and_is_refit_when_its_entries_change(
     assert view.correction is None and view.medians[key] == pytest.approx(1.5 * table["entries"][key])
     other = make_client(calibration_networks=2, calibration_rounds=1, device_lock=str(tmp_path / "other.lock"))
     assert other.get("/v1/lut", params={"resolution": 32}).status_code == 202  # refit, not served stale
-    refit = _complete_table(other)
+    refit = wait_table(other, 32, timeout_s=300)
     assert refit["correction"]["fitted_on"]["entries"][key] == pytest.approx(1.5 * table["entries"][key])
     assert other.get("/v1/stats").json()["block_measurements"] == 0  # only the calibration ran again
 

@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import inspect, text
 
 from latency_server.db import make_engine, upgrade_database
 from shared.search_space import HARDCORENAS
 
+from .conftest import wait_table
 from .test_migrations import check_upgraded, insert_0001_rows
 
 RES = 32
-
-
-def _table(client: httpx.Client, timeout_s: float = 300) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        resp = client.get("/v1/lut", params={"resolution": RES})
-        if resp.status_code == 200:
-            return resp.json()
-        assert resp.status_code == 202, resp.text
-        job = client.get(resp.headers["location"]).json()
-        assert job["state"] != "failed", job
-        time.sleep(0.2)
-    raise AssertionError("the table did not complete")
 
 
 def test_migrations_on_postgresql_keep_0001_rows(postgres_url: str) -> None:
@@ -51,7 +37,7 @@ def test_table_build_restart_and_two_servers_on_postgresql(live_server, postgres
     # a full table build, then a restart that serves it with zero new measurements
     first = live_server(postgres_url)
     with first.client() as client:
-        table = _table(client)
+        table = wait_table(client, RES, timeout_s=300)
     assert first.measurements() == total and len(table["entries"]) == 120
     first.stop()
     restarted = live_server(postgres_url)
@@ -69,7 +55,7 @@ def test_table_build_restart_and_two_servers_on_postgresql(live_server, postgres
 
     def build(server) -> dict:  # noqa: ANN001
         with server.client() as client:
-            return _table(client)
+            return wait_table(client, RES, timeout_s=300)
 
     with ThreadPoolExecutor(2) as pool:
         tables = list(pool.map(build, servers))
