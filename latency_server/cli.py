@@ -16,7 +16,9 @@ log = logging.getLogger("latency_server")
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help="SQLAlchemy URL (env LATENCY_SERVER_DB; default sqlite:///<data-dir>/latency.db)")
+    parser.add_argument("--db", help="SQLAlchemy URL (env LATENCY_SERVER_DB; default sqlite:///<data-dir>/latency.db; "
+                        "PostgreSQL: postgresql+psycopg://user:password@host:5432/database, or "
+                        "postgresql+psycopg://user@/database?host=/run/postgresql over a Unix socket)")
     parser.add_argument("--data-dir", help="directory of the default SQLite file (env LATENCY_SERVER_DATA_DIR)")
     parser.add_argument("--log-level", help="debug, info, warning (env LATENCY_SERVER_LOG_LEVEL; default info)")
 

@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     # -- service --------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    db: str = Field("", description="SQLAlchemy URL; empty = a SQLite file in data_dir")
+    db: str = Field("", description="SQLAlchemy URL; empty = a SQLite file in data_dir; PostgreSQL: "
+                    "postgresql+psycopg://user:password@host:5432/database (pip install '.[postgres]')")
     data_dir: Path = Field(default_factory=default_data_dir)
     token: SecretStr | None = Field(None, description="if set, measuring endpoints need 'Bearer <token>'")
     allow_unauthenticated: bool = Field(
