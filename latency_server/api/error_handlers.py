@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from latency_server.validate import InputError
 from shared.arch_string import excerpt
 
-__all__ = ["MAX_ERROR_ITEMS", "MAX_MESSAGE_CHARS", "error_body", "install_error_handlers"]
+__all__ = ["MAX_ERROR_ITEMS", "MAX_MESSAGE_CHARS", "error_body", "fault_response", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +68,23 @@ async def _input_error(_: Request, exc: InputError) -> JSONResponse:
     return JSONResponse(error_body([_item(exc.loc, exc.msg, "value_error")]), status_code=422)
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+def fault_response(request: Request, exc: BaseException, status: int = 500,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    """A server fault's answer: a generic message and a request id; the traceback goes to the log under that id.
+
+    For every 5xx (a fault mapped to 503 with ``Retry-After`` too), so that no exception text reaches a client.
+    """
     request_id = uuid.uuid4().hex[:16]
-    log.error("unexpected error on %s %s (request id %s)", request.method, request.url.path, request_id,
+    log.error("%s on %s %s (request id %s)", type(exc).__name__, request.method, request.url.path, request_id,
               exc_info=exc)
-    return JSONResponse({"detail": f"internal server error; the server log has the details under request id "
-                                   f"{request_id}", "request_id": request_id},
-                        status_code=500, headers={"X-Request-ID": request_id})
+    message = "internal server error" if status == 500 else "the server cannot answer this now"
+    return JSONResponse({"detail": f"{message}; the server log has the details under request id {request_id}",
+                         "request_id": request_id},
+                        status_code=status, headers={"X-Request-ID": request_id, **(headers or {})})
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    return fault_response(request, exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:
