@@ -46,11 +46,13 @@ def _block_spec(spec: dict[str, Any], settings: Settings) -> None:
     # a head block classifies: it needs classes (JSON Schema 2020-12, which OpenAPI 3.1 schemas are)
     spec["if"] = {"properties": {"type": {"const": "head"}}, "required": ["type"]}
     spec["then"] = {"properties": {"num_classes": {"minimum": 1}}, "required": ["num_classes"]}
-    spec["description"] = (
-        f"{spec.get('description', '').strip()} Limits across fields: an ir block's in_chs x exp_ratio is at most "
-        f"{settings.max_channels}; batch_size x the widest channel count x resolution^2 is at most "
-        f"{settings.max_activation_elements}."
-    ).strip()
+    _across_fields(spec, f"an ir block's in_chs x exp_ratio is at most {settings.max_channels}; batch_size x the "
+                         f"widest channel count x resolution^2 is at most {settings.max_activation_elements}")
+
+
+def _across_fields(spec: dict[str, Any], limits: str) -> None:
+    """Say in the description what the schema cannot: limits that combine fields."""
+    spec["description"] = f"{spec.get('description', '').strip()} Limits across fields: {limits}.".strip()
 
 
 def _network_request(spec: dict[str, Any], settings: Settings) -> None:
@@ -58,11 +60,8 @@ def _network_request(spec: dict[str, Any], settings: Settings) -> None:
     props["arch"]["maxLength"] = settings.max_arch_length
     props["arch"]["pattern"] = arch_pattern(settings)
     props["resolution"]["maximum"] = settings.max_resolution
-    spec["description"] = (
-        f"{spec.get('description', '').strip()} Limits across fields: at most {settings.max_network_blocks} blocks "
-        f"in all (repeats counted); batch_size x the widest channel count x (resolution/2)^2 is at most "
-        f"{settings.max_activation_elements}."
-    ).strip()
+    _across_fields(spec, f"at most {settings.max_network_blocks} blocks in all (repeats counted); batch_size x the "
+                         f"widest channel count x (resolution/2)^2 is at most {settings.max_activation_elements}")
 
 
 def _outside(schema: dict[str, Any], value: Any) -> bool:
