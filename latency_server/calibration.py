@@ -20,6 +20,7 @@ import numpy as np
 
 from latency_server.correction import FLOOR_FRACTION, CorrectionError, FitNetwork, fit_correction, sample_choices
 from latency_server.measure import NetworkSet
+from latency_server.measurement_settings import calibration_settings, fitted_on
 from latency_server.prediction import TableView
 from shared.api_schemas import MeasureSettings
 from shared.block_key import BlockKey
@@ -147,7 +148,8 @@ class Calibrator:
                    if correction.unfloored_entry_ms(k, medians[str(k)]) < FLOOR_FRACTION * medians[str(k)]]
         record = correction.to_json()
         record.update({"rounds": cal.nets.rounds, "seed": self.settings.calibration_seed,
-                       "floored_entries": floored})
+                       "floored_entries": floored, "fitted_on": fitted_on(
+                           self.service.store.settings_hash, calibration_settings(self.settings), medians)})
         log.info("table correction: %s, fixed offset %.4f ms; naive MAPE %.1f %% -> leave-one-out %.2f %% "
                  "(worst %.1f %%) on %d networks", correction.coefficients, correction.fixed_offset_ms,
                  record["naive_mape_pct"], record["loo_mape_pct"], record["loo_max_abs_pct"], len(networks))

@@ -23,9 +23,17 @@ class Settings(BaseSettings):
     # -- service --------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    db: str = Field("", description="SQLAlchemy URL; empty = a SQLite file in data_dir")
+    db: str = Field("", description="SQLAlchemy URL; empty = a SQLite file in data_dir; PostgreSQL: "
+                    "postgresql+psycopg://user:password@host:5432/database (pip install '.[postgres]')")
     data_dir: Path = Field(default_factory=default_data_dir)
     token: SecretStr | None = Field(None, description="if set, measuring endpoints need 'Bearer <token>'")
+    allow_unauthenticated: bool = Field(
+        False, description="serve on a non-loopback address without a token (anyone who reaches it may measure)"
+    )
+    device_lock: str = Field(
+        "", description="lock file held by the one server that measures on this device; empty = a file in the "
+        "system temp directory named after the device (share it between containers on one machine)"
+    )
     log_level: str = "info"
     progress: bool = Field(True, description="log progress of table builds")
 
@@ -56,7 +64,9 @@ class Settings(BaseSettings):
     default_threads: int = Field(1, ge=1)
 
     # -- input limits (guard memory and time) ---------------------------------------------------------
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body (413 beyond)")
     max_channels: int = Field(4096, ge=1)
+    max_exp_ratio: int = Field(8, ge=1, description="largest expansion ratio of a block or arch-string block")
     max_resolution: int = Field(1024, ge=1)
     max_batch_size: int = Field(256, ge=1)
     max_kernel: int = Field(11, ge=1)

@@ -2,6 +2,10 @@
 
 All latencies are milliseconds per image in fields ending ``_ms``. Block specs are
 :class:`shared.block_key.BlockKey` as JSON; LUT keys are ``str(BlockKey)``.
+
+Every number is bounded and finite here (``NaN`` and ``Infinity`` are refused, integers stop at
+:data:`INT_CAP`), so no input reaches the server's arithmetic unchecked; the server's configured limits are
+tighter and its OpenAPI schema declares them.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from shared.search_space import SPACES
 
 __all__ = [
     "BACKEND_NAMES",
@@ -21,6 +27,9 @@ __all__ = [
     "BlocksRequest",
     "BlocksResponse",
     "DeviceResponse",
+    "INT_CAP",
+    "MIN_EXP_RATIO",
+    "SPACE_NAMES",
     "ErrorItem",
     "ErrorResponse",
     "HealthResponse",
@@ -34,6 +43,7 @@ __all__ = [
     "NetworkResponse",
     "ReferenceFigure",
     "ServerStats",
+    "SpaceName",
 ]
 
 BACKEND_NAMES = ("onnxruntime", "torch-cpu", "torch-cuda")
@@ -41,7 +51,14 @@ DEFAULT_BACKEND = "onnxruntime"
 BLOCK_TYPES = ("ir", "ds", "dsa", "cn", "stem", "head")
 ACTIVATION_NAMES = ("relu", "relu6", "hard_swish", "swish")
 
+SPACE_NAMES = tuple(SPACES)
+#: The largest integer any field takes (a database integer); configured limits are far below it.
+INT_CAP = 2**31 - 1
+#: The smallest expansion ratio a block spec takes (keys keep four decimals of it).
+MIN_EXP_RATIO = 0.01
+
 BackendName = Literal["onnxruntime", "torch-cpu", "torch-cuda"]
+SpaceName = Literal[SPACE_NAMES]  # type: ignore[valid-type]
 JobState = Literal["queued", "running", "done", "failed"]
 
 
@@ -51,13 +68,23 @@ def _no_bool(value: Any) -> Any:
     return value
 
 
-PositiveInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]
-NonNegativeInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=0)]
-Number = Annotated[float, BeforeValidator(_no_bool)]
+def _json_int(value: Any) -> Any:
+    """JSON integers: no booleans, and ``16.0`` is 16 (as JSON Schema has it), but a string stays refused."""
+    value = _no_bool(value)
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# (the bounds come before the validator, or they vanish from the JSON schema)
+PositiveInt = Annotated[int, Field(ge=1, le=INT_CAP), BeforeValidator(_json_int)]
+NonNegativeInt = Annotated[int, Field(ge=0, le=INT_CAP), BeforeValidator(_json_int)]
+#: requests: no unknown fields, no NaN/Infinity, and JSON types as declared (no "16" for 16)
+_REQUEST = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class MeasureSettings(BaseModel):
     """The measuring identity of a request: backend, batch size, threads (defaults: onnxruntime, 1, 1)."""
+
+    model_config = _REQUEST
 
     backend: BackendName = DEFAULT_BACKEND
     batch_size: PositiveInt = 1
@@ -77,24 +104,25 @@ class LatencyStats(BaseModel):
 class BlockSpec(BaseModel):
     """One block measurement (``BlockKey.to_dict()``); ``num_classes`` matters for ``head`` only."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _REQUEST
 
     type: Literal["ir", "ds", "dsa", "cn", "stem", "head"]
     in_chs: PositiveInt
     out_chs: PositiveInt
     stride: Literal[1, 2]
     resolution: PositiveInt
-    exp_ratio: Annotated[Number, Field(gt=0)] = 1.0
-    kernel: PositiveInt = 3
-    se_ratio: Annotated[Number, Field(ge=0, le=1)] = 0.0
+    exp_ratio: Annotated[float, Field(ge=MIN_EXP_RATIO, le=INT_CAP), BeforeValidator(_no_bool)] = Field(
+        1.0, description="expansion ratio (ir blocks; ignored by the other types)")
+    kernel: PositiveInt = Field(3, description="odd kernel size (ignored by head blocks)")
+    se_ratio: Annotated[float, Field(ge=0, le=1), BeforeValidator(_no_bool)] = Field(
+        0.0, description="squeeze-excite ratio, 0 = none (ignored by stem, head and cn blocks)")
     act: Literal["relu", "relu6", "hard_swish", "swish"] = "hard_swish"
-    num_classes: NonNegativeInt = 0
+    num_classes: NonNegativeInt = Field(0, description="classifier width: positive for head blocks, ignored by "
+                                        "the other types")
 
 
 class BlocksRequest(MeasureSettings):
     """``POST /v1/latency/blocks``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     blocks: list[BlockSpec] = Field(min_length=1)
 
@@ -158,11 +186,9 @@ class JobStatus(BaseModel):
 class NetworkRequest(MeasureSettings):
     """``POST /v1/latency/network``."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    arch: str = Field(min_length=1)
-    resolution: PositiveInt = 224
-    space: str = "hardcorenas"
+    arch: str = Field(min_length=1, description="architecture string, e.g. [['ds_r1_k3_s1_e1_c16_nre'], ...]")
+    resolution: Annotated[int, Field(ge=32, le=INT_CAP), BeforeValidator(_json_int)] = 224
+    space: SpaceName = Field("hardcorenas", description="the search space whose table predicts the network")
 
 
 class ReferenceFigure(BaseModel):
@@ -207,6 +233,9 @@ class DeviceResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     status: Literal["ok"] = "ok"
+    #: another server holds this device: this one serves stored figures only
+    read_only: bool = False
+    read_only_reason: str | None = None
 
 
 class ServerStats(BaseModel):
@@ -219,6 +248,9 @@ class ServerStats(BaseModel):
     calibration_measurements: int = 0
     queued: int
     active_jobs: int
+    #: another server holds this device: this one serves stored figures only
+    read_only: bool = False
+    read_only_reason: str | None = None
 
 
 class ErrorItem(BaseModel):
@@ -229,3 +261,5 @@ class ErrorItem(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: list[ErrorItem] | str
+    #: the id under which a server fault is logged (5xx only)
+    request_id: str | None = None

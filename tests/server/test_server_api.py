@@ -26,7 +26,7 @@ SPEC = {"type": "ir", "in_chs": 16, "out_chs": 24, "stride": 2, "resolution": 16
 
 
 def test_health_and_device(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/healthz").json() == {"status": "ok", "read_only": False, "read_only_reason": None}
     device = DeviceResponse.model_validate(client.get("/v1/device").json())
     assert {"onnxruntime", "torch-cpu"} <= set(device.backends)
     assert device.hardware["cpu_count"] >= 1 and device.hardware["cpu_model"]
@@ -144,7 +144,9 @@ def test_unexpected_errors_become_json(client: TestClient) -> None:
 
     client.app.dependency_overrides[get_service] = broken
     resp = client.get("/v1/stats")
-    assert resp.status_code == 500 and resp.json()["detail"] == "internal error: RuntimeError: boom"
+    body = resp.json()
+    assert resp.status_code == 500 and "boom" not in resp.text and "RuntimeError" not in resp.text
+    assert body["request_id"] in body["detail"] and resp.headers["x-request-id"] == body["request_id"]
     client.app.dependency_overrides.clear()
     assert client.get("/v1/stats").status_code == 200
 
