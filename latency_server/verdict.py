@@ -119,18 +119,31 @@ def enough_rounds(
     network_ms: Sequence[float],
     reference_ms: Sequence[float],
     *,
-    confidence: float = 0.95,
-    precision: float = 0.01,
+    sd_device: float | None = None,
     min_rounds: int = 5,
     max_rounds: int = 25,
+    share: float = 0.1,
+    future_rounds: int | None = None,
+    sd_floor: float = 0.005,
 ) -> bool:
-    """The sequential rule: stop once the ratio's estimate is within ``precision`` (relative, at the confidence),
-    after at least ``min_rounds`` and at most ``max_rounds`` rounds."""
+    """The sequential rule: one more round while the ratio's estimation error is more than ``share`` of the bound's
+    whole variance (more rounds could still tighten the bound noticeably), between ``min_rounds`` and
+    ``max_rounds``.
+
+    ``sd_device`` is the log-sd of the reference's history (the device's variability); without one, the spread of
+    this verdict's own reference rounds stands in. With a share of 0.1, a verdict stops once more rounds could lower
+    its margin by at most about 5 %: a quiet device with a stable ratio stops at the minimum, a noisy ratio on a
+    stable device takes rounds up to the maximum.
+    """
     k = len(network_ms)
     if k >= max_rounds:
         return True
     if k < max(2, min_rounds):
         return False
-    log_ratio = np.log(np.asarray(network_ms, dtype=np.float64)) - np.log(np.asarray(reference_ms, dtype=np.float64))
-    half_width = float(stats.t.ppf(confidence, k - 1)) * float(np.std(log_ratio, ddof=1)) / math.sqrt(k)
-    return half_width <= math.log1p(precision)
+    ref = np.log(np.asarray(reference_ms, dtype=np.float64))
+    log_ratio = np.log(np.asarray(network_ms, dtype=np.float64)) - ref
+    sd_ratio = _sd(log_ratio, sd_floor)
+    device = _sd(ref, sd_floor) if sd_device is None else max(sd_device, sd_floor)
+    estimation = sd_ratio**2 / k
+    total = device**2 + estimation + _MEDIAN_VARIANCE * sd_ratio**2 / (future_rounds or k)
+    return estimation <= share * total

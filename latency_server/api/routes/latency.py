@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from concurrent.futures import Future
 
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
 from latency_server.api.deps import ServiceDep, SettingsDep, require_token
+from latency_server.networks import NetworkResult
 from latency_server.service import BlockFigure
 from latency_server.validate import InputError, check_block, check_network, check_settings
 from shared.api_schemas import (
@@ -20,6 +22,7 @@ from shared.api_schemas import (
     NetworkRequest,
     NetworkResponse,
     ReferenceFigure,
+    Verdict,
 )
 from shared.search_space import SearchSpaceError, get_space
 
@@ -84,7 +87,8 @@ async def measure_network(req: NetworkRequest, service: ServiceDep, settings: Se
     except SearchSpaceError as exc:
         raise InputError(("body", "space"), str(exc)) from None
     arch = check_network(req, settings)
-    future = await run_in_threadpool(service.networks.submit, req, arch, req.resolution, space)
+    future = await run_in_threadpool(
+        functools.partial(service.networks.submit, req, arch, req.resolution, space, confidence=req.confidence))
     try:
         result = await asyncio.wrap_future(future)
     except Exception as exc:  # noqa: BLE001
@@ -106,4 +110,12 @@ async def measure_network(req: NetworkRequest, service: ServiceDep, settings: Se
         reference=reference,
         normalized_ms=result.normalized_ms,
         normalized_spread_ms=result.normalized_spread_ms,
+        verdict=_verdict(result),
     )
+
+
+def _verdict(result: NetworkResult) -> Verdict | None:
+    if result.verdict is None or result.reference is None:
+        return None
+    return Verdict(**result.verdict.to_dict(), network_rounds_ms=[r.median_ms for r in result.figure.rounds],
+                   reference_rounds_ms=[r.median_ms for r in result.reference.rounds])
