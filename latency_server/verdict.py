@@ -10,9 +10,10 @@ next. A verdict separates what one measurement can pin down from what only the d
 
 A later measurement of the network is modelled as ``log X = log rho + log R + e``: ``rho`` the ratio, ``R`` a
 reference figure drawn from the device's distribution, ``e`` the ratio noise of a measurement of ``k'`` rounds.
-The central figure is ``rho_hat * exp(mean log R)``, the latency at the device's typical speed. The upper bound is
-the one-sided prediction bound of ``log X`` at the confidence,
-``t(c, df) * sqrt(s_R^2 (1 + 1/H) + s_e^2 (1/k + 1/k'))`` above the centre (``H`` history figures, ``k`` rounds);
+The central figure is ``rho_hat * median(R)``, the latency at the device's typical speed (the median, so that a
+few slow moments in the history do not move it). The upper bound is the one-sided prediction bound of ``log X``
+at the confidence, ``t(c, df) * sqrt(s_R^2 (1 + 1/H) + s_e^2 (1/k + pi/2/k'))`` above ``log rho_hat + mean log R``
+(``H`` history figures, ``k`` rounds; a later measurement reports the median of its rounds, hence pi/2);
 with enough history (at least ``2 / (1 - c)`` figures) the history's empirical quantile replaces the normal
 theory where it is larger, because a device's slow moments are heavier-tailed than a normal. Pure numpy/scipy.
 """
@@ -45,7 +46,7 @@ class VerdictStats:
     rounds: int
     history: int
     ratio: float  # network / reference, geometric mean over the rounds
-    reference_typical_ms: float  # exp(mean log) of the reference's history
+    reference_typical_ms: float  # the median of the reference's history
     sd_device: float  # log-sd of the reference's history (the device's speed and the reference's own noise)
     sd_ratio: float  # log-sd of the per-round ratio
     quantile: str  # "normal" or "empirical": which bound was the larger
@@ -91,6 +92,7 @@ def prediction_bound(
     sd_ref = _sd(hist, sd_floor)
     df = max(1, min(h, k + h) - 1)
     centre = mean_ratio + mean_ref
+    typical = float(np.median(hist))
     spread = math.sqrt(sd_ref**2 * (1.0 + 1.0 / h) + sd_ratio**2 * (1.0 / k + _MEDIAN_VARIANCE / kf))
     upper = centre + float(stats.t.ppf(confidence, df)) * spread
     quantile = "normal"
@@ -102,13 +104,13 @@ def prediction_bound(
         if empirical > upper:
             upper, quantile = empirical, "empirical"
     return VerdictStats(
-        central_ms=math.exp(centre),
+        central_ms=math.exp(mean_ratio + typical),
         upper_ms=math.exp(upper),
         confidence=confidence,
         rounds=k,
         history=h,
         ratio=math.exp(mean_ratio),
-        reference_typical_ms=math.exp(mean_ref),
+        reference_typical_ms=math.exp(typical),
         sd_device=sd_ref,
         sd_ratio=sd_ratio,
         quantile=quantile,

@@ -190,7 +190,7 @@ class Verdict(BaseModel):
     history: int
     #: network / reference, geometric mean over the rounds
     ratio: float
-    #: the reference's typical figure (geometric mean of its history)
+    #: the reference's typical figure (the median of its history)
     reference_typical_ms: float
     #: log-standard deviations: the device's speed (reference history) and the per-round ratio
     sd_device: float
