@@ -43,8 +43,23 @@ class Settings(BaseSettings):
     max_repeats: int = Field(20000, ge=1, description="ceiling on the number of timed runs")
     budget_s: float = Field(0.25, ge=0.0, description="time budget per measurement (timed runs fill it)")
     network_rounds: int = Field(
-        7, ge=1, description="independent rounds (fresh session each) per network figure; its median is served"
+        7, ge=1, description="least rounds of a network measurement (each a fresh session of the network and of "
+        "the drift reference, back to back); the median of the network's rounds is its raw figure"
     )
+    # -- network verdicts: a central figure and an upper bound at a confidence -----------------------
+    verdict_max_rounds: int = Field(
+        25, ge=1, description="most rounds of a network measurement (the sequential rule stops earlier once more "
+        "rounds could hardly tighten the bound)"
+    )
+    verdict_round_gap_s: float = Field(0.5, ge=0.0, le=60.0, description="pause between rounds (spreads them in time)")
+    verdict_share: float = Field(
+        0.1, gt=0.0, le=1.0, description="sequential rule: stop once the ratio's estimation error is at most this "
+        "share of the bound's variance"
+    )
+    verdict_history: int = Field(
+        200, ge=2, description="newest figures of the drift reference that describe the device's variability"
+    )
+    verdict_history_hours: float = Field(24.0, gt=0.0, description="oldest figure of that history, in hours")
     time_scale: float = Field(1.0, gt=0, description="test hook: multiplies every timed duration (1 in use)")
 
     # -- whole-network correction and drift compensation -------------------------------------------

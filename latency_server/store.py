@@ -9,7 +9,8 @@ method is refused rather than stored under this one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -222,3 +223,34 @@ class Store:
         with session_scope(self.sessions) as session:
             session.add(row)
         return row
+
+    # -- the drift reference's history ------------------------------------------------------------------
+    def save_reference_figures(
+        self, fp_id: str, arch: str, resolution: int, figures: Sequence[Stats], method: dict[str, Any]
+    ) -> None:
+        """Keep each figure of the drift reference (one row per round) as a draw of the device's speed."""
+        settings_hash = self._check_method(method)
+        rows = [NetworkMeasurement(fingerprint_id=fp_id, arch=arch, resolution=resolution, predicted_ms=None,
+                                   method={**method, "role": "reference"}, settings_hash=settings_hash,
+                                   **_stats_columns(stats))
+                for stats in figures]
+        with session_scope(self.sessions) as session:
+            session.add_all(rows)
+
+    def reference_history(
+        self, fp_id: str, arch: str, resolution: int, *, limit: int = 200, since: datetime | None = None
+    ) -> list[float]:
+        """The newest ``limit`` figures (median ms) of ``arch`` at ``resolution`` under ``fp_id``, measured with this
+        store's settings, oldest first."""
+        query = (select(NetworkMeasurement.median_ms)
+                 .where(NetworkMeasurement.fingerprint_id == fp_id, NetworkMeasurement.arch == arch,
+                        NetworkMeasurement.resolution == resolution,
+                        NetworkMeasurement.settings_hash == self.settings_hash)
+                 .order_by(NetworkMeasurement.measured_at.desc(), NetworkMeasurement.id.desc())
+                 .limit(limit))
+        if since is not None:
+            query = query.where(NetworkMeasurement.measured_at >= since)
+        with self.sessions() as session:
+            values = list(session.scalars(query))
+        return values[::-1]
+

@@ -267,9 +267,11 @@ class LatencyClient:
         batch_size: int = 1,
         threads: int = 1,
         space: str = HARDCORENAS.name,
+        confidence: float = 0.95,
     ) -> NetworkResponse:
-        """``POST /v1/latency/network``: the measured statistics and the server's table prediction."""
+        """``POST /v1/latency/network``: the measured statistics, the verdict (central figure and upper bound at
+        ``confidence``) and the server's table prediction."""
         body = _request(NetworkRequest, arch=arch, resolution=resolution, space=space, backend=backend,
-                        batch_size=batch_size, threads=threads)
+                        batch_size=batch_size, threads=threads, confidence=confidence)
         response = self._send("POST", "/v1/latency/network", json=body.model_dump())
         return self._parse(NetworkResponse, response)

@@ -44,6 +44,7 @@ __all__ = [
     "ReferenceFigure",
     "ServerStats",
     "SpaceName",
+    "Verdict",
 ]
 
 BACKEND_NAMES = ("onnxruntime", "torch-cpu", "torch-cuda")
@@ -189,6 +190,9 @@ class NetworkRequest(MeasureSettings):
     arch: str = Field(min_length=1, description="architecture string, e.g. [['ds_r1_k3_s1_e1_c16_nre'], ...]")
     resolution: Annotated[int, Field(ge=32, le=INT_CAP), BeforeValidator(_json_int)] = 224
     space: SpaceName = Field("hardcorenas", description="the search space whose table predicts the network")
+    confidence: Annotated[float, Field(ge=0.5, le=0.999), BeforeValidator(_no_bool)] = Field(
+        0.95, description="the confidence of the verdict's upper bound: a later measurement is at most "
+        "verdict.upper_ms with it")
 
 
 class ReferenceFigure(BaseModel):
@@ -197,6 +201,33 @@ class ReferenceFigure(BaseModel):
     arch: str
     measured_ms: float
     table_ms: float
+
+
+class Verdict(BaseModel):
+    """What the device's measurements let one say about a network: its typical latency and an upper bound that a
+    later measurement stays under with the stated confidence."""
+
+    #: the latency at the device's typical speed: (network / reference ratio) x the reference's typical figure
+    central_ms: float
+    #: one-sided upper prediction bound of a later measurement's median at ``confidence``
+    upper_ms: float
+    confidence: float
+    #: rounds taken (the sequential rule's stop) and reference figures in the device's history
+    rounds: int
+    history: int
+    #: network / reference, geometric mean over the rounds
+    ratio: float
+    #: the reference's typical figure (the median of its history)
+    reference_typical_ms: float
+    #: log-standard deviations: the device's speed (reference history) and the per-round ratio
+    sd_device: float
+    sd_ratio: float
+    #: which bound was the larger: "normal" (t quantile) or "empirical" (the history's own quantile)
+    quantile: str
+    method: str
+    #: the raw rounds: each round's median of the network and of the reference, timed back to back
+    network_rounds_ms: list[float] = Field(default_factory=list)
+    reference_rounds_ms: list[float] = Field(default_factory=list)
 
 
 class NetworkResponse(BaseModel):
@@ -221,6 +252,8 @@ class NetworkResponse(BaseModel):
     normalized_ms: float | None = None
     #: max minus min of the per-round normalised figures
     normalized_spread_ms: float | None = None
+    #: the verdict: central figure and upper bound at the request's confidence (``None`` without a drift reference)
+    verdict: Verdict | None = None
 
 
 class DeviceResponse(BaseModel):

@@ -25,6 +25,8 @@ FAST_SERVER_ENV = {
     "LATENCY_SERVER_LOG_LEVEL": "warning",
     "LATENCY_SERVER_CALIBRATION_NETWORKS": "4",
     "LATENCY_SERVER_NETWORK_ROUNDS": "5",
+    "LATENCY_SERVER_VERDICT_MAX_ROUNDS": "9",
+    "LATENCY_SERVER_VERDICT_ROUND_GAP_S": "0",
 }
 #: The bearer token of servers started with ``token=True``.
 TOKEN = "s3cret-token"

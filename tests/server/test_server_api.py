@@ -76,7 +76,9 @@ def test_network_without_table_has_no_prediction(client: TestClient) -> None:
     assert resp.status_code == 200, resp.text
     body = NetworkResponse.model_validate(resp.json())
     assert body.predicted_ms is None and body.measured.median_ms > 0
-    assert len(body.rounds) == client.app.state.settings.network_rounds
+    settings = client.app.state.settings
+    assert settings.network_rounds <= len(body.rounds) <= settings.verdict_max_rounds  # the sequential rule's stop
+    assert body.verdict is not None and body.verdict.rounds == len(body.rounds)
     assert body.drift_ratio is None  # no table, no reference
     # a network outside the search space is measured too (and never predicted)
     outside = "[['ds_r1_k3_s1_e1_c16_nre'], ['ir_r1_k3_s2_e2_c24'], ['cn_r1_k1_s1_c64']]"
@@ -86,11 +88,12 @@ def test_network_without_table_has_no_prediction(client: TestClient) -> None:
 
 
 def test_network_rounds_setting(make_client: Callable[..., TestClient]) -> None:
-    client = make_client(network_rounds=3)
+    client = make_client(network_rounds=3, verdict_max_rounds=3)
     body = client.post("/v1/latency/network", json={"arch": PUBLISHED["A"].arch, "resolution": 32}).json()
     assert len(body["rounds"]) == 3
     medians = sorted(r["median_ms"] for r in body["rounds"])
     assert body["measured"]["median_ms"] == pytest.approx(medians[1])
+    assert body["verdict"]["network_rounds_ms"] == [r["median_ms"] for r in body["rounds"]]
 
 
 def _wait(client: TestClient, location: str, timeout_s: float = 120) -> dict:

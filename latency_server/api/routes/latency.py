@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from concurrent.futures import Future
 
 from fastapi import APIRouter, Depends, Request
@@ -10,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from latency_server.api.deps import ServiceDep, SettingsDep, require_token
 from latency_server.device_lock import refuse_if_read_only
+from latency_server.networks import NetworkResult
 from latency_server.service import BlockFigure, LatencyService
 from latency_server.store import stats_of
 from latency_server.validate import InputError, check_block, check_network, check_settings
@@ -24,6 +26,7 @@ from shared.api_schemas import (
     NetworkRequest,
     NetworkResponse,
     ReferenceFigure,
+    Verdict,
 )
 from shared.block_key import BlockKey
 from shared.search_space import get_space
@@ -113,7 +116,8 @@ async def measure_network(
     space = get_space(req.space)
     arch = check_network(req, settings)
     refuse_if_read_only(request.app)
-    future = await run_in_threadpool(service.networks.submit, req, arch, req.resolution, space)
+    future = await run_in_threadpool(
+        functools.partial(service.networks.submit, req, arch, req.resolution, space, confidence=req.confidence))
     try:
         result = await asyncio.wrap_future(future)
     except Exception as exc:  # noqa: BLE001
@@ -135,4 +139,12 @@ async def measure_network(
         reference=reference,
         normalized_ms=result.normalized_ms,
         normalized_spread_ms=result.normalized_spread_ms,
+        verdict=_verdict(result),
     )
+
+
+def _verdict(result: NetworkResult) -> Verdict | None:
+    if result.verdict is None or result.reference is None:
+        return None
+    return Verdict(**result.verdict.to_dict(), network_rounds_ms=[r.median_ms for r in result.figure.rounds],
+                   reference_rounds_ms=[r.median_ms for r in result.reference.rounds])
