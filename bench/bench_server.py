@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from latency_server.launcher import ServerProcess
 from nas.client import LatencyClient
+from nas.local_server import LocalServer
 from shared.api_schemas import JobStatus
 
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             db_path = args.db or Path(tmp.name) / "bench.db"
             env = {"LATENCY_SERVER_LOG_LEVEL": os.environ.get("LATENCY_SERVER_LOG_LEVEL", "warning")}
-            proc = ServerProcess(f"sqlite:///{db_path}", log_path=Path(tmp.name) / "server.log", env=env).start()
+            proc = LocalServer(f"sqlite:///{db_path}", log_path=Path(tmp.name) / "server.log", env=env).start()
             url = proc.url
         with LatencyClient(url, token=args.token) as client:
             device = client.device(**{k: params[k] for k in ("backend", "batch_size", "threads")})

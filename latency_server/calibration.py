@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from latency_server.correction import FLOOR_FRACTION, CorrectionError, FitNetwork, fit_correction, sample_choices
-from latency_server.measure import NetworkSet
+from latency_server.measure import NetworkSet, Stats
+from latency_server.measurement_settings import calibration_settings, fitted_on
 from latency_server.prediction import TableView
 from shared.api_schemas import MeasureSettings
 from shared.block_key import BlockKey
@@ -85,9 +86,17 @@ class Calibrator:
         assert cal.reference_arch is not None
         stats = self._network_set(cal, [cal.reference_arch]).measure_round()[0]
         self.service.add_counts(calibration=1)
+        self._keep_reference(cal, stats, phase)
         cal.references.append({"phase": phase, "median_ms": stats.median_ms, "at": _now()})
         log.info("table build reference (%s): %.4f ms", phase, stats.median_ms)
         return stats.median_ms
+
+    def _keep_reference(self, cal: BuildCalibration, stats: Stats, phase: str) -> None:
+        """A build's reference figure joins the device's history (what network verdicts bound with)."""
+        assert cal.reference_arch is not None
+        method = {**self.service.method_record(cal.measuring, self.service.backend(cal.measuring)),
+                  "source": f"table build ({phase})"}
+        self.service.store.save_reference_figures(cal.fp_id, cal.reference_arch, cal.resolution, [stats], method)
 
     def round_task(self, cal: BuildCalibration) -> int:
         """One interleaved round of the fit networks (and the reference, measured last in the list)."""
@@ -99,6 +108,7 @@ class Calibrator:
         if cal.reference_arch:
             cal.references.append({"phase": f"calibration:{cal.nets.rounds - 1}", "median_ms": stats[-1].median_ms,
                                    "at": _now()})
+            self._keep_reference(cal, stats[-1], "calibration")
         log.info("table build calibration round %d: %d networks", cal.nets.rounds, len(stats))
         return cal.nets.rounds
 
@@ -147,7 +157,8 @@ class Calibrator:
                    if correction.unfloored_entry_ms(k, medians[str(k)]) < FLOOR_FRACTION * medians[str(k)]]
         record = correction.to_json()
         record.update({"rounds": cal.nets.rounds, "seed": self.settings.calibration_seed,
-                       "floored_entries": floored})
+                       "floored_entries": floored, "fitted_on": fitted_on(
+                           self.service.store.settings_hash, calibration_settings(self.settings), medians)})
         log.info("table correction: %s, fixed offset %.4f ms; naive MAPE %.1f %% -> leave-one-out %.2f %% "
                  "(worst %.1f %%) on %d networks", correction.coefficients, correction.fixed_offset_ms,
                  record["naive_mape_pct"], record["loo_mape_pct"], record["loo_max_abs_pct"], len(networks))

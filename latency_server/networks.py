@@ -1,25 +1,34 @@
-"""Whole-network measurements, compared with the table's prediction and compensated for the device's drift.
+"""Whole-network measurements: the verdict (a central figure and an upper bound), the table's prediction and
+the device's drift.
 
-This module owns :class:`NetworkResult` (a network's figure over independent rounds, the table's prediction,
-the drift reference measured alongside, and the arithmetic between them) and :class:`NetworkMeasurements`,
-which queues a measurement: the network and, when the table was built with a drift reference, that
-reference network too, timed round-robin in the same rounds so that slow drift of the device moves both
-alike; the figure is stored with how it was measured.
+This module owns :class:`NetworkResult` (a network's figure over independent rounds, the table's prediction, the
+drift reference measured alongside, the verdict and the arithmetic between them) and :class:`NetworkMeasurements`,
+which queues a measurement. A measurement times the network and the drift reference (the space's lightest network)
+back to back in each round, the rounds spread out in time (``verdict_round_gap_s``); a sequential rule takes rounds
+until more could hardly tighten the bound (:func:`~latency_server.verdict.enough_rounds`). Every reference round
+joins the device's history, and the verdict (:func:`~latency_server.verdict.prediction_bound`) bounds a later
+measurement of the network at the requested confidence from its ratio to the reference and that history.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import statistics
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from latency_server.calibration import reference_arch
 from latency_server.measure import NetworkFigure, NetworkSet
 from latency_server.prediction import Prediction, choice_in, predict
 from latency_server.queue import INTERACTIVE
+from latency_server.verdict import VerdictStats, enough_rounds, prediction_bound
 from shared.api_schemas import MeasureSettings
 from shared.arch_string import ArchDef, format_arch
 from shared.search_space import SearchSpace
@@ -42,6 +51,7 @@ class NetworkResult:
     prediction: Prediction | None = None
     reference_arch: str | None = None
     reference: NetworkFigure | None = None
+    verdict: VerdictStats | None = None
 
     @property
     def drift_ratio(self) -> float | None:
@@ -87,48 +97,84 @@ class NetworkMeasurements:
         self.service = service
         self.settings = service.settings
 
-    def submit(self, measuring: MeasureSettings, arch: ArchDef, resolution: int, space: SearchSpace) -> Future:
+    def submit(
+        self, measuring: MeasureSettings, arch: ArchDef, resolution: int, space: SearchSpace, *,
+        confidence: float = 0.95,
+    ) -> Future:
         """Queue a whole-network measurement (merged with an identical pending one)."""
         fp_id = self.service.fingerprint(measuring).id
         return self.service.queue.submit(
-            ("network", fp_id, format_arch(arch), resolution, space.name),
-            lambda: self._measure(measuring, fp_id, arch, resolution, space),
+            ("network", fp_id, format_arch(arch), resolution, space.name, confidence),
+            lambda: self._measure(measuring, fp_id, arch, resolution, space, confidence),
             priority=INTERACTIVE,
         )
 
+    def history(self, fp_id: str, reference: str, resolution: int) -> list[float]:
+        """The drift reference's recent figures on this configuration (the device's variability)."""
+        since = datetime.now(timezone.utc) - timedelta(hours=self.settings.verdict_history_hours)
+        return self.service.store.reference_history(fp_id, reference, resolution, limit=self.settings.verdict_history,
+                                                    since=since)
+
+    def _rounds(self, nets: NetworkSet, past: list[float], with_reference: bool) -> None:
+        """Rounds, spread out in time, until the sequential rule stops (a fixed count without a reference)."""
+        settings = self.settings
+        logs = np.log([v for v in past if v > 0])
+        sd_device = float(np.std(logs, ddof=1)) if logs.size >= 3 else None
+        while True:
+            nets.measure_round()
+            if not with_reference:
+                if nets.rounds >= settings.network_rounds:
+                    return
+            elif enough_rounds([r.median_ms for r in nets.per_round[0]], [r.median_ms for r in nets.per_round[1]],
+                               sd_device=sd_device, min_rounds=settings.network_rounds,
+                               max_rounds=max(settings.verdict_max_rounds, settings.network_rounds),
+                               share=settings.verdict_share, future_rounds=settings.network_rounds):
+                return
+            time.sleep(settings.verdict_round_gap_s)
+
     def _measure(
-        self, measuring: MeasureSettings, fp_id: str, arch: ArchDef, resolution: int, space: SearchSpace
+        self, measuring: MeasureSettings, fp_id: str, arch: ArchDef, resolution: int, space: SearchSpace,
+        confidence: float,
     ) -> NetworkResult:
         service = self.service
         backend = service.backend(measuring)
         choice = choice_in(space, arch, resolution)
         view = None if choice is None else service.tables.view(measuring, space, resolution)
         prediction = None if choice is None or view is None else predict(view, space, choice, resolution)
-        reference = None
-        if self.settings.drift_reference and prediction is not None and prediction.reference_ms:
-            reference = reference_arch(space)
-        archs = [arch] + ([reference] if reference else [])
-        nets = NetworkSet(backend, archs, resolution, service.method, batch_size=measuring.batch_size,
-                          num_classes=space.num_classes)
-        for _ in range(self.settings.network_rounds):
-            nets.measure_round()
+        reference = reference_arch(space) if self.settings.drift_reference else None
+        past = self.history(fp_id, reference, resolution) if reference else []
+        nets = NetworkSet(backend, [arch] + ([reference] if reference else []), resolution, service.method,
+                          batch_size=measuring.batch_size, num_classes=space.num_classes)
+        self._rounds(nets, past, reference is not None)
         figures = nets.figures()
         figure = figures[0]
         service.add_counts(networks=1)
-        result = NetworkResult(fp_id, figure, None, prediction, reference, figures[1] if reference else None)
+        method = service.method_record(measuring, backend)
+        verdict = None
+        if reference:
+            ref_rounds = nets.per_round[1]
+            verdict = prediction_bound([r.median_ms for r in nets.per_round[0]], [r.median_ms for r in ref_rounds],
+                                       past + [r.median_ms for r in ref_rounds], confidence=confidence,
+                                       future_rounds=self.settings.network_rounds)
+            service.store.save_reference_figures(fp_id, reference, resolution, ref_rounds,
+                                                 {**method, "source": "network measurement"})
+        result = NetworkResult(fp_id, figure, None, prediction, reference, figures[1] if reference else None,
+                               verdict)
         predicted = None
         if prediction is not None:
             predicted = prediction.corrected_ms * (result.drift_ratio or 1.0)
         result = dataclasses.replace(result, predicted_ms=predicted)
         service.store.save_network(fp_id, format_arch(arch), resolution, figure.stats,
-                                   {**service.method_record(measuring, backend), "rounds": len(figure.rounds),
-                                    "spread_ms": figure.spread_ms, "drift_ratio": result.drift_ratio,
+                                   {**method, "rounds": len(figure.rounds), "spread_ms": figure.spread_ms,
+                                    "drift_ratio": result.drift_ratio,
                                     "reference_ms": None if result.reference is None
                                     else result.reference.stats.median_ms,
-                                    "normalized_ms": result.normalized_ms}, predicted)
-        log.info("measured network at %d px: %.3f ms over %d rounds (spread %.3f ms); predicted %s%s",
+                                    "normalized_ms": result.normalized_ms,
+                                    "verdict": None if verdict is None else verdict.to_dict()}, predicted)
+        log.info("measured network at %d px: %.3f ms over %d rounds (spread %.3f ms); %s; predicted %s",
                  resolution, figure.stats.median_ms, len(figure.rounds), figure.spread_ms,
-                 "n/a" if predicted is None else f"{predicted:.3f} ms",
-                 "" if result.normalized_ms is None
-                 else f" (drift ratio {result.drift_ratio:.3f}, normalised {result.normalized_ms:.3f} ms)")
+                 "no verdict" if verdict is None else
+                 f"central {verdict.central_ms:.3f} ms, {100 * confidence:.0f} % bound {verdict.upper_ms:.3f} ms "
+                 f"(history {verdict.history}, device sd {100 * math.expm1(verdict.sd_device):.1f} %)",
+                 "n/a" if predicted is None else f"{predicted:.3f} ms")
         return result

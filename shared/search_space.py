@@ -1,4 +1,4 @@
-"""The HardCoRe-NAS search space as data (spec section 1): macro structure, per-block options, depths.
+"""The HardCoRe-NAS search space as data: macro structure, per-block options, depths.
 
 The space knows which distinct block measurements it needs at an input resolution (the latency table's
 keys, fixed parts included) and converts between a choice (one option per block, one depth per stage)
@@ -7,6 +7,7 @@ and an architecture string.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from itertools import product
 
@@ -83,7 +84,7 @@ class ArchChoice:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The HardCoRe-NAS macro structure and per-block options (defaults = spec section 1)."""
+    """The HardCoRe-NAS macro structure and per-block options (defaults: the published space)."""
 
     name: str = "hardcorenas"
     stem_chs: int = 32
@@ -296,6 +297,12 @@ class SearchSpace:
     def lightest(self) -> ArchChoice:
         """Every block at option 0, minimum depth."""
         return ArchChoice(tuple((0,) * min(self.depths) for _ in self.stages))
+
+    def random_choice(self, rng: random.Random) -> ArchChoice:
+        """A network drawn uniformly: per stage a depth, then an option per block (in that order from ``rng``)."""
+        return ArchChoice(tuple(
+            tuple(rng.randrange(self.num_options) for _ in range(rng.choice(self.depths))) for _ in self.stages
+        ))
 
 
 def _act_code_or_none(act: str) -> str | None:

@@ -14,9 +14,10 @@ import pytest
 from nas.cli import main
 from nas.client import LatencyClient
 from nas.demo.report import verdict
-from nas.demo.server import LocalServer, ServerStartError
+from nas.local_server import LocalServer, ServerStartError
 
 
+@pytest.mark.slow
 def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
     code = main([
@@ -52,6 +53,7 @@ def test_demo_rejects_bad_server_env(capsys: pytest.CaptureFixture[str]) -> None
     assert "LATENCY_SERVER_NAME=VALUE" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_server_runs_through_its_command_line_and_stops_with_its_group(tmp_path: Path) -> None:
     env = {"LATENCY_SERVER_LOG_LEVEL": "warning"}
     with LocalServer(f"sqlite:///{tmp_path / 'demo.db'}", log_path=tmp_path / "server.log", env=env) as server:

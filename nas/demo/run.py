@@ -3,7 +3,7 @@ data, heaviest and supernet training, three searches under hard limits, fine-tun
 measurement; one results table (Markdown + CSV) and three plots under ``outputs/demo/``.
 
 Every stage runs the same CLI commands a user would type (``nas lut``, ``nas train-heaviest``, ...), in this
-process; only the latency server is a separate process (``latency-server serve``, :mod:`nas.demo.server`), stopped
+process; only the latency server is a separate process (``latency-server serve``, :mod:`nas.local_server`), stopped
 on exit, Ctrl-C or failure. This module owns the stages and their order; :mod:`nas.demo.report` writes the results.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from nas.client import LatencyClient
 from nas.demo.report import write_report
-from nas.demo.server import LocalServer, ServerStartError
+from nas.local_server import LocalServer, ServerStartError
 
 __all__ = ["DemoConfig", "DemoError", "run_demo"]
 

@@ -115,6 +115,7 @@ def test_import_refuses_code_in_pickles(tmp_path) -> None:
         import_original(tmp_path / "evil.pkl", unit="s")
 
 
+@pytest.mark.slow
 def test_lut_import_command(tmp_path) -> None:
     _original_pickle(tmp_path / "lut.pkl")
     out = tmp_path / "lut.json"

@@ -29,6 +29,7 @@ def _all_plain(value) -> bool:
     return isinstance(value, PLAIN)
 
 
+@pytest.mark.slow
 def test_training_checkpoints_load_with_weights_only(heaviest_dir: Path, supernet_dir: Path) -> None:
     for path in (heaviest_dir / "last.pth.tar", heaviest_dir / "model_best.pth.tar", supernet_dir / "last.pth.tar"):
         ckpt = torch.load(path, map_location="cpu", weights_only=True)

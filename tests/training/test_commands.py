@@ -18,6 +18,8 @@ from shared.search_space import HARDCORENAS
 
 from ._helpers import FAST, run_dir, summary
 
+pytestmark = pytest.mark.slow  # real training runs
+
 ARCH_A = PUBLISHED["A"].arch
 
 

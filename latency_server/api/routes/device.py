@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from latency_server.api.deps import ServiceDep, SettingsDep
 from latency_server.api.routes.common import settings_query
+from latency_server.device_lock import device_status
 from latency_server.validate import check_settings
 from shared.api_schemas import DeviceResponse, MeasureSettings, ServerStats
 
@@ -32,7 +33,7 @@ async def device(
 
 
 @router.get("/stats", response_model=ServerStats)
-async def stats(service: ServiceDep) -> ServerStats:
+async def stats(service: ServiceDep, request: Request) -> ServerStats:
     """Counters of this server process (measurements taken, queue depth, active jobs)."""
     return ServerStats(
         measurements=service.measurements,
@@ -41,4 +42,5 @@ async def stats(service: ServiceDep) -> ServerStats:
         calibration_measurements=service.calibration_measurements,
         queued=service.queue.depth,
         active_jobs=sum(1 for job in list(service.jobs.values()) if not job.finished),
+        **device_status(request.app),
     )
