@@ -1,4 +1,4 @@
-"""The search driver, supernet gradients, the ``nas search`` command, and an end-to-end run on a real server."""
+"""The measured guarantee, supernet gradients, the ``nas search`` command, and an end-to-end run on a real server."""
 
 from __future__ import annotations
 
@@ -14,68 +14,14 @@ import torch
 
 from nas.latency_table import LatencyTable
 from nas.local_server import LocalServer
-from nas.search import (
-    BCFWConfig,
-    Gradients,
-    SearchSettings,
-    best_network,
-    measured_guarantee,
-    refinalize,
-    search,
-    write_outputs,
-)
+from nas.search import BCFWConfig, SearchSettings, measured_guarantee, search
 from nas.search.gradients import SupernetGradients
 from shared.api_schemas import LatencyStats, NetworkResponse, Verdict
 from shared.search_space import HARDCORENAS
 from tests.live import TOKEN
+from tests.search.helpers import latency_gradients
 
 REL = 1e-9
-
-
-def _noise_gradients(seed: int, model):
-    """Gradients of a loss that falls with latency (so the limit binds), plus noise."""
-    rng = np.random.default_rng(seed)
-    gain = model.block_ms * rng.lognormal(0.0, 0.2, size=model.alpha_shape)
-
-    def grads(alpha: np.ndarray, beta: np.ndarray) -> Gradients:
-        active = model.depth_weights(beta)[:, :, None]
-        ga = -active * gain + 0.3 * rng.normal(size=alpha.shape)
-        gb = -np.einsum("sjo,sjo->sj", alpha, gain) @ model.block_weight + 0.3 * rng.normal(size=beta.shape)
-        return Gradients(ga, gb, float(rng.uniform(1, 2)))
-
-    return grads
-
-
-def test_search_driver_keeps_the_limit_and_writes_outputs(make_model, tmp_path: Path) -> None:
-    model = make_model(4)
-    limit = model.min_latency_ms() + 0.35 * (model.max_latency_ms() - model.min_latency_ms())
-    settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=60, bcfw=BCFWConfig(max_step=0.1), seed=3)
-    result = search(model, _noise_gradients(0, model), settings, lut_fingerprint="fp", progress=False)
-    assert len(result.trajectory) == 60
-    assert all(row.expected_latency_ms <= limit * (1 + REL) for row in result.trajectory)
-    assert result.expected_latency_ms <= limit
-    assert result.expected_latency_ms == model.choice_latency_ms(result.choice)
-    # the loss falls with latency: the network is the best one under the limit by the search's own final objective
-    assert result.finalization.score == result.score.of(result.choice, model.depths)
-    assert result.finalization.score >= result.score.of(best_network(result.score, [(model, limit)]), model.depths)
-    assert HARDCORENAS.choice_from_arch(result.arch) == result.choice
-
-    paths = write_outputs(result, tmp_path)
-    data = json.loads(paths["result"].read_text())
-    for key in ("arch", "expected_latency_ms", "latency_limit_ms", "lut_fingerprint", "steps"):
-        assert key in data
-    assert data["steps"] == 60 and data["lut_fingerprint"] == "fp" and data["latency_limit_ms"] == limit
-    assert np.asarray(data["alpha"]).shape == (5, 4, 12)
-    assert np.array_equal(data["final_objective"]["option"], result.score.option)  # refinalize's input
-    rows = list(csv.DictReader(paths["trajectory"].open()))
-    assert len(rows) == 60 and float(rows[-1]["expected_latency_ms"]) == result.trajectory[-1].expected_latency_ms
-    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-    # the final steps re-run under a tightened internal limit (a measured result above T)
-    tighter = 0.9 * result.expected_latency_ms
-    fin = refinalize(result, tighter)
-    assert fin.latency_ms <= tighter and result.expected_latency_ms == fin.latency_ms
-    assert [a["internal_limit_ms"] for a in result.to_json()["attempts"]] == [limit, tighter]
 
 
 def _answer(central_ms: float, upper_ms: float) -> NetworkResponse:
@@ -104,7 +50,7 @@ def test_measured_guarantee_steers_the_upper_bound_under_the_limit(make_model) -
     model = make_model(6)
     limit = model.min_latency_ms() + 0.5 * (model.max_latency_ms() - model.min_latency_ms())
     settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=40, bcfw=BCFWConfig(max_step=0.2), seed=1)
-    result = search(model, _noise_gradients(1, model), settings, progress=False)
+    result = search(model, latency_gradients(1, model), settings, progress=False)
     assert result.expected_latency_ms > 0.99 * limit  # the loss falls with latency: the budget is used
     met = measured_guarantee(result, _device(model, first=1.15), max_retries=3)
     attempts = result.attempts
@@ -122,7 +68,7 @@ def test_measured_guarantee_steers_the_upper_bound_under_the_limit(make_model) -
     assert result.extra["guarantee"]["confidence"] == 0.95 and result.extra["guarantee"]["met"]
     assert result.extra["guarantee"]["retries"] == len(attempts) - 1 <= 3
     # a device whose bound is always 15 % above the table: tightened once, then accepted near the limit
-    result = search(model, _noise_gradients(1, model), settings, progress=False)
+    result = search(model, latency_gradients(1, model), settings, progress=False)
     assert measured_guarantee(result, _device(model, slowness=1.1), max_retries=3)
     assert len(result.attempts) == 2 and result.extra["upper_latency_ms"] == pytest.approx(limit, rel=0.03)
 
@@ -131,7 +77,7 @@ def test_a_network_whose_bound_is_above_the_limit_is_rejected_even_with_its_medi
     model = make_model(6)
     limit = model.min_latency_ms() + 0.5 * (model.max_latency_ms() - model.min_latency_ms())
     settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=40, bcfw=BCFWConfig(max_step=0.2), seed=1)
-    result = search(model, _noise_gradients(1, model), settings, progress=False)
+    result = search(model, latency_gradients(1, model), settings, progress=False)
     # central 5 % under the table (so under T), bound 10 % above the central figure: over T
     met = measured_guarantee(result, _device(model, slowness=0.95, margin=1.1), max_retries=0)
     (attempt,) = result.attempts
@@ -139,7 +85,7 @@ def test_a_network_whose_bound_is_above_the_limit_is_rejected_even_with_its_medi
     assert not met and not attempt["accepted"] and not result.extra["guarantee"]["met"]
     assert "upper bound stayed above the limit" in result.extra["guarantee"]["reason"]
     # with re-runs left, it tightens until the bound fits
-    result = search(model, _noise_gradients(1, model), settings, progress=False)
+    result = search(model, latency_gradients(1, model), settings, progress=False)
     assert measured_guarantee(result, _device(model, slowness=0.95, margin=1.1), max_retries=3)
     assert result.extra["upper_latency_ms"] <= limit < result.attempts[0]["upper_latency_ms"]
 
@@ -150,12 +96,12 @@ def test_the_tightening_stops_at_the_lightest_network(make_model) -> None:
     model = make_model(6)
     limit = model.min_latency_ms() + 0.5 * (model.max_latency_ms() - model.min_latency_ms())
     settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=40, bcfw=BCFWConfig(max_step=0.2), seed=1)
-    result = search(model, _noise_gradients(1, model), settings, progress=False)
+    result = search(model, latency_gradients(1, model), settings, progress=False)
     assert measured_guarantee(result, _device(model, first=50.0, margin=1.0), max_retries=3)
     assert result.attempts[1]["internal_limit_ms"] == model.min_latency_ms()
     assert result.attempts[1]["expected_latency_ms"] == model.min_latency_ms() and result.attempts[1]["accepted"]
     # a device on which even the lightest network's bound misses the limit: tried once, then reported
-    result = search(model, _noise_gradients(1, model), settings, progress=False)
+    result = search(model, latency_gradients(1, model), settings, progress=False)
     assert not measured_guarantee(result, _device(model, slowness=10.0), max_retries=5)
     assert len(result.attempts) == 2 and "lightest network" in result.extra["guarantee"]["reason"]
 
@@ -164,7 +110,7 @@ def test_a_server_without_a_verdict_is_judged_by_median_plus_spread(make_model) 
     model = make_model(6)
     limit = model.min_latency_ms() + 0.5 * (model.max_latency_ms() - model.min_latency_ms())
     settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=40, bcfw=BCFWConfig(max_step=0.2), seed=1)
-    result = search(model, _noise_gradients(1, model), settings, progress=False)
+    result = search(model, latency_gradients(1, model), settings, progress=False)
 
     def measure(arch: str) -> NetworkResponse:
         m = 0.9 * model.choice_latency_ms(HARDCORENAS.choice_from_arch(arch))

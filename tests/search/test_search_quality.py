@@ -7,21 +7,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nas.search import Gradients, NetworkScore, SearchSettings, best_network, search
-
-
-def planted_gradients(model, utility: NetworkScore, noise: float, seed: int):
-    """Noisy gradients of ``-E[U]`` for the additive utility ``U`` (a block contributes only when it runs)."""
-    rng = np.random.default_rng(seed)
-
-    def grads(alpha: np.ndarray, beta: np.ndarray) -> Gradients:
-        active = model.depth_weights(beta)[:, :, None]
-        ga = -active * utility.option + noise * np.sqrt(active) * rng.normal(size=alpha.shape)
-        per_block = np.einsum("sjo,sjo->sj", alpha, utility.option)
-        gb = -(utility.depth + per_block @ model.block_weight) + noise * rng.normal(size=beta.shape)
-        return Gradients(ga, gb, 0.0)
-
-    return grads
+from nas.search import NetworkScore, SearchSettings, best_network, search
+from tests.search.helpers import planted_gradients
 
 
 def _limit(model, u: float) -> float:
