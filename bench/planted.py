@@ -17,6 +17,7 @@ import numpy as np
 
 from nas.search import Gradients, LatencyModel
 from nas.search.discretize import NetworkScore, best_network
+from nas.search.lmo import solve_mck_lp
 from shared.search_space import ArchChoice
 
 __all__ = ["PlantedObjective", "planted_objective", "sample_networks"]
@@ -40,6 +41,18 @@ class PlantedObjective:
     def optimum(self, limit_ms: float) -> ArchChoice:
         """The exact integer optimum of ``U`` under ``limit_ms`` (MILP, checked by the table's exact sum)."""
         return best_network(self.utility, [(self.model, limit_ms)])
+
+    def frank_wolfe_gap(self, alpha: np.ndarray, beta: np.ndarray, limit_ms: float) -> float:
+        """How far (alpha, beta) is from a stationary point of ``E[U]`` under the limit: the sum over the two blocks
+        of the expected utility their exact LP vertex (noise-free gradients) would gain over them."""
+        g = self.gradients(0.0, seed=0)(alpha, beta)
+        r = limit_ms - self.model.fixed_ms
+        shape = (-1, alpha.shape[-1])
+        s_alpha = solve_mck_lp(g.alpha.reshape(shape), self.model.alpha_coefficients(beta).reshape(shape), r).x
+        coef, const = self.model.beta_coefficients(alpha)
+        s_beta = solve_mck_lp(g.beta, coef, r - const).x
+        gap_alpha = np.sum(g.alpha.reshape(shape) * (alpha.reshape(shape) - s_alpha))
+        return float(gap_alpha + np.sum(g.beta * (beta - s_beta)))
 
     def gradients(self, noise_sd: float, seed: int):
         """A gradient source ``(alpha, beta) -> Gradients`` of the loss ``-E[U]`` with Gaussian noise.

@@ -3,30 +3,35 @@
 On the latency tables the project ships (``tests/data/lut_onnxruntime_{32,224}.json``: ONNX Runtime, 1 thread,
 batch 1, on the 2-core build machine) a planted utility per (stage, position, option) and per stage depth
 (``bench/planted.py``) is hidden behind noisy stochastic gradients; the truth is its exact integer optimum under
-the limit (MILP). At 5 limits (10 % .. 90 % of each table's feasible range) and 10 seeds each, three searches
-spend the same number of loss evaluations:
+the limit (MILP). At 5 limits (10 % .. 90 % of each table's feasible range) and 10 seeds each, three searches run
+(``ours`` and ``random`` spend the same number of loss evaluations, ``paper`` its own 1000):
 
 * ``ours``: this project's defaults (``nas.search.search`` as ``nas search`` runs it);
 * ``paper``: the original's settings -- 1000 steps, fixed step 0.002, momentum 0.9, random block choice, then
   sparsify + argmax with a feasibility repair, no fill (``bench/paper_baseline.py``); same start as ``ours``;
 * ``random``: networks drawn from the Gibbs distribution over networks whose mean latency is the limit (so the top
-  of the band is reached; draws above the limit are rejected at no cost, the table says so), each evaluated once
-  with the gradient noise's sd, the best by that noisy evaluation kept.
+  of the band is reached; draws above the limit are rejected at no cost: the table knows their latency), each
+  evaluated once with the gradient noise's sd, the best by that noisy evaluation kept.
 
 Per case: regret ``(U* - U(found)) / (U* - U(lightest))``, the share of the optimum's blocks found (same option at
 the same position) and the budget used (table latency / T). The last line printed is one JSON object.
 
-Figures (defaults: 500 steps; noise = the utilities' spread; 2-core machine shared with other jobs, load 2-4; 75 s):
-median / worst regret over each table's 50 cases, ours 0.13 % / 0.91 % (32 px) and 0.00 % / 0.59 % (224 px);
-paper 4.4 % / 46 % and 6.1 % / 25 %; random 32 % / 52 % and 35 % / 50 %. Ours has the lowest median and mean
-regret at every limit of both tables (its worst case is above the paper's only at 90 % on 224 px: 0.58 % vs
-0.38 %); every network is within its limit (largest table latency / T: 0.99997). Ours against its step count
-(``--methods ours --steps N``), median / worst over all 100 cases: 60 steps 1.0 % / 7.7 %, 100: 0.45 / 5.1,
-150: 0.33 / 2.0, 200: 0.32 / 2.1, 300: 0.15 / 2.0, 500: 0.03 / 0.91, 1000: 0.00 / 1.8; noise-free 0 / 0; twice
-the noise 0.38 / 1.95. Schedules at 500 steps: the original's fixed momentum 0.9 3.2 / 13, Mokhtari et al.'s
-``0.25 * 8 / (k + 8)`` steps with ``(8 / (t + 8)) ** (2/3)`` averaging 2.3 / 13, ``2 / (t + 2)`` averaging
-0.04 / 1.5; the start (``--start projection|segment``), the block order and the LPs' objective change the figures
-by at most 0.9 points of the worst case, the final objective ``--final-score probability`` gives 2.6 / 32.
+"Gap" (in the JSON) is the Frank-Wolfe gap of the final distribution under the noise-free objective, in the
+same units as the regret: how far the distribution is from a stationary point.
+
+Figures (defaults: 500 steps; noise = the utilities' spread; 2-core machine shared with other jobs, load 2-4; one to
+two minutes): median / worst regret over each table's 50 cases, ours 0.13 % / 0.91 % (32 px) and 0.00 % / 0.59 %
+(224 px); paper 4.4 % / 46 % and 6.1 % / 25 %; random 32 % / 52 % and 35 % / 50 %. Ours has the lowest median and
+mean regret at every limit of both tables (its worst case is above the paper's only at 90 % on 224 px: 0.58 % vs
+0.38 %); every network is within its limit (largest table latency / T: 0.99997); median gap 0.12-0.17 % (paper
+24-25 %). Ours against its step count (``--methods ours --steps N``), median / worst regret over all 100 cases:
+60 steps 0.91 % / 7.7 %, 100: 0.45 / 5.1, 150: 0.31 / 2.0, 200: 0.31 / 2.1, 300: 0.18 / 2.0, 500: 0.03 / 0.91,
+1000: 0.00 / 1.8; noise-free 0 / 0 (gap 0); twice the noise 0.33 / 1.95. Variants at 500 steps: the original's
+fixed momentum 0.9: 3.4 / 16; Mokhtari et al.'s steps ``0.25 * 8 / (k + 8)`` with averaging ``(8 / (t + 8)) **
+(2/3)``: 2.3 / 13; averaging ``2 / (t + 2)``: 0.05 / 1.45, ``8 / (t + 8)``: 0.57 / 4.8; steps ``0.5 / (k + 1)``:
+the same regret, gap 4.5 %; the start (``--start projection|segment``), random block choice or the LPs on the raw
+averaged gradients (``--objective momentum``): median 0.03-0.04 %, worst 0.96-1.8 %; ``--final-score
+probability``: 2.1 / 31.
 
     python bench/search_quality.py [--noise 1.0] [--seeds 10] [--limits 0.1,0.3,0.5,0.7,0.9] [--tables 32,224]
                                    [--steps N] [--methods ours,paper,random] [--start entropy|projection|segment]
@@ -93,15 +98,17 @@ def run_case(case: Case, args: argparse.Namespace, ours: BCFWConfig) -> dict[str
     if "ours" in args.methods:
         settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=args.steps, bcfw=ours, seed=case.seed)
         grads = obj.gradients(noise, seed=10_000 + case.seed)
-        choice = search(model, grads, settings, progress=False, start=start).choice
-        out["ours"] = _measure(obj, choice, best, worst, optimum, limit)
+        result = search(model, grads, settings, progress=False, start=start)
+        out["ours"] = {**_measure(obj, result.choice, best, worst, optimum, limit),
+                       "gap_pct": 100.0 * obj.frank_wolfe_gap(result.alpha, result.beta, limit) / (best - worst)}
     if "paper" in args.methods:
         opt = BCFW(model, limit, PAPER, seed=case.seed, alpha=start[0], beta=start[1])
         grads = obj.gradients(noise, seed=20_000 + case.seed)
         for _ in range(PAPER_STEPS):
             g = grads(opt.alpha, opt.beta)
             opt.step(g.alpha, g.beta)
-        out["paper"] = _measure(obj, paper_finalize(model, opt.alpha, opt.beta, limit), best, worst, optimum, limit)
+        out["paper"] = {**_measure(obj, paper_finalize(model, opt.alpha, opt.beta, limit), best, worst, optimum, limit),
+                        "gap_pct": 100.0 * obj.frank_wolfe_gap(opt.alpha, opt.beta, limit) / (best - worst)}
     if "random" in args.methods:
         rng = np.random.default_rng(30_000 + case.seed)
         alpha, beta = gibbs_for_latency(model, limit)
@@ -125,7 +132,9 @@ def _summary(rows: list[dict], method: str) -> dict:
             "mean_regret_pct": statistics.fmean(regrets),
             "blocks_pct": statistics.fmean(r[method]["blocks_pct"] for r in rows),
             "budget_used": statistics.fmean(r[method]["budget_used"] for r in rows),
-            "max_budget_used": max(r[method]["budget_used"] for r in rows)}
+            "max_budget_used": max(r[method]["budget_used"] for r in rows),
+            **({"median_gap_pct": statistics.median(r[method]["gap_pct"] for r in rows)} if "gap_pct" in rows[0][method]
+               else {})}
 
 
 def main() -> int:
@@ -140,7 +149,7 @@ def main() -> int:
     parser.add_argument("--start", choices=sorted(STARTS), default="entropy", help="start of ours and paper")
     for name, kind in (("block_choice", str), ("step_schedule", str), ("max_step", float), ("step_offset", float),
                        ("momentum_schedule", str), ("momentum", float), ("momentum_power", float),
-                       ("objective", str), ("final_score", str)):
+                       ("averaging_offset", float), ("objective", str), ("final_score", str)):
         parser.add_argument("--" + name.replace("_", "-"), type=kind, help=f"override our BCFWConfig.{name}")
     args = parser.parse_args()
     args.methods = args.methods.split(",")

@@ -67,8 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--" + name.replace("_", "-"), default=default, help=f"{help} (default {default})", **kwargs)
 
     optimizer_flag("block_choice", "which block each step updates", choices=["random", "alternate"])
-    optimizer_flag("step_schedule", "decaying: a block's k-th step (from 0) is max step / (k+1); fixed: every step "
-                   "is the max step (the original: 0.002)", choices=["fixed", "decaying"])
+    optimizer_flag("step_schedule", "decaying: a block's k-th step (from 0) is max step * 8/(k+8); fixed: every "
+                   "step is the max step (the original: 0.002)", choices=["fixed", "decaying"])
     optimizer_flag("max_step", "largest step size", type=float)
     optimizer_flag("momentum_schedule", "gradient averaging: decaying gives gradient t the weight 1/(t+1) (the "
                    "running mean of all gradients); fixed: momentum --momentum (the original)",

@@ -63,22 +63,25 @@ class BCFWConfig:
     Step size of a block's ``k``-th step (``k`` counts that block's own steps): ``fixed``: ``max_step``;
     ``decaying``: ``max_step * c / (k + c)`` with ``c = step_offset``. Gradient averaging after the ``t``-th
     gradient (both blocks' averages take every gradient): ``m <- (1 - rho) m + rho g`` with ``rho = 1 - momentum``
-    (``fixed``, the original's momentum) or ``rho = (c / (t + c)) ** momentum_power`` (``decaying``; the first
-    gradient replaces the empty average). Stochastic Frank-Wolfe's recipe is decaying steps with a more slowly
-    decaying averaging weight (Mokhtari, Hassani and Karbasi 2018: ``2 / (t + 8)`` and ``(8 / (t + 8)) ** (2/3)``).
-    The defaults (steps ``0.5 / (k + 1)``, averaging weight ``1 / (t + 1)``: the running mean of all gradients)
-    recovered planted optima best (``bench/search_quality.py``); the averages feed an additive loss model
-    (:meth:`BCFW.surrogate`) rather than being used raw, which is what makes a long average pay off.
+    (``fixed``, the original's momentum) or ``rho = (a / (t + a)) ** momentum_power`` with ``a = averaging_offset``
+    (``decaying``; the first gradient replaces the empty average). Stochastic Frank-Wolfe's recipe is decaying steps
+    with a more slowly decaying averaging weight (Mokhtari, Hassani and Karbasi 2018: ``2 / (t + 8)`` and
+    ``(8 / (t + 8)) ** (2/3)``). The defaults -- steps ``4 / (k + 8)``, averaging weight ``1 / (t + 1)``, the running
+    mean of all gradients -- recovered planted optima best and leave the distribution near a stationary point
+    (``bench/search_quality.py``): the averages feed an additive loss model (:meth:`BCFW.surrogate`) rather than
+    being used raw, which is what makes a long average pay off, and a first step of 0.5 keeps part of the start so
+    no block stops running after one noisy gradient.
     """
 
     block_choice: Literal["random", "alternate"] = "alternate"
     start_with_alpha: bool = False  # first block under "alternate" (the original starts with beta)
     step_schedule: Literal["fixed", "decaying"] = "decaying"
     max_step: float = 0.5
-    step_offset: float = 1.0
+    step_offset: float = 8.0
     momentum_schedule: Literal["fixed", "decaying"] = "decaying"
     momentum: float = 0.9  # fixed schedule: weight of the old buffer
     momentum_power: float = 1.0
+    averaging_offset: float = 1.0
     #: what each LP minimises: "surrogate" (the gradient, at the current point, of the additive loss model the
     #: averages fit: :meth:`BCFW.surrogate`) or "momentum" (the averaged raw gradients, as the original)
     objective: Literal["surrogate", "momentum"] = "surrogate"
@@ -100,8 +103,9 @@ class BCFWConfig:
             raise ValueError(f"max_step: expected a value in (0, 1], got {self.max_step}")
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum: expected a value in [0, 1), got {self.momentum}")
-        if self.step_offset <= 0:
-            raise ValueError(f"step_offset: expected a positive value, got {self.step_offset}")
+        for name in ("step_offset", "averaging_offset"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: expected a positive value, got {getattr(self, name)}")
         if not 0.0 <= self.momentum_power <= 1.0:
             raise ValueError(f"momentum_power: expected a value in [0, 1], got {self.momentum_power}")
 
@@ -167,7 +171,7 @@ class BCFW:
         cfg = self.config
         if cfg.momentum_schedule == "fixed":
             return 1.0 - cfg.momentum
-        return (cfg.step_offset / (self.k + cfg.step_offset)) ** cfg.momentum_power
+        return (cfg.averaging_offset / (self.k + cfg.averaging_offset)) ** cfg.momentum_power
 
     def next_block(self) -> Block:
         """Which block the current step updates."""

@@ -14,7 +14,7 @@ table's exact sum. Two objectives are offered:
 Evidence: ``python bench/search_quality.py --methods ours [--final-score probability]`` (planted utilities on the
 shipped 32 and 224 px ONNX Runtime tables, gradient noise = the utilities' spread, 5 limits x 10 seeds per table,
 500 steps; a 2-core machine shared with other jobs): regret against the exact optimum, median / worst over the 100
-cases, 0.03 % / 0.91 % with ``linearised``, 2.6 % / 32 % with ``probability``. The distribution's probabilities
+cases, 0.03 % / 0.91 % with ``linearised``, 2.1 % / 31 % with ``probability``. The distribution's probabilities
 are a vote over noisy LP vertices and say little about options the vertices rarely visit; the averaged gradients
 rate every option of every block that ran.
 

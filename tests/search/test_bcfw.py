@@ -74,20 +74,20 @@ def test_schedules_and_averaging(make_model) -> None:
     model = make_model(1)
     limit = _limit(model, 0.5)
     # decaying: each block counts its own steps; alternate starts with beta
-    opt = BCFW(model, limit, BCFWConfig(step_schedule="decaying", max_step=0.5, step_offset=2.0))
+    opt = BCFW(model, limit, BCFWConfig(step_schedule="decaying", max_step=0.5, step_offset=2.0))  # 1 / (k + 2)
     steps = [opt.step(np.ones(model.alpha_shape), np.ones(model.beta_shape)) for _ in range(6)]
     assert [s.block for s in steps] == ["beta", "alpha"] * 3
     assert [s.gamma for s in steps] == pytest.approx([0.5, 0.5, 0.5 * 2 / 3, 0.5 * 2 / 3, 0.25, 0.25])
     fixed = BCFW(model, limit, BCFWConfig(step_schedule="fixed", max_step=0.002))
     assert fixed.step(np.ones(model.alpha_shape), np.ones(model.beta_shape)).gamma == 0.002
-    # both averages take every gradient: decaying weights 2/(t+2) make them the running average weighted by t+1
-    opt = BCFW(model, limit, BCFWConfig(momentum_schedule="decaying", step_offset=2.0))
-    grads = [np.full(model.alpha_shape, float(t)) for t in range(4)]
-    for t, g in enumerate(grads):
-        opt.step(g, np.full(model.beta_shape, -float(t)))
-    weights = np.arange(1, 5) / np.arange(1, 5).sum()
-    np.testing.assert_allclose(opt.m_alpha, np.sum([w * g for w, g in zip(weights, grads, strict=True)], axis=0))
-    np.testing.assert_allclose(opt.m_beta, -np.dot(weights, np.arange(4.0)))
+    # both averages take every gradient: by default the running mean; weights 2/(t+2) weight gradient t by t+1
+    for offset, weights in ((1.0, np.full(4, 0.25)), (2.0, np.arange(1, 5) / 10)):
+        opt = BCFW(model, limit, BCFWConfig(momentum_schedule="decaying", averaging_offset=offset))
+        grads = [np.full(model.alpha_shape, float(t) ** 2) for t in range(4)]
+        for t, g in enumerate(grads):
+            opt.step(g, np.full(model.beta_shape, -float(t)))
+        np.testing.assert_allclose(opt.m_alpha, np.sum([w * g for w, g in zip(weights, grads, strict=True)], axis=0))
+        np.testing.assert_allclose(opt.m_beta, -np.dot(weights, np.arange(4.0)))
     # fixed: the original's momentum, m <- 0.9 m + 0.1 g, on both buffers
     opt = BCFW(model, limit, BCFWConfig(momentum_schedule="fixed", momentum=0.9))
     opt.step(np.ones(model.alpha_shape), np.full(model.beta_shape, 2.0))
