@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
+from latency_server.api.error_handlers import register_error_handlers
 from latency_server.api.fast_lut import FastLutMiddleware
 from latency_server.api.routes import device, health, jobs, latency, lut
-from latency_server.api.routes.latency import MeasurementFailed
 from latency_server.config import Settings
 from latency_server.db import upgrade_database
 from latency_server.service import LatencyService
@@ -47,10 +47,6 @@ async def _input_error(_: Request, exc: InputError) -> JSONResponse:
     return _error(422, [{"loc": list(exc.loc), "msg": exc.msg, "type": "value_error"}])
 
 
-async def _measurement_failed(_: Request, exc: MeasurementFailed) -> JSONResponse:
-    return _error(422, [{"loc": list(exc.loc), "msg": exc.msg, "type": "measurement_failed"}])
-
-
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
@@ -68,14 +64,13 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
             if migrate:
                 upgrade_database(url)
             svc = LatencyService(settings, Store(url))
-        torch.set_num_threads(settings.default_threads)
+        await run_in_threadpool(svc.start)  # the measurement worker's process says hello
         app.state.service = svc
-        svc.start()
         log.info("latency server ready: backends %s, database %s", svc.available, settings.database_url())
         try:
             yield
         finally:
-            svc.stop()
+            await run_in_threadpool(svc.stop)
 
     app = FastAPI(
         title="HardCoRe-NAS latency server",
@@ -86,7 +81,7 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
     app.state.settings = settings
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InputError, _input_error)
-    app.add_exception_handler(MeasurementFailed, _measurement_failed)
+    register_error_handlers(app)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(FastLutMiddleware)
     for module in (health, device, latency, lut, jobs):

@@ -4,7 +4,8 @@ This module owns :class:`NetworkResult` (a network's figure over independent rou
 the drift reference measured alongside, and the arithmetic between them) and :class:`NetworkMeasurements`,
 which queues a measurement: the network and, when the table was built with a drift reference, that
 reference network too, timed round-robin in the same rounds so that slow drift of the device moves both
-alike; the figure is stored with how it was measured.
+alike (one :class:`~latency_server.tasks.NetworkTask` run by the worker); the figure is stored with how it
+was measured.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from latency_server.calibration import reference_arch
-from latency_server.measure import NetworkFigure, NetworkSet
 from latency_server.prediction import Prediction, choice_in, predict
 from latency_server.queue import INTERACTIVE
+from latency_server.stats import NetworkFigure
+from latency_server.tasks import NetworksResult, NetworkTask
 from shared.api_schemas import MeasureSettings
 from shared.arch_string import ArchDef, format_arch
 from shared.search_space import SearchSpace
@@ -87,32 +89,37 @@ class NetworkMeasurements:
         self.service = service
         self.settings = service.settings
 
+    def task(self, measuring: MeasureSettings, archs: list[ArchDef | str], resolution: int,
+             space: SearchSpace) -> NetworkTask:
+        """The worker task that measures ``archs`` (a network, then the reference) over the configured rounds."""
+        return NetworkTask(measuring, tuple(a if isinstance(a, str) else format_arch(a) for a in archs), resolution,
+                           self.service.method, rounds=self.settings.network_rounds, num_classes=space.num_classes)
+
     def submit(self, measuring: MeasureSettings, arch: ArchDef, resolution: int, space: SearchSpace) -> Future:
-        """Queue a whole-network measurement (merged with an identical pending one)."""
+        """Queue a whole-network measurement (merged with an identical pending one); refused before any work
+        when over budget or when the same measurement recently killed the worker."""
         fp_id = self.service.fingerprint(measuring).id
-        return self.service.queue.submit(
-            ("network", fp_id, format_arch(arch), resolution, space.name),
-            lambda: self._measure(measuring, fp_id, arch, resolution, space),
-            priority=INTERACTIVE,
-        )
+        key = ("network", fp_id, format_arch(arch), resolution, space.name)
+        self.service.failures.refuse_if_recent(key, f"the network at {resolution} px", ("body", "arch"))
+        archs: list[ArchDef | str] = [arch] + ([reference_arch(space)] if self.settings.drift_reference else [])
+        self.service.budget.check([(self.task(measuring, archs, resolution, space), ("body", "arch"))])
+        return self.service.queue.submit(key, lambda: self._measure(measuring, fp_id, arch, resolution, space, key),
+                                         priority=INTERACTIVE, label=f"network at {resolution} px")
 
     def _measure(
-        self, measuring: MeasureSettings, fp_id: str, arch: ArchDef, resolution: int, space: SearchSpace
+        self, measuring: MeasureSettings, fp_id: str, arch: ArchDef, resolution: int, space: SearchSpace,
+        failure_key: tuple,
     ) -> NetworkResult:
         service = self.service
-        backend = service.backend(measuring)
         choice = choice_in(space, arch, resolution)
         view = None if choice is None else service.tables.view(measuring, space, resolution)
         prediction = None if choice is None or view is None else predict(view, space, choice, resolution)
         reference = None
         if self.settings.drift_reference and prediction is not None and prediction.reference_ms:
             reference = reference_arch(space)
-        archs = [arch] + ([reference] if reference else [])
-        nets = NetworkSet(backend, archs, resolution, service.method, batch_size=measuring.batch_size,
-                          num_classes=space.num_classes)
-        for _ in range(self.settings.network_rounds):
-            nets.measure_round()
-        figures = nets.figures()
+        archs: list[ArchDef | str] = [arch] + ([reference] if reference else [])
+        measured: NetworksResult = service.run_task(self.task(measuring, archs, resolution, space), (failure_key,))
+        figures = measured.figures
         figure = figures[0]
         service.add_counts(networks=1)
         result = NetworkResult(fp_id, figure, None, prediction, reference, figures[1] if reference else None)
@@ -121,7 +128,7 @@ class NetworkMeasurements:
             predicted = prediction.corrected_ms * (result.drift_ratio or 1.0)
         result = dataclasses.replace(result, predicted_ms=predicted)
         service.store.save_network(fp_id, format_arch(arch), resolution, figure.stats,
-                                   {**service.method_record(measuring, backend), "rounds": len(figure.rounds),
+                                   {**service.method_record(measuring, measured.backend), "rounds": len(figure.rounds),
                                     "spread_ms": figure.spread_ms, "drift_ratio": result.drift_ratio,
                                     "reference_ms": None if result.reference is None
                                     else result.reference.stats.median_ms,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import Future
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from latency_server.api.deps import ServiceDep, SettingsDep, require_token
+from latency_server.api.waiting import results_or_release
 from latency_server.service import BlockFigure
 from latency_server.validate import InputError, check_block, check_network, check_settings
 from shared.api_schemas import (
@@ -26,26 +24,9 @@ from shared.search_space import SearchSpaceError, get_space
 router = APIRouter(prefix="/v1/latency", tags=["latency"], dependencies=[Depends(require_token)])
 
 
-class MeasurementFailed(Exception):
-    """A measurement raised; answered as 422 naming the input it was about."""
-
-    def __init__(self, loc: tuple[str | int, ...], msg: str) -> None:
-        super().__init__(msg)
-        self.loc = loc
-        self.msg = msg
-
-
-async def _wait(item: BlockFigure | Future, loc: tuple[str | int, ...]) -> BlockFigure:
-    if isinstance(item, BlockFigure):
-        return item
-    try:
-        return await asyncio.wrap_future(item)
-    except Exception as exc:  # noqa: BLE001 - any measurement fault is reported, the server keeps serving
-        raise MeasurementFailed(loc, f"measurement failed: {type(exc).__name__}: {exc}") from exc
-
-
 @router.post("/blocks", response_model=BlocksResponse)
-async def measure_blocks(req: BlocksRequest, service: ServiceDep, settings: SettingsDep) -> BlocksResponse:
+async def measure_blocks(req: BlocksRequest, request: Request, service: ServiceDep,
+                         settings: SettingsDep) -> BlocksResponse:
     """Latency of each block (stored figures are returned as ``cached``; the rest are measured)."""
     check_settings(req, settings, service.available)
     if len(req.blocks) > settings.max_blocks_per_request:
@@ -57,11 +38,7 @@ async def measure_blocks(req: BlocksRequest, service: ServiceDep, settings: Sett
     keys = [check_block(spec, req.batch_size, settings, i) for i, spec in enumerate(req.blocks)]
     fp = await run_in_threadpool(service.fingerprint, req)
     items = await run_in_threadpool(service.lookup_blocks, req, keys)
-    figures = await asyncio.gather(*(_wait(item, ("body", "blocks", i)) for i, item in enumerate(items)),
-                                   return_exceptions=True)
-    for figure in figures:
-        if isinstance(figure, BaseException):
-            raise figure
+    figures = await results_or_release(request, service.queue, items)
     results = []
     for item, figure in zip(items, figures, strict=True):
         results.append(
@@ -76,7 +53,8 @@ async def measure_blocks(req: BlocksRequest, service: ServiceDep, settings: Sett
 
 
 @router.post("/network", response_model=NetworkResponse)
-async def measure_network(req: NetworkRequest, service: ServiceDep, settings: SettingsDep) -> NetworkResponse:
+async def measure_network(req: NetworkRequest, request: Request, service: ServiceDep,
+                          settings: SettingsDep) -> NetworkResponse:
     """Measure a whole network now (through the measurement queue) and compare with the table's prediction."""
     check_settings(req, settings, service.available)
     try:
@@ -85,10 +63,7 @@ async def measure_network(req: NetworkRequest, service: ServiceDep, settings: Se
         raise InputError(("body", "space"), str(exc)) from None
     arch = check_network(req, settings)
     future = await run_in_threadpool(service.networks.submit, req, arch, req.resolution, space)
-    try:
-        result = await asyncio.wrap_future(future)
-    except Exception as exc:  # noqa: BLE001
-        raise MeasurementFailed(("body", "arch"), f"measurement failed: {type(exc).__name__}: {exc}") from exc
+    (result,) = await results_or_release(request, service.queue, [future])
     prediction = result.prediction
     reference = None
     if result.reference is not None and prediction is not None and prediction.reference_ms:
