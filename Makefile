@@ -1,4 +1,5 @@
 # The two set-up commands of the README: `make test` and `make demo`. Each builds .venv by itself.
+# `make test-fast` skips the end-to-end tests marked slow (a quick check while working).
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
@@ -7,9 +8,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PIP_QUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: venv test demo lint bench clean
+.PHONY: venv test test-fast demo lint clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml setup.py constraints.txt
 	@echo "==> creating $(VENV) from pyproject.toml + constraints.txt (first time: a few minutes)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --progress-bar off -c constraints.txt -e '.[dev]' $(PIP_QUIET)
@@ -19,6 +20,9 @@ venv: $(STAMP)
 
 test: venv
 	$(PY) -m pytest -q --timeout 900
+
+test-fast: venv
+	$(PY) -m pytest -q --timeout 900 -m "not slow"
 
 demo: venv
 	$(PY) -m nas demo

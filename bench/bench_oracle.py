@@ -1,6 +1,6 @@
-"""Benchmark of the search's LP oracle and optimizer (issue 4).
+"""Benchmark of the search's LP oracle and optimizer.
 
-Compares the exact multiple-choice-knapsack oracle (:mod:`nas.lmo`) with HiGHS (dual simplex, scipy) and a
+Compares the exact multiple-choice-knapsack oracle (:mod:`nas.search.lmo`) with HiGHS (dual simplex, scipy) and a
 generic interior-point solve (HiGHS IPM, standing in for the original's cvxopt) on the real problem sizes --
 the alpha LP (240 variables: 20 blocks x 12 options) and the beta LP (15 variables: 5 stages x 3 depths) --
 checking that every solver reaches the same optimum; then times 10,000 BCFW steps with pre-drawn gradients
@@ -21,9 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nas.bcfw import BCFW, BCFWConfig, balanced_init, finalize  # noqa: E402
-from nas.expected_latency import LatencyModel  # noqa: E402
-from nas.lmo import solve_mck_lp  # noqa: E402
+from nas.search.bcfw import BCFW, BCFWConfig, balanced_init  # noqa: E402
+from nas.search.expected_latency import LatencyModel  # noqa: E402
+from nas.search.finalize import finalize  # noqa: E402
+from nas.search.lmo import solve_mck_lp  # noqa: E402
 
 
 def random_model(rng: np.random.Generator) -> LatencyModel:
@@ -105,7 +106,7 @@ def main() -> int:
         "of per-instance best-of-3 solve times:"
     )
     print(f"  {'solver':<28} {'alpha us':>10} {'beta us':>10} {'alpha x':>9} {'beta x':>8} {'max rel diff':>13}")
-    print(f"  {'exact oracle (nas.lmo)':<28} {ours_t['alpha']:>10.1f} {ours_t['beta']:>10.1f} {'1.0':>9} {'1.0':>8}")
+    print(f"  {'exact oracle (search.lmo)':<28} {ours_t['alpha']:>10.1f} {ours_t['beta']:>10.1f} {'1.0':>9} {'1.0':>8}")
     for label, method in (
         ("HiGHS dual simplex", "highs-ds"),
         ("HiGHS (auto)", "highs"),

@@ -1,7 +1,7 @@
 """Benchmark the latency server: cold build of a full table, then warm ``GET /v1/lut`` under concurrent clients.
 
 Starts a real ``latency-server serve`` process on a fresh SQLite file (production measurement settings unless
-overridden through LATENCY_SERVER_* variables), or uses ``--endpoint`` of a running server. Targets (issue 3):
+overridden through LATENCY_SERVER_* variables), or uses ``--endpoint`` of a running server. Targets:
 cold build of the 224 table (onnxruntime, 1 thread, batch 1) under 3 minutes on a 2-core machine; warm p99
 under 50 ms with 16 concurrent clients.
 
@@ -21,40 +21,32 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from latency_server.launcher import ServerProcess
+from nas.client import LatencyClient
+from nas.local_server import LocalServer
+from shared.api_schemas import JobStatus
 
 
-def cold_build(url: str, params: dict, headers: dict) -> tuple[float, int]:
+def cold_build(url: str, params: dict, token: str | None) -> tuple[float, int]:
     """Seconds from the first ``GET /v1/lut`` to the 200 answer, and the entries measured."""
     start = time.perf_counter()
-    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
-        last = -1
-        shown = -1
-        while True:
-            resp = client.get("/v1/lut", params=params)
-            if resp.status_code == 200:
-                elapsed = time.perf_counter() - start
-                measured = client.get("/v1/stats").json()["measurements"]
-                return elapsed, measured
-            resp.raise_for_status()
-            location = resp.headers["location"]
-            while True:
-                job = client.get(location).json()
-                if job["done"] != last:
-                    last = job["done"]
-                    line = f"  build: {job['done']}/{job['total']} entries, {time.perf_counter() - start:.0f} s"
-                    if sys.stdout.isatty():
-                        print(f"\r{line}", end="", flush=True)
-                    elif job["done"] // 20 != shown // 20 or job["done"] == job["total"]:
-                        shown = job["done"]
-                        print(line, flush=True)
-                if job["state"] == "failed":
-                    raise SystemExit(f"\nbuild failed: {job['error']}")
-                if job["state"] == "done":
-                    if sys.stdout.isatty():
-                        print()
-                    break
-                time.sleep(0.5)
+    shown = -1
+
+    def report(job: JobStatus) -> None:
+        nonlocal shown
+        line = f"  build: {job.done}/{job.total} entries, {time.perf_counter() - start:.0f} s"
+        if sys.stdout.isatty():
+            print(f"\r{line}", end="", flush=True)
+        elif job.done // 20 != shown // 20 or (job.done == job.total and job.done != shown):
+            print(line, flush=True)
+        shown = job.done
+
+    with LatencyClient(url, token=token, timeout_s=60) as client:
+        client.wait_for_table(**params, on_progress=report)
+        elapsed = time.perf_counter() - start
+        measured = client.stats().measurements
+    if sys.stdout.isatty():
+        print()
+    return elapsed, measured
 
 
 def warm_load(url: str, params: dict, headers: dict, clients: int, requests: int) -> np.ndarray:
@@ -108,14 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             db_path = args.db or Path(tmp.name) / "bench.db"
             env = {"LATENCY_SERVER_LOG_LEVEL": os.environ.get("LATENCY_SERVER_LOG_LEVEL", "warning")}
-            proc = ServerProcess(f"sqlite:///{db_path}", log_path=Path(tmp.name) / "server.log", env=env).start()
+            proc = LocalServer(f"sqlite:///{db_path}", log_path=Path(tmp.name) / "server.log", env=env).start()
             url = proc.url
-        device = httpx.get(f"{url}/v1/device", params={k: params[k] for k in ("backend", "batch_size", "threads")})
-        hw = device.json()["hardware"]
-        print(f"device: {hw['cpu_model']} ({hw['cpu_count']} cores), fingerprint {device.json()['fingerprint']}")
+        with LatencyClient(url, token=args.token) as client:
+            device = client.device(**{k: params[k] for k in ("backend", "batch_size", "threads")})
+        hw = device.hardware
+        print(f"device: {hw['cpu_model']} ({hw['cpu_count']} cores), fingerprint {device.fingerprint}")
         print(f"table: hardcorenas @ {args.resolution} px, {args.backend}, {args.threads} thread(s), "
               f"batch {args.batch_size}")
-        build_s, measured = cold_build(url, params, headers)
+        build_s, measured = cold_build(url, params, args.token)
         print(f"cold build: {build_s:.1f} s ({measured} entries measured by this server)")
         single = warm_load(url, params, headers, 1, 200)
         print(f"warm GET /v1/lut, 1 client x 200 requests: p50 {np.median(single):.2f} ms, "

@@ -1,4 +1,4 @@
-"""How well a server's latency table predicts whole networks on its device (issue 6).
+"""How well a server's latency table predicts whole networks on its device.
 
 Samples random architectures uniformly from the space with its own seed (never the fit networks' seed),
 measures each through ``POST /v1/latency/network`` several times interleaved in time (the truth is the
@@ -22,29 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from latency_server.correction import sample_choices  # noqa: E402
-from nas.latency_table import LatencyClient  # noqa: E402
+from nas.client import LatencyClient  # noqa: E402
+from nas.progress import table_build_bar  # noqa: E402
 from shared.search_space import get_space  # noqa: E402
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation (average ranks for ties)."""
-
-    def ranks(x: np.ndarray) -> np.ndarray:
-        order = np.argsort(x, kind="stable")
-        r = np.empty(len(x))
-        r[order] = np.arange(len(x), dtype=float)
-        for v in np.unique(x):  # average tied ranks
-            tie = x == v
-            r[tie] = r[tie].mean()
-        return r
-
-    ra, rb = ranks(np.asarray(a, float)), ranks(np.asarray(b, float))
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def error_summary(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -59,7 +45,7 @@ def error_summary(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         "within_10_pct": float(100 * np.mean(np.abs(rel) <= 10)),
         "worst_pct": float(rel[worst]),
         "mean_signed_pct": float(np.mean(rel)),
-        "spearman": spearman(pred, truth),
+        "spearman": float(spearmanr(pred, truth).statistic),
     }
 
 
@@ -69,8 +55,9 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, Any]:
     space = get_space(args.space)
-    table = client.fetch_table(space=space.name, resolution=args.resolution, backend=args.backend,
-                               threads=args.threads, progress=not args.quiet)
+    with table_build_bar(enabled=not args.quiet) as on_progress:
+        table = client.fetch_table(space=space.name, resolution=args.resolution, backend=args.backend,
+                                   threads=args.threads, on_progress=on_progress)
     correction = table.meta.get("correction") or {}
     if correction.get("seed") == args.seed:
         raise SystemExit(f"--seed {args.seed} is the seed of the table's fit networks; choose another")
@@ -83,16 +70,16 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
             rows[i].append(client.measure_network(archs[i], **_settings(args)))
             if not args.quiet:
                 a = rows[i][-1]
-                print(f"round {r + 1}/{args.rounds} net {i + 1:3d}: measured {a['measured']['median_ms']:.3f} ms, "
-                      f"predicted {a['predicted_ms']:.3f} ms, drift {a.get('drift_ratio') or 1:.3f} "
+                print(f"round {r + 1}/{args.rounds} net {i + 1:3d}: measured {a.measured.median_ms:.3f} ms, "
+                      f"predicted {a.predicted_ms:.3f} ms, drift {a.drift_ratio or 1:.3f} "
                       f"({time.monotonic() - start:.0f} s)", flush=True)
-    truth = np.array([statistics.median(a["measured"]["median_ms"] for a in net) for net in rows])
-    pred = np.array([statistics.median(a["predicted_ms"] for a in net) for net in rows])
-    table_pred = np.array([statistics.median(a["predicted_table_ms"] for a in net) for net in rows])
-    naive = np.array([net[0]["predicted_naive_ms"] for net in rows])
-    drift = np.array([statistics.median((a.get("drift_ratio") or 1.0) for a in net) for net in rows])
-    rsd = np.array([statistics.pstdev([a["measured"]["median_ms"] for a in net]) /
-                    statistics.fmean([a["measured"]["median_ms"] for a in net]) for net in rows])
+    truth = np.array([statistics.median(a.measured.median_ms for a in net) for net in rows])
+    pred = np.array([statistics.median(a.predicted_ms for a in net) for net in rows])
+    table_pred = np.array([statistics.median(a.predicted_table_ms for a in net) for net in rows])
+    naive = np.array([net[0].predicted_naive_ms for net in rows])
+    drift = np.array([statistics.median((a.drift_ratio or 1.0) for a in net) for net in rows])
+    rsd = np.array([statistics.pstdev([a.measured.median_ms for a in net]) /
+                    statistics.fmean([a.measured.median_ms for a in net]) for net in rows])
     summary = {
         "settings": {**_settings(args), "n": args.n, "seed": args.seed, "rounds": args.rounds,
                      "endpoint": args.latency_endpoint, "table_fingerprint": table.fingerprint,
@@ -119,7 +106,7 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
         for i, arch in enumerate(archs):
             w.writerow([arch, truth[i], pred[i], table_pred[i], naive[i], drift[i],
                         100 * (pred[i] - truth[i]) / truth[i], 100 * rsd[i],
-                        " ".join(f"{a['measured']['median_ms']:.4f}" for a in rows[i])])
+                        " ".join(f"{a.measured.median_ms:.4f}" for a in rows[i])])
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     _plot(out / "predicted_vs_measured.png", truth, pred, naive, summary, args)
     return summary
@@ -157,22 +144,22 @@ def run_repeat(args: argparse.Namespace, client: LatencyClient) -> dict[str, Any
     space = get_space(args.space)
     arch = str(space.arch_from_choice(sample_choices(space, 1, args.seed)[0]))
     answers = [client.measure_network(arch, **_settings(args)) for _ in range(args.repeat)]
-    values = np.array([a["measured"]["median_ms"] for a in answers])
-    preds = [a["predicted_ms"] for a in answers if a.get("predicted_ms") is not None]
+    values = np.array([a.measured.median_ms for a in answers])
+    preds = [a.predicted_ms for a in answers if a.predicted_ms is not None]
     out = {
         "arch": arch,
         "repeats": len(values),
-        "rounds_per_request": len(answers[0].get("rounds", [])),
+        "rounds_per_request": len(answers[0].rounds),
         "mean_ms": float(values.mean()),
         "rsd_pct": float(100 * values.std(ddof=1) / values.mean()),
         "min_ms": float(values.min()),
         "max_ms": float(values.max()),
-        "mean_spread_ms": float(np.mean([a.get("spread_ms", 0.0) for a in answers])),
+        "mean_spread_ms": float(np.mean([a.spread_ms for a in answers])),
         "predicted_rsd_pct": float(100 * np.std(preds, ddof=1) / np.mean(preds)) if len(preds) > 1 else None,
-        "normalized_rsd_pct": _rsd([a["normalized_ms"] for a in answers if a.get("normalized_ms") is not None]),
+        "normalized_rsd_pct": _rsd([a.normalized_ms for a in answers if a.normalized_ms is not None]),
         # the drift reference's own figure over the same requests: how much the device itself moved
-        "reference_rsd_pct": _rsd([a["reference"]["measured_ms"] for a in answers if a.get("reference")]),
-        "drift_ratios": [a.get("drift_ratio") for a in answers],
+        "reference_rsd_pct": _rsd([a.reference.measured_ms for a in answers if a.reference is not None]),
+        "drift_ratios": [a.drift_ratio for a in answers],
         "values_ms": values.tolist(),
     }
     return out

@@ -1,4 +1,4 @@
-"""Do two builds of the same latency table on the same host agree? (issue 6)
+"""Do two builds of the same latency table on the same host agree?
 
 Give two servers of the same device on *different* databases (e.g. two ``latency-server serve`` processes,
 or one restarted on a fresh file); the tables are fetched (built) one after the other, never concurrently.
@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from latency_server.correction import sample_choices  # noqa: E402
-from nas.latency_table import LatencyClient, LatencyTable  # noqa: E402
+from nas.client import LatencyClient  # noqa: E402
+from nas.latency_table import LatencyTable  # noqa: E402
 from shared.search_space import get_space  # noqa: E402
 
 
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.monotonic()
         with LatencyClient(url, token=args.token, timeout_s=3600) as client:
             tables.append(client.fetch_table(resolution=args.resolution, backend=args.backend,
-                                             threads=args.threads, progress=False))
+                                             threads=args.threads))
         print(f"{url}: table ready in {time.monotonic() - start:.0f} s", flush=True)
     result = compare(tables[0], tables[1], networks=args.networks)
     result["settings"] = {"resolution": args.resolution, "backend": args.backend, "threads": args.threads,

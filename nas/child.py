@@ -1,4 +1,4 @@
-"""Child extraction: a discrete choice of the supernet as a standalone timm ``MobileNetV3`` (spec section 2)."""
+"""Child extraction: a discrete choice of the supernet as a standalone timm ``MobileNetV3``."""
 
 from __future__ import annotations
 

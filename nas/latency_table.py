@@ -1,5 +1,6 @@
-"""Latency tables on the search side: JSON files in ms with their measuring identity, the server client, the
-original project's pickle import, and the dense per-position array the expected-latency model needs.
+"""Latency tables on the search side: the JSON file format in ms with its measuring identity, and the dense
+per-position array the expected-latency model needs. (The server client is :mod:`nas.client`; the original
+project's pickle import is :mod:`nas.original_lut`.)
 
 A table is keyed by ``str(BlockKey)`` (milliseconds per image, medians) plus a fixed part (stem, first stage,
 last conv, head). It records where and how it was measured (fingerprint, backend, batch size, threads,
@@ -9,31 +10,18 @@ per-position additive offsets and a fixed offset, so a corrected model stays bil
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import logging
 import math
-import pickle
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nas.expected_latency import LatencyModel
-from shared.block_key import BlockKey, BlockKeyError
+from nas.search.expected_latency import LatencyModel
 from shared.search_space import HARDCORENAS, SearchSpace, get_space
 
-__all__ = [
-    "FORMAT",
-    "LatencyClient",
-    "LatencyTable",
-    "LatencyTableError",
-    "LatencyTableMismatch",
-    "import_original",
-]
+__all__ = ["FORMAT", "LatencyTable", "LatencyTableError", "LatencyTableMismatch"]
 
 FORMAT = "hardcore-nas-lut/1"
 
@@ -227,213 +215,3 @@ class LatencyTable:
         """The bilinear expected-latency model of this table (corrections applied)."""
         space = space or get_space(self.space)
         return LatencyModel.from_space(space, self.block_ms(space), self.total_fixed_ms())
-
-
-# -- the original project's pickle ------------------------------------------------------------------------------
-class _PlainUnpickler(pickle.Unpickler):
-    """Unpickles only plain containers and numbers (no arbitrary code from a downloaded file)."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy", "dtype"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a latency table pickle")
-
-
-def import_original(
-    path: str | Path,
-    *,
-    unit: str,
-    backend: str = "onnxruntime",
-    batch_size: int = 1,
-    threads: int | None = None,
-    space: SearchSpace = HARDCORENAS,
-    resolution: int | None = None,
-) -> LatencyTable:
-    """Convert an original HardCoRe-NAS ``lut.pkl`` (flat dict, its key format, ``'general'``) to a table in ms.
-
-    ``unit`` is the pickle's unit (``s`` for the original project). The original files do not record how
-    they were measured, so ``backend``/``batch_size``/``threads`` state it; the resolution is inferred.
-    """
-    scale = {"s": 1000.0, "ms": 1.0}.get(unit)
-    if scale is None:
-        raise LatencyTableError(f"unit: expected 's' or 'ms', got {unit!r}")
-    path = Path(path)
-    try:
-        raw_bytes = path.read_bytes()
-        raw = _PlainUnpickler(io.BytesIO(raw_bytes)).load()
-    except FileNotFoundError:
-        raise LatencyTableError(f"{path} does not exist") from None
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
-        raise LatencyTableError(f"{path}: not a latency table pickle ({exc})") from None
-    if not isinstance(raw, dict):
-        raise LatencyTableError(f"{path}: expected a pickled dict, got {type(raw).__name__}")
-    if "general" not in raw:
-        raise LatencyTableError(f"{path}: no 'general' entry (the fixed part of the network)")
-    entries: dict[str, float] = {}
-    for key, value in raw.items():
-        if key == "general":
-            continue
-        try:
-            block = BlockKey.from_original(str(key))
-        except BlockKeyError as exc:
-            raise LatencyTableError(f"{path}: {exc}") from None
-        ms = float(value) * scale
-        if not math.isfinite(ms) or ms < 0:
-            raise LatencyTableError(f"{path}: bad latency {value!r} for {key}")
-        entries[str(block)] = ms
-    if resolution is None:
-        resolution = _infer_resolution(entries, space)
-    table = LatencyTable(
-        space=space.name,
-        resolution=resolution,
-        backend=backend,
-        batch_size=batch_size,
-        threads=threads,
-        fingerprint="original:" + hashlib.sha256(raw_bytes).hexdigest()[:16],
-        fixed_ms=float(raw["general"]) * scale,
-        entries=entries,
-        fixed={"general": float(raw["general"]) * scale},
-        meta={"imported_from": path.name, "original_unit": unit},
-        source=str(path),
-    )
-    table.block_ms(space)  # every searchable block present
-    return table
-
-
-def _infer_resolution(entries: dict[str, float], space: SearchSpace) -> int:
-    """The input resolution whose searchable keys the table holds."""
-    keys = [BlockKey.parse(k) for k in entries]
-    first = space.searchable_keys(224)[0]  # stage 1, block 0: resolution = input / 2 at any input size
-    for key in keys:
-        if (key.in_chs, key.out_chs, key.stride) == (first.in_chs, first.out_chs, first.stride):
-            return key.resolution * 2
-    raise LatencyTableError(f"cannot infer the resolution: no block {first.in_chs}->{first.out_chs} in the table")
-
-
-# -- the latency server -------------------------------------------------------------------------------------------
-class LatencyClient:
-    """A client of one latency server (REST contract of the server issue)."""
-
-    def __init__(
-        self, endpoint: str, *, token: str | None = None, timeout_s: float = 600.0, transport: Any = None
-    ) -> None:
-        import httpx
-
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # no log line per poll
-        self.endpoint = endpoint.rstrip("/")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = httpx.Client(base_url=self.endpoint, headers=headers, timeout=timeout_s, transport=transport)
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> LatencyClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _request(self, method: str, url: str, **kwargs: Any):
-        import httpx
-
-        try:
-            resp = self._client.request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
-            raise LatencyTableError(f"cannot reach the latency server at {self.endpoint}: {exc}") from None
-        if resp.status_code >= 400:
-            raise LatencyTableError(
-                f"latency server {self.endpoint} answered {resp.status_code} to {method} {url}: {_detail(resp)}"
-            )
-        return resp
-
-    def fetch_table(
-        self,
-        *,
-        space: str = HARDCORENAS.name,
-        resolution: int = 224,
-        backend: str = "onnxruntime",
-        batch_size: int = 1,
-        threads: int = 1,
-        poll_interval_s: float = 0.5,
-        progress: bool = True,
-        use_correction: bool = True,
-    ) -> LatencyTable:
-        """``GET /v1/lut``, following the 202 job flow with a progress bar until the table is complete."""
-        from tqdm import tqdm
-
-        params = {
-            "space": space,
-            "resolution": resolution,
-            "backend": backend,
-            "batch_size": batch_size,
-            "threads": threads,
-        }
-        bar = None
-        try:
-            for _ in range(1000):
-                resp = self._request("GET", "/v1/lut", params=params)
-                if resp.status_code == 200:
-                    table = LatencyTable.from_json(
-                        resp.json(), source=f"{self.endpoint}/v1/lut", use_correction=use_correction
-                    )
-                    table.source = f"{self.endpoint}/v1/lut"
-                    return table
-                if resp.status_code != 202:
-                    raise LatencyTableError(f"unexpected answer {resp.status_code} from {self.endpoint}/v1/lut")
-                job = resp.json()
-                location = resp.headers.get("Location") or f"/v1/jobs/{job['job_id']}"
-                if bar is None:
-                    bar = tqdm(
-                        total=int(job.get("total", 0)) or None, desc="latency table", unit="block", disable=not progress
-                    )
-                while True:
-                    status = self._request("GET", location).json()
-                    if bar.total != status.get("total") and status.get("total"):
-                        bar.total = int(status["total"])
-                    bar.n = int(status.get("done", 0))
-                    bar.refresh()
-                    if status.get("state") == "failed":
-                        raise LatencyTableError(f"the server's table build failed: {status.get('error')}")
-                    if status.get("state") == "done":
-                        break
-                    time.sleep(poll_interval_s)
-            raise LatencyTableError("the server kept answering 202 after its build jobs finished")
-        finally:
-            if bar is not None:
-                bar.close()
-
-    def measure_network(
-        self,
-        arch: str,
-        *,
-        resolution: int = 224,
-        backend: str = "onnxruntime",
-        batch_size: int = 1,
-        threads: int = 1,
-    ) -> dict[str, Any]:
-        """``POST /v1/latency/network``: the measured statistics and the server's table prediction."""
-        body = {
-            "arch": arch,
-            "resolution": resolution,
-            "backend": backend,
-            "batch_size": batch_size,
-            "threads": threads,
-        }
-        return self._request("POST", "/v1/latency/network", json=body).json()
-
-
-def _detail(resp: Any) -> str:
-    try:
-        data = resp.json()
-    except ValueError:
-        return resp.text[:300]
-    detail = data.get("detail", data) if isinstance(data, dict) else data
-    if isinstance(detail, list):
-        return "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in detail[:5])
-    return str(detail)[:300]

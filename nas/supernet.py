@@ -1,4 +1,4 @@
-"""The elastic one-shot supernet of HardCoRe-NAS (spec section 1.2-1.3).
+"""The elastic one-shot supernet of HardCoRe-NAS.
 
 Every searchable block holds the weights of all its options: a shared 1x1 expansion (``conv_pw``, ``bn1``) and
 projection (``conv_pwl``) sliced by prefix for the expansion ratio, one depthwise conv + BN per kernel size, a
@@ -12,7 +12,7 @@ Three ways to run it:
 * **multipath** (:meth:`ElasticSupernet.set_multipath`): every image of a batch draws its own option per block
   and depth per stage (uniformly). Computed at full width with per-image channel masks, so a step costs about
   one heaviest-network step; each image uses its own ``bn2``/``bn3`` copy (affine and running statistics), all
-  normalised in training with the statistics of the whole mixed batch (as the original, spec 7.9).
+  normalised in training with the statistics of the whole mixed batch (as the original).
 * **weighted** (:meth:`ElasticSupernet.forward_weighted`): the search mode. Every option runs on the whole batch
   and is mixed per image by the caller's weights, so ``d loss / d weight`` is the gradient the search needs.
 
@@ -22,7 +22,7 @@ names, so a heaviest-network state dict maps onto the supernet key by key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -64,9 +64,10 @@ def _bn_per_image(x: Tensor, bns: nn.ModuleList, groups: Tensor) -> Tensor:
     """Privatised BN for a multipath batch: image ``n`` uses copy ``groups[n]`` (its affine, its running stats).
 
     In training every copy normalises with the statistics of the *whole* mixed batch and every copy present
-    updates its running statistics with them (spec 7.9: running stats are mixtures). Statistics of each copy's
-    own few images would be too noisy at small batches and, being computed on correlated pixels of few images,
-    systematically too small, so evaluation with the running statistics would blow the activations up.
+    updates its running statistics with them (so running statistics are mixtures, as in the original).
+    Statistics of each copy's own few images would be too noisy at small batches and, being computed on
+    correlated pixels of few images, systematically too small, so evaluation with the running statistics would
+    blow the activations up.
     """
     c = x.shape[1]
     weight = torch.stack([bn.weight for bn in bns])[groups][:, :, None, None]
@@ -159,7 +160,7 @@ class ElasticBlock(nn.Module):
         self.conv_pwl = nn.Conv2d(mid_max, geo.out_chs, 1, bias=False)
         self.bn3 = nn.ModuleList(nn.BatchNorm2d(geo.out_chs) for _ in range(len(self.exp_ratios) * len(self.se_ratios)))
 
-        # option index -> (er_idx, k_idx, se_idx), spec order: expansion-major, then kernel, SE fastest
+        # option index -> (er_idx, k_idx, se_idx), the search space's order: expansion-major, then kernel, SE fastest
         n_k, n_se = len(self.kernels), len(self.se_ratios)
         opts = torch.arange(len(self.exp_ratios) * n_k * n_se)
         self.register_buffer("opt_er", opts // (n_k * n_se), persistent=False)
@@ -479,7 +480,3 @@ class ElasticSupernet(nn.Module):
                 prefix = f"blocks.{s + 1}.{j}."
                 block_sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
                 self.blocks[s + 1][j].load_heaviest(block_sd)
-
-    def stage_blocks(self) -> Sequence[ElasticStage]:
-        """The elastic stages, in order."""
-        return list(self.blocks[1:-1])

@@ -1,4 +1,4 @@
-"""The HardCoRe-NAS search space as data (spec section 1): macro structure, per-block options, depths.
+"""The HardCoRe-NAS search space as data: macro structure, per-block options, depths.
 
 The space knows which distinct block measurements it needs at an input resolution (the latency table's
 keys, fixed parts included) and converts between a choice (one option per block, one depth per stage)
@@ -83,7 +83,7 @@ class ArchChoice:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The HardCoRe-NAS macro structure and per-block options (defaults = spec section 1)."""
+    """The HardCoRe-NAS macro structure and per-block options (defaults: the published space)."""
 
     name: str = "hardcorenas"
     stem_chs: int = 32

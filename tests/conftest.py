@@ -1,11 +1,16 @@
-"""Shared test fixtures."""
+"""Shared test fixtures: deterministic torch, and real latency-server processes (stopped at the end)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import torch
+
+from nas.local_server import LocalServer
+from tests.live import start_server
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -14,3 +19,29 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 def _deterministic_torch() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Callable[..., LocalServer]]:
+    """``live_server(db_url=None, *, token=False, **env)``: a started server with the fast settings; by default
+    every server of a test shares ``tmp_path/live.db``."""
+    servers: list[LocalServer] = []
+
+    def start(db_url: str | None = None, *, token: bool = False, **env: str) -> LocalServer:
+        server = start_server(db_url or f"sqlite:///{tmp_path / 'live.db'}", tmp_path / f"server{len(servers)}.log",
+                              token=token, **env)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """One server with the bearer token, shared by a module's tests (its tables are built once)."""
+    tmp = tmp_path_factory.mktemp("server")
+    server = start_server(f"sqlite:///{tmp / 'latency.db'}", tmp / "server.log", token=True)
+    yield server
+    server.stop()

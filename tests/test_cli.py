@@ -11,6 +11,7 @@ import pytest
 BIN = Path(sys.executable).parent
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["nas", "latency-server"])
 def test_help(script: str) -> None:
     out = subprocess.run([str(BIN / script), "--help"], capture_output=True, text=True, check=True).stdout

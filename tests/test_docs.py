@@ -6,15 +6,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_generated_docs_are_current() -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_docs.py"), "--check"], capture_output=True,
                           text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_references_cover_every_command_and_endpoint() -> None:
     cli = (ROOT / "docs" / "cli.md").read_text()
     for command in ("nas search", "nas lut", "nas train-heaviest", "nas train-supernet", "nas finetune",

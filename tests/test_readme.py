@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from latency_server.launcher import ServerProcess
+from nas.local_server import LocalServer
+from tests.live import start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -61,19 +62,17 @@ def test_every_command_is_known() -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     tmp = tmp_path_factory.mktemp("readme")
-    env = {"LATENCY_SERVER_BUDGET_S": "0.001", "LATENCY_SERVER_MIN_REPEATS": "3",
-           "LATENCY_SERVER_CALIBRATION_NETWORKS": "4", "LATENCY_SERVER_LOG_LEVEL": "warning"}
-    proc = ServerProcess(f"sqlite:///{tmp / 'readme.db'}", log_path=tmp / "server.log", env=env)
-    proc.start()
+    proc = start_server(f"sqlite:///{tmp / 'readme.db'}", tmp / "server.log")  # no token: the README's curl has none
     yield proc
     proc.stop()
     assert not proc.running
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("line", [c for c in readme_commands() if c.startswith("curl ")])
-def test_curl_lines_answer(line: str, server: ServerProcess) -> None:
+def test_curl_lines_answer(line: str, server: LocalServer) -> None:
     argv = [a.replace("http://127.0.0.1:8000", server.url) for a in shlex.split(line)]
     argv.insert(1, "--write-out")
     argv.insert(2, "\n%{http_code}")
@@ -91,6 +90,7 @@ def test_readme_names_the_benchmarks() -> None:
     assert {"bench/latency_accuracy.py", "bench/bench_server.py", "bench/bench_oracle.py"} <= set(BENCH_SCRIPTS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", BENCH_SCRIPTS)
 def test_benchmark_scripts_start(script: str) -> None:
     """The benchmarks the README quotes exist and parse their options (their figures are measured by hand)."""

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.export import export_onnx, save_state_dict
+    from nas.export import export_checked_onnx, save_state_dict
     from nas.training import load_network
 
     try:
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resolution < 32 or args.resolution % 32:
         raise UserError(f"--resolution must be a positive multiple of 32, got {args.resolution}")
     try:
-        diff = export_onnx(net, args.onnx, resolution=args.resolution)
+        diff = export_checked_onnx(net, args.onnx, resolution=args.resolution)
         if args.state_dict:
             save_state_dict(net, args.state_dict)
     except OSError as exc:

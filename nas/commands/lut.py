@@ -50,7 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.latency_table import LatencyClient, LatencyTableError, import_original
+    from nas.client import LatencyClient
+    from nas.latency_table import LatencyTableError
+    from nas.original_lut import import_original
+    from nas.progress import table_build_bar
     from shared.search_space import SearchSpaceError, get_space
 
     try:
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             if not args.latency_endpoint:
                 raise UserError("--latency-endpoint URL is required to fetch a table")
             resolution = space.check_resolution(args.resolution or 224)
-            with LatencyClient(args.latency_endpoint, token=args.token) as client:
+            with LatencyClient(args.latency_endpoint, token=args.token) as client, table_build_bar() as on_progress:
                 table = client.fetch_table(
                     space=space.name,
                     resolution=resolution,
@@ -83,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                     batch_size=args.batch_size,
                     threads=args.threads or 1,
                     use_correction=not args.raw_table,
+                    on_progress=on_progress,
                 )
             table.block_ms(space)  # complete for the space
     except (LatencyTableError, SearchSpaceError) as exc:

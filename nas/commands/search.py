@@ -96,8 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.bcfw import BCFWConfig
-    from nas.search import SearchSettings, run_search
+    from nas.search import BCFWConfig, SearchSettings, run_search
 
     if args.bcfw_steps < 0 or args.batch_size < 1 or args.aggregate_batches < 1:
         raise UserError("--bcfw-steps must be >= 0, --batch-size and --aggregate-batches >= 1")

@@ -35,22 +35,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def measure_latency_ms(endpoint: str, arch: str, resolution: int, *, timeout_s: float = 600.0) -> float:
+def measure_latency_ms(endpoint: str, arch: str, resolution: int) -> float:
     """Median latency (ms) of a whole network measured by a latency server (ONNX Runtime, batch 1, 1 thread)."""
-    import httpx
+    from nas.client import LatencyClient
+    from nas.latency_table import LatencyTableError
 
-    url = endpoint.rstrip("/") + "/v1/latency/network"
-    body = {"arch": arch, "resolution": resolution, "backend": "onnxruntime", "batch_size": 1, "threads": 1}
     try:
-        resp = httpx.post(url, json=body, timeout=timeout_s)
-    except httpx.HTTPError as exc:
-        raise UserError(f"latency endpoint {url}: {exc}") from None
-    if resp.status_code >= 400:
-        raise UserError(f"latency endpoint {url}: HTTP {resp.status_code}: {resp.text[:200]}")
-    try:
-        return float(resp.json()["measured"]["median_ms"])
-    except (ValueError, KeyError, TypeError):
-        raise UserError(f"latency endpoint {url}: no measured.median_ms in the answer: {resp.text[:200]}") from None
+        with LatencyClient(endpoint) as client:
+            answer = client.measure_network(arch, resolution=resolution, backend="onnxruntime", batch_size=1,
+                                            threads=1)
+    except LatencyTableError as exc:
+        raise UserError(f"latency endpoint {endpoint}: {exc}") from None
+    return answer.measured.median_ms
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""BN statistics for one sub-network (spec section 9): recalibration, or batch statistics during the search.
+"""BN statistics for one sub-network: recalibration, or batch statistics during the search.
 
 Multipath training leaves each BN with statistics of the whole mixed batch; a particular child evaluated with
 those can be far off (on the demo's supernet the heaviest child's held-out loss is 2.8 with them and 1.1 with
@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import update_bn
 
 __all__ = ["batch_statistics", "recalibrate_bn"]
 
@@ -22,25 +23,21 @@ def _batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
-@torch.no_grad()
 def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor], device: torch.device | str = "cpu") -> int:
     """Reset every BN's running statistics and re-estimate them as a cumulative average over ``batches``
-    (forward passes in training mode, no weight update). Leaves ``model`` in eval mode; returns the batch count."""
-    bns = _batch_norms(model)
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
+    (torch's ``update_bn``: forward passes in training mode, no weight update). The supernet's sliced BN of a
+    child keeps that cumulative average for the channels the child uses. Leaves ``model`` in eval mode and
+    returns the batch count (which ``update_bn`` does not report)."""
     count = 0
-    try:
+
+    def counted() -> Iterator[Tensor]:
+        nonlocal count
         for x in batches:
-            model(x.to(device))
             count += 1
-    finally:
-        for m, momentum in zip(bns, momenta, strict=True):
-            m.momentum = momentum
-        model.eval()
+            yield x
+
+    update_bn(counted(), model, device=torch.device(device))
+    model.eval()
     return count
 
 

@@ -9,11 +9,15 @@ A checkpoint is a dict saved with :func:`torch.save`:
   for a supernet; never a ``module.`` prefix) and ``state_dict_ema`` when EMA was on;
 * ``epoch`` (last finished, 0-based), ``metric``, ``best_metric``, ``best_epoch``, ``optimizer``, ``scaler``,
   ``args`` (the run's options), ``version``.
+
+Everything in it is a tensor or a plain value (str, int, float, bool, None, list, dict), so every checkpoint
+loads with ``torch.load(weights_only=True)``, which runs no code from the file.
 """
 
 from __future__ import annotations
 
 import csv
+import pickle
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +25,7 @@ from typing import Any
 
 import torch
 import yaml
+from timm.models import clean_state_dict
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -28,6 +33,7 @@ __all__ = [
     "load_checkpoint",
     "make_run_dir",
     "model_state",
+    "plain_values",
     "save_checkpoint",
     "write_args",
     "append_summary",
@@ -51,10 +57,24 @@ def make_run_dir(base: str | Path, name: str) -> Path:
     return path
 
 
+def plain_values(value: Any) -> Any:
+    """``value`` with every leaf a str, int, float, bool or None (tuples as lists, numpy scalars as numbers, paths
+    and other objects as their string), as YAML and ``torch.load(weights_only=True)`` read it back."""
+    if isinstance(value, Mapping):
+        return {str(k): plain_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_values(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy / 0-d torch scalars
+        return value.item()
+    return str(value)
+
+
 def write_args(run_dir: Path, args: Mapping[str, Any]) -> None:
     """The run's options as YAML (``args.yaml``)."""
     with open(run_dir / "args.yaml", "w") as f:
-        yaml.safe_dump(dict(args), f, sort_keys=True)
+        yaml.safe_dump(plain_values(args), f, sort_keys=True)
 
 
 def append_summary(run_dir: Path, row: Mapping[str, Any]) -> None:
@@ -69,21 +89,45 @@ def append_summary(run_dir: Path, row: Mapping[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, state: Mapping[str, Any]) -> None:
-    """Write atomically (temp file + rename) so an interrupted save never leaves a broken ``last.pth.tar``."""
+    """Write atomically (temp file + rename) so an interrupted save never leaves a broken ``last.pth.tar``;
+    ``args`` is stored as plain values so the file loads with ``weights_only=True``."""
+    state = {"version": CHECKPOINT_VERSION, **state}
+    if "args" in state:
+        state["args"] = plain_values(state["args"])
     tmp = path.with_suffix(".tmp")
-    torch.save({"version": CHECKPOINT_VERSION, **state}, tmp)
+    torch.save(state, tmp)
     tmp.replace(path)
 
 
+def _unsafe_globals(path: Path) -> str:
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # noqa: BLE001 - only used to word the error
+        return ""
+    return ", ".join(names[:3])
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written here (or a bare state dict, returned as ``{'state_dict': ...}``)."""
+    """Read a checkpoint written here (or a bare state dict, returned as ``{'state_dict': ...}``) with
+    ``weights_only=True``.
+
+    Not timm's ``load_state_dict``: that returns only the weights, and a checkpoint here also says which network it
+    holds (kind, arch, space, class count), which every caller checks before building one.
+    """
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"checkpoint: {p} does not exist")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=False)
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input
-        raise CheckpointError(f"checkpoint: cannot read {p}: {exc}") from None
+        found = _unsafe_globals(p) if isinstance(exc, pickle.UnpicklingError) else ""
+        if found:
+            raise CheckpointError(
+                f"checkpoint: {p} holds Python objects besides tensors and plain values ({found}), so it cannot be "
+                "loaded safely (weights_only=True); save its state_dict alone, or a dict of tensors and plain values"
+            ) from None
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise CheckpointError(f"checkpoint: cannot read {p} as a torch file ({type(exc).__name__}: {first})") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint: {p} holds a {type(ckpt).__name__}, not a dict")
     if "state_dict" not in ckpt:
@@ -94,6 +138,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def model_state(ckpt: Mapping[str, Any], *, use_ema: bool = True) -> dict[str, torch.Tensor]:
-    """The weights to evaluate or build on: the EMA copy when present and wanted, without ``module.``."""
+    """The weights to evaluate or build on: the EMA copy when present and wanted, without a DDP or
+    ``torch.compile`` prefix (timm's ``clean_state_dict``)."""
     sd = ckpt.get("state_dict_ema") if use_ema and ckpt.get("state_dict_ema") else ckpt["state_dict"]
-    return {k.removeprefix("module."): v for k, v in sd.items()}
+    return clean_state_dict(sd)

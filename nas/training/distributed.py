@@ -1,4 +1,8 @@
-"""Distributed helpers: ``torchrun`` set-up (gloo on CPU, nccl on GPU), BN sync and a replica check."""
+"""Distributed helpers: ``torchrun`` set-up (gloo on CPU, nccl on GPU), sums over ranks and a replica check.
+
+BN statistics are averaged over ranks with timm's ``distribute_bn``; :func:`check_replicas` is ours because it
+proves what the averaging and DDP promise (identical replicas), which nothing in torch or timm checks.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistInfo", "all_reduce_sum", "check_replicas", "cleanup_distributed", "setup_distributed", "sync_bn_stats"]
+__all__ = ["DistInfo", "all_reduce_sum", "check_replicas", "cleanup_distributed", "setup_distributed"]
 
 
 @dataclass(frozen=True)
@@ -65,16 +69,6 @@ def all_reduce_sum(values: list[float], info: DistInfo) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=info.device)
     dist.all_reduce(t)
     return t.tolist()
-
-
-def sync_bn_stats(model: nn.Module, info: DistInfo) -> None:
-    """Average BN running statistics over ranks so every replica ends an epoch identical (timm ``distribute_bn``)."""
-    if not info.distributed:
-        return
-    for name, buf in model.named_buffers():
-        if "running_mean" in name or "running_var" in name:
-            dist.all_reduce(buf)
-            buf /= float(info.world_size)
 
 
 def check_replicas(model: nn.Module, info: DistInfo) -> float:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
-from timm.utils import ModelEmaV3, accuracy
+from timm.utils import ModelEmaV3, NativeScaler, accuracy, dispatch_clip_grad, distribute_bn, random_seed
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
@@ -31,9 +29,9 @@ from nas.training.checkpoint import (
     write_args,
 )
 from nas.training.config import TrainConfig
-from nas.training.distributed import DistInfo, all_reduce_sum, check_replicas, sync_bn_stats
+from nas.training.distributed import DistInfo, all_reduce_sum, check_replicas
 
-__all__ = ["FitResult", "TrainTask", "evaluate_classifier", "fit", "seed_everything"]
+__all__ = ["FitResult", "TrainTask", "evaluate_classifier", "fit"]
 
 _log = logging.getLogger(__name__)
 
@@ -65,12 +63,6 @@ class FitResult:
     best_epoch: int
     last_metrics: dict[str, float] = field(default_factory=dict)
     model: nn.Module | None = None
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 @torch.no_grad()
@@ -122,7 +114,7 @@ def _loaders(cfg: TrainConfig, train_set: Dataset, val_set: Dataset, info: DistI
 
 def fit(task: TrainTask, cfg: TrainConfig, train_set: Dataset, val_set: Dataset, info: DistInfo) -> FitResult:
     """Train ``task.model`` for ``cfg.epochs`` (plus cooldown), validating and checkpointing every epoch."""
-    seed_everything(cfg.seed + info.rank)
+    random_seed(cfg.seed, info.rank)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     model = task.model.to(info.device)
@@ -130,7 +122,7 @@ def fit(task: TrainTask, cfg: TrainConfig, train_set: Dataset, val_set: Dataset,
     if cfg.amp and not use_amp:
         _log.warning("--amp needs CUDA; training in float32")
     optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    scaler = NativeScaler(device="cuda") if use_amp else None
     ema = ModelEmaV3(model, decay=cfg.model_ema_decay, use_warmup=True) if cfg.model_ema else None
 
     start_epoch, best_metric, best_epoch = 0, -math.inf, -1
@@ -187,7 +179,8 @@ def fit(task: TrainTask, cfg: TrainConfig, train_set: Dataset, val_set: Dataset,
         train_loss = _train_one_epoch(
             task, cfg, train_model, train_loader, optimizer, scheduler, scaler, ema, epoch, num_epochs, steps, info
         )
-        sync_bn_stats(model, info)
+        if info.distributed:  # every replica ends the epoch with the mean running BN statistics
+            distribute_bn(model, info.world_size, reduce=True)
         eval_model = ema.module if ema is not None else model
         metrics = task.evaluate_fn(eval_model, val_loader, info)
         train_s = time.perf_counter() - t0
@@ -266,17 +259,12 @@ def _train_one_epoch(
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, step {i}; lower --lr")
         optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            if cfg.clip_grad:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(train_model.parameters(), cfg.clip_grad)
-            scaler.step(optimizer)
-            scaler.update()
+        if scaler is not None:  # AMP: scaled backward, unscale, clip, step, update
+            scaler(loss, optimizer, clip_grad=cfg.clip_grad or None, parameters=train_model.parameters())
         else:
             loss.backward()
             if cfg.clip_grad:
-                nn.utils.clip_grad_norm_(train_model.parameters(), cfg.clip_grad)
+                dispatch_clip_grad(train_model.parameters(), cfg.clip_grad)
             optimizer.step()
         num_updates += 1
         scheduler.step_update(num_updates)

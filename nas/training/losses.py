@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from timm.loss import LabelSmoothingCrossEntropy
 from torch import Tensor, nn
@@ -36,12 +35,6 @@ def distillation_loss(
     feat = sum(F.mse_loss(s, t) for s, t in zip(student_feats, teacher_feats, strict=True))
     kd = kd_kl(student_logits, teacher_logits) if real_kd else F.mse_loss(student_logits, teacher_logits)
     return gamma * (feat / ikd_divisor + kd)
-
-
-@torch.no_grad()
-def teacher_outputs(teacher: nn.Module, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-    """Logits and stem/stage features of a frozen timm ``MobileNetV3`` teacher."""
-    return network_features(teacher, x)
 
 
 def network_features(net: nn.Module, x: Tensor) -> tuple[Tensor, list[Tensor]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,11 +15,7 @@ from shared.arch_string import ArchDef, ArchStringError, format_arch, parse_arch
 from shared.builders import build_network
 from shared.search_space import HARDCORENAS, SearchSpace, SearchSpaceError, get_space
 
-__all__ = ["checkpoint_space", "load_network", "load_supernet", "supernet_from_state"]
-
-
-def checkpoint_space(ckpt: dict[str, Any]) -> SearchSpace:
-    return get_space(ckpt.get("space") or HARDCORENAS.name)
+__all__ = ["load_network", "load_supernet", "supernet_from_state"]
 
 
 def _num_classes(sd: dict[str, torch.Tensor]) -> int:
@@ -28,27 +25,43 @@ def _num_classes(sd: dict[str, torch.Tensor]) -> int:
     return int(w.shape[0])
 
 
-def supernet_from_state(ckpt: dict[str, Any], *, use_ema: bool = True) -> ElasticSupernet:
-    """Rebuild the supernet stored in a ``supernet`` checkpoint dict."""
+def supernet_from_state(
+    ckpt: dict[str, Any], *, use_ema: bool = True, space: SearchSpace | None = None, source: str = "checkpoint"
+) -> ElasticSupernet:
+    """Rebuild the supernet stored in a ``supernet`` checkpoint dict (or a bare state dict wrapped by
+    :func:`~nas.training.checkpoint.load_checkpoint`): its space (``space`` when it records none), its class count
+    from the head, every tensor present and of the right shape."""
+    name = ckpt.get("space") or (space or HARDCORENAS).name
+    if space is not None and name != space.name:
+        raise CheckpointError(f"checkpoint: {source} is a supernet of space {name!r}, not {space.name!r}")
     sd = model_state(ckpt, use_ema=use_ema)
-    net = ElasticSupernet(checkpoint_space(ckpt), num_classes=_num_classes(sd))
+    net = ElasticSupernet(get_space(name), num_classes=_num_classes(sd))
     try:
-        net.load_state_dict(sd)
-    except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint: not a supernet of space {net.space.name}: {str(exc)[:200]}") from None
+        missing, unexpected = net.load_state_dict(sd, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        first = str(exc).split("\n\t")[1] if "\n\t" in str(exc) else str(exc)[:200]
+        raise CheckpointError(f"checkpoint: {source} is not a supernet of space {name!r}: {first}") from None
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint: {source} is not a supernet of space {name!r}: {len(missing)} missing and "
+            f"{len(unexpected)} unexpected tensors (e.g. {(missing or unexpected)[0]})"
+        )
     return net
 
 
-def load_supernet(path: str, *, use_ema: bool = True) -> ElasticSupernet:
-    """The supernet of a ``train-supernet`` checkpoint."""
+def load_supernet(path: str | Path, *, space: SearchSpace | None = None, use_ema: bool = True) -> ElasticSupernet:
+    """The supernet of a ``train-supernet`` checkpoint or of a bare supernet state dict, with its EMA weights when
+    present and ``use_ema``. ``space``: the space the caller needs (a supernet of another space is refused).
+    Raises :class:`~nas.training.checkpoint.CheckpointError` with one line for anything else."""
     ckpt = load_checkpoint(path)
-    if ckpt.get("kind", "supernet") != "supernet":
-        raise CheckpointError(f"checkpoint: {path} holds a {ckpt['kind']} network, not a supernet")
-    return supernet_from_state(ckpt, use_ema=use_ema)
+    kind = ckpt.get("kind", "supernet")
+    if kind != "supernet":
+        raise CheckpointError(f"checkpoint: {path} is a {kind} checkpoint, not a supernet")
+    return supernet_from_state(ckpt, use_ema=use_ema, space=space, source=str(path))
 
 
 def load_network(
-    path: str,
+    path: str | Path,
     arch: str | ArchDef | None = None,
     *,
     use_ema: bool = True,
@@ -65,7 +78,7 @@ def load_network(
     if ckpt.get("kind") == "supernet":
         if arch_text is None:
             raise CheckpointError("checkpoint: a supernet checkpoint needs --arch to pick the child")
-        supernet = supernet_from_state(ckpt, use_ema=use_ema)
+        supernet = supernet_from_state(ckpt, use_ema=use_ema, source=str(path))
         try:
             choice = supernet.space.choice_from_arch(arch_text)
         except SearchSpaceError as exc:

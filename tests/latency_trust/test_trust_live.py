@@ -10,24 +10,22 @@ import numpy as np
 import pytest
 
 from latency_server.correction import Correction
-from nas.bcfw import BCFWConfig
-from nas.latency_table import LatencyClient
-from nas.search import SearchSettings, measured_guarantee, search
-from nas.search_gradients import Gradients
+from nas.client import LatencyClient
+from nas.search import BCFWConfig, Gradients, SearchSettings, measured_guarantee, search
 from shared.search_space import HARDCORENAS
+
+pytestmark = pytest.mark.slow  # real server processes building tables
 
 RES = 32
 SLOWDOWN = 2.0
 
 
-def test_correction_drift_and_measured_guarantee(start_server) -> None:
+def test_correction_drift_and_measured_guarantee(live_server) -> None:
     # 1. a build measures entries, the reference (start/middle/end + each fit round) and 6 fit networks, then fits
-    first = start_server()
-    with first.client() as client:
-        from .conftest import wait_table
-
-        table = wait_table(client, RES)
-        stats = client.get("/v1/stats").json()
+    first = live_server()
+    with LatencyClient(first.url) as client:
+        table = client.wait_for_table(resolution=RES, poll_interval_s=0.1).model_dump()
+        stats = client.stats().model_dump()
     first.stop()
     correction = table["correction"]
     assert correction["model"] == "global-affine/1" and correction["features"] == ["scale", "per_block"]
@@ -45,30 +43,29 @@ def test_correction_drift_and_measured_guarantee(start_server) -> None:
     assert table["corrected_fixed_ms"] == pytest.approx(c.fixed_ms(table["fixed_ms"]))
 
     # 2. the same database on a device that now runs 2x slower: the reference shows it, the prediction follows
-    slow = start_server(LATENCY_SERVER_TIME_SCALE=str(SLOWDOWN))
+    slow = live_server(LATENCY_SERVER_TIME_SCALE=str(SLOWDOWN))
     arch = str(HARDCORENAS.arch_from_choice(HARDCORENAS.heaviest()))
     with LatencyClient(slow.url) as client:
         answer = client.measure_network(arch, resolution=RES)
-    assert answer["drift_ratio"] == pytest.approx(SLOWDOWN, rel=0.25)
-    assert answer["reference"]["table_ms"] == pytest.approx(ref["median_ms"])
-    assert answer["predicted_ms"] == pytest.approx(answer["predicted_table_ms"] * answer["drift_ratio"])
-    assert len(answer["rounds"]) == 5 and answer["spread_ms"] >= 0
+    assert answer.drift_ratio == pytest.approx(SLOWDOWN, rel=0.25)
+    assert answer.reference.table_ms == pytest.approx(ref["median_ms"])
+    assert answer.predicted_ms == pytest.approx(answer.predicted_table_ms * answer.drift_ratio)
+    assert len(answer.rounds) == 5
     # the paired figure is back at the table-time speed (as is the raw figure over the drift ratio)
-    assert answer["normalized_ms"] == pytest.approx(answer["measured"]["median_ms"] / answer["drift_ratio"], rel=0.2)
-    assert answer["normalized_spread_ms"] >= 0
+    assert answer.normalized_ms == pytest.approx(answer.measured.median_ms / answer.drift_ratio, rel=0.2)
 
     # 3. the measured guarantee: a limit between the lightest network and the found one *as measured now* makes
     #    the found network miss it, so the final steps re-run under a tighter internal limit until one fits
     with LatencyClient(slow.url) as client:
-        model = client.fetch_table(resolution=RES, progress=False).model()
+        model = client.fetch_table(resolution=RES).model()
         limit0 = model.min_latency_ms() + 0.9 * (model.max_latency_ms() - model.min_latency_ms())
         settings = SearchSettings(latency_limit_ms=limit0, bcfw_steps=40, resolution=RES, seed=0,
                                   bcfw=BCFWConfig(max_step=0.5))
         result = search(model, _gradients(0), settings, space=HARDCORENAS, progress=False)
         probe = client.measure_network(result.arch, resolution=RES)
-        lightest_now = probe["reference"]["measured_ms"]  # the reference is the space's lightest network
-        limit = (lightest_now + probe["measured"]["median_ms"]) / 2
-        assert probe["measured"]["median_ms"] - probe["spread_ms"] > limit
+        lightest_now = probe.reference.measured_ms  # the reference is the space's lightest network
+        limit = (lightest_now + probe.measured.median_ms) / 2
+        assert probe.measured.median_ms - probe.spread_ms > limit
         result.settings = replace(settings, latency_limit_ms=limit)
         met = measured_guarantee(result, lambda arch: client.measure_network(arch, resolution=RES), max_retries=4)
     attempts = result.attempts

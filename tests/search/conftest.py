@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
-from nas.expected_latency import LatencyModel
+from nas.search.expected_latency import LatencyModel
 from shared.search_space import HARDCORENAS
 
 
@@ -61,31 +59,3 @@ def make_model():
 @pytest.fixture
 def model() -> LatencyModel:
     return random_model(np.random.default_rng(1234))
-
-
-# -- a real latency server on loopback -------------------------------------------------------------------------
-SERVER_TOKEN = "search-test-token"
-#: Measurement settings that keep a resolution-32 table to seconds.
-FAST_SERVER_ENV = {
-    "LATENCY_SERVER_WARMUP": "10",
-    "LATENCY_SERVER_MIN_REPEATS": "3",
-    "LATENCY_SERVER_BUDGET_S": "0.001",
-    "LATENCY_SERVER_LOG_LEVEL": "warning",
-    "LATENCY_SERVER_TOKEN": SERVER_TOKEN,
-    "LATENCY_SERVER_CALIBRATION_NETWORKS": "4",  # a small whole-network fit keeps builds to seconds
-}
-
-
-@pytest.fixture(scope="module")
-def latency_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """``{"url", "token"}`` of a real ``latency-server serve`` process (SQLite file, token), stopped afterwards."""
-    pytest.importorskip("latency_server.app")
-    tmp = tmp_path_factory.mktemp("server")
-    from latency_server.launcher import ServerProcess
-
-    server = ServerProcess(f"sqlite:///{tmp / 'latency.db'}", log_path=tmp / "server.log", env=FAST_SERVER_ENV)
-    server.start(timeout_s=90.0)
-    try:
-        yield {"url": server.url, "token": SERVER_TOKEN}
-    finally:
-        server.stop()

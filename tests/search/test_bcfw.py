@@ -7,16 +7,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from nas.bcfw import (
-    BCFW,
-    BCFWConfig,
-    LatencyLimitError,
-    balanced_init,
-    discretize,
-    finalize,
-    shrink_towards_lightest,
-    sparsify,
-)
+from nas.search.bcfw import BCFW, BCFWConfig, LatencyLimitError, balanced_init, shrink_towards_lightest
+from nas.search.finalize import discretize, fill_slack, finalize, sparsify
 from shared.search_space import HARDCORENAS
 
 REL = 1e-9
@@ -58,7 +50,7 @@ def test_every_iterate_and_the_final_network_meet_the_limit(
     assert fin.latency_ms <= limit  # strict: the returned network never exceeds T
     assert fin.latency_ms == model.choice_latency_ms(fin.choice)
     HARDCORENAS.check_choice(fin.choice)
-    # a tightened re-run of the final steps (issue 6): still within the tighter limit
+    # a tightened re-run of the final steps (a measurement above T): still within the tighter limit
     tighter = model.min_latency_ms() + 0.5 * (limit - model.min_latency_ms())
     assert finalize(model, opt.alpha, opt.beta, tighter).latency_ms <= tighter
 
@@ -193,8 +185,6 @@ def test_fill_slack_keeps_the_limit_and_leaves_no_upgrade_that_fits(make_model, 
 
 
 def test_fill_slack_takes_the_upgrade_the_distribution_prefers(make_model) -> None:
-    from nas.bcfw import fill_slack
-
     model = make_model(4)
     light = model.lightest_choice()
     alpha, beta = model.one_hot(light)

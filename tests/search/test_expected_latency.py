@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nas.expected_latency import LatencyModel, LatencyModelError
+from nas.search.expected_latency import LatencyModel, LatencyModelError
 from shared.search_space import HARDCORENAS, ArchChoice
 
 
@@ -83,7 +83,7 @@ def test_block_coefficients_reproduce_expected_latency(make_model, seed: int) ->
     assert model.fixed_ms + float((model.alpha_coefficients(beta) * alpha).sum()) == pytest.approx(e, rel=1e-12)
     coef, const = model.beta_coefficients(alpha)
     assert model.fixed_ms + const + float((coef * beta).sum()) == pytest.approx(e, rel=1e-12)
-    # the matrix form of spec section 4
+    # the matrix form: E = fixed + p.alpha + alpha^T Q beta
     a, b = alpha.reshape(-1), beta.reshape(-1)
     assert model.fixed_ms + model.p @ a + a @ model.Q @ b == pytest.approx(e, rel=1e-12)
 

@@ -1,4 +1,4 @@
-"""Latency tables: JSON round trip, the original pickle import, setting checks, the server's 202 job flow."""
+"""Latency tables: JSON round trip, the original pickle import, setting checks."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import pickle
 import subprocess
 import sys
 
-import httpx
 import numpy as np
 import pytest
 
-from nas.latency_table import LatencyClient, LatencyTable, LatencyTableError, LatencyTableMismatch, import_original
+from nas.latency_table import LatencyTable, LatencyTableError, LatencyTableMismatch
+from nas.original_lut import import_original
 from shared.search_space import HARDCORENAS, ArchChoice
 
 
@@ -115,6 +115,7 @@ def test_import_refuses_code_in_pickles(tmp_path) -> None:
         import_original(tmp_path / "evil.pkl", unit="s")
 
 
+@pytest.mark.slow
 def test_lut_import_command(tmp_path) -> None:
     _original_pickle(tmp_path / "lut.pkl")
     out = tmp_path / "lut.json"
@@ -126,44 +127,3 @@ def test_lut_import_command(tmp_path) -> None:
     proc = subprocess.run(cmd[:6] + ["--out", str(out)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("error: --unit is required")
     assert "Traceback" not in proc.stderr
-
-
-def test_client_follows_the_job_flow_and_reports_failures() -> None:
-    """The 202 -> poll -> 200 sequence of the REST contract (the real server is exercised end to end)."""
-    table = _table(resolution=32).to_json()
-    calls = {"lut": 0, "job": 0}
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        assert request.headers.get("Authorization") == "Bearer tok"
-        if request.url.path == "/v1/lut":
-            calls["lut"] += 1
-            assert request.url.params["resolution"] == "32"
-            if calls["lut"] == 1:
-                return httpx.Response(
-                    202, json={"job_id": "j1", "done": 0, "total": 124}, headers={"Location": "/v1/jobs/j1"}
-                )
-            return httpx.Response(200, json=table)
-        calls["job"] += 1
-        state = "done" if calls["job"] >= 3 else "running"
-        return httpx.Response(
-            200, json={"id": "j1", "state": state, "done": 40 * calls["job"], "total": 124, "error": None}
-        )
-
-    with LatencyClient("http://server", token="tok", transport=httpx.MockTransport(handler)) as client:
-        got = client.fetch_table(resolution=32, poll_interval_s=0.0, progress=False)
-    assert calls == {"lut": 2, "job": 3} and got.resolution == 32 and len(got.entries) == 120
-
-    def failing(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/v1/lut":
-            return httpx.Response(
-                202, json={"job_id": "j2", "done": 0, "total": 5}, headers={"Location": "/v1/jobs/j2"}
-            )
-        return httpx.Response(200, json={"id": "j2", "state": "failed", "done": 1, "total": 5, "error": "boom"})
-
-    with LatencyClient("http://server", transport=httpx.MockTransport(failing)) as client:
-        with pytest.raises(LatencyTableError, match="build failed: boom"):
-            client.fetch_table(resolution=32, poll_interval_s=0.0, progress=False)
-
-    with LatencyClient("http://127.0.0.1:9", timeout_s=2) as client:
-        with pytest.raises(LatencyTableError, match="cannot reach the latency server"):
-            client.fetch_table(progress=False)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nas.lmo import InfeasibleError, minimum_resource, solve_mck_lp
+from nas.search.lmo import InfeasibleError, minimum_resource, solve_mck_lp
 
 REL = 1e-9
 

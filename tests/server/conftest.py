@@ -1,4 +1,4 @@
-"""Fixtures of the latency-server tests: fast measurement settings, in-process apps, real uvicorn processes."""
+"""Fixtures of the latency-server tests: in-process apps (the real service, store and worker thread)."""
 
 from __future__ import annotations
 
@@ -10,28 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from latency_server.app import create_app
-from latency_server.config import Settings
-from latency_server.launcher import ServerProcess
+from tests.live import FAST_SERVER_ENV, TOKEN, fast_settings
+
+__all__ = ["BIN", "FAST_SERVER_ENV", "TOKEN", "fast_settings"]
 
 BIN = Path(sys.executable).parent
-
-#: Measurement settings that keep tiny-resolution tables to a few seconds.
-FAST_ENV = {
-    "LATENCY_SERVER_WARMUP": "10",
-    "LATENCY_SERVER_MIN_REPEATS": "3",
-    "LATENCY_SERVER_BUDGET_S": "0.001",
-    "LATENCY_SERVER_LOG_LEVEL": "warning",
-    "LATENCY_SERVER_CALIBRATION_NETWORKS": "4",  # a small whole-network fit keeps builds to seconds
-}
-TOKEN = "s3cret-token"
-
-
-def fast_settings(tmp_path: Path, **overrides: object) -> Settings:
-    """Settings for an in-process app on a SQLite file in ``tmp_path``."""
-    values = {"db": f"sqlite:///{tmp_path / 'latency.db'}", "warmup": 10, "min_repeats": 3, "budget_s": 0.001,
-              "log_level": "warning", "calibration_networks": 4}
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -54,35 +37,3 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
 def client(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client()
 
-
-class LiveServer(ServerProcess):
-    """A ``latency-server serve`` process on 127.0.0.1 and a free port, started with the fast settings."""
-
-    def __init__(self, db_url: str, log_path: Path, env: dict[str, str] | None = None) -> None:
-        super().__init__(db_url, log_path=log_path, env={**FAST_ENV, **(env or {})})
-        self.start(timeout_s=90.0)
-
-
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
-    """Start real server processes (stopped at the end): ``live_server(db_url=None, **env)``."""
-    servers: list[LiveServer] = []
-    default_db = f"sqlite:///{tmp_path / 'live.db'}"
-
-    def start(db_url: str | None = None, **env: str) -> LiveServer:
-        server = LiveServer(db_url or default_db, tmp_path / f"server{len(servers)}.log", env)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def guarded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One real server with a token, shared by a module's tests."""
-    tmp = tmp_path_factory.mktemp("guarded")
-    server = LiveServer(f"sqlite:///{tmp / 'guarded.db'}", tmp / "server.log", {"LATENCY_SERVER_TOKEN": TOKEN})
-    yield server
-    server.stop()

@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 
 from latency_server.api.deps import get_service
 from latency_server.app import create_app
-from latency_server.config import Settings
 from latency_server.db import upgrade_database
 from latency_server.errors import TaskError
 from latency_server.service import LatencyService
@@ -79,7 +78,8 @@ def test_network_without_table_has_no_prediction(client: TestClient) -> None:
     assert resp.status_code == 200, resp.text
     body = NetworkResponse.model_validate(resp.json())
     assert body.predicted_ms is None and body.measured.median_ms > 0
-    assert len(body.rounds) == Settings().network_rounds and body.drift_ratio is None  # no table, no reference
+    assert len(body.rounds) == client.app.state.settings.network_rounds
+    assert body.drift_ratio is None  # no table, no reference
     # a network outside the search space is measured too (and never predicted)
     outside = "[['ds_r1_k3_s1_e1_c16_nre'], ['ir_r1_k3_s2_e2_c24'], ['cn_r1_k1_s1_c64']]"
     resp = client.post("/v1/latency/network", json={"arch": outside, "resolution": 32, "backend": "torch-cpu"})
@@ -116,6 +116,7 @@ class _FailingService(LatencyService):
         return super()._measure_block_task(measuring, fp_id, key)
 
 
+@pytest.mark.slow
 def test_failed_measurement_fails_the_job_and_the_server_keeps_serving(tmp_path: Path) -> None:
     settings = fast_settings(tmp_path)
     upgrade_database(settings.database_url())
@@ -168,6 +169,7 @@ def test_openapi_lists_the_contract(client: TestClient) -> None:
             "/v1/latency/network"} <= set(paths)
 
 
+@pytest.mark.slow
 def test_complete_table_fast_path_matches_the_route_and_keeps_the_guards(
     make_client: Callable[..., TestClient],
 ) -> None:

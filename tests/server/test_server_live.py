@@ -11,11 +11,13 @@ import httpx
 import pytest
 import torch
 
+from nas.local_server import LocalServer
 from shared.block_key import BlockKey
 from shared.published import PUBLISHED
 from shared.search_space import HARDCORENAS
+from tests.live import TOKEN
 
-from .conftest import TOKEN, LiveServer
+pytestmark = pytest.mark.slow  # real server processes building tables
 
 RES = 32
 
@@ -123,13 +125,13 @@ def test_lut_builds_through_jobs_resumes_after_kill_and_is_reused(live_server, t
         assert other["predicted_ms"] is None
 
 
-def test_concurrent_identical_block_requests_measure_once(guarded_server: LiveServer) -> None:
+def test_concurrent_identical_block_requests_measure_once(module_server: LocalServer) -> None:
     spec = {"type": "ir", "in_chs": 40, "out_chs": 80, "stride": 2, "resolution": 28, "exp_ratio": 6, "kernel": 5,
             "se_ratio": 0.25, "act": "hard_swish"}
-    before = guarded_server.measurements()
+    before = module_server.measurements()
 
     def post(_: int) -> httpx.Response:
-        with guarded_server.client(TOKEN) as client:
+        with module_server.client(TOKEN) as client:
             return client.post("/v1/latency/blocks", json={"blocks": [spec]})
 
     with ThreadPoolExecutor(20) as pool:
@@ -138,14 +140,14 @@ def test_concurrent_identical_block_requests_measure_once(guarded_server: LiveSe
     results = [r.json()["results"][0] for r in responses]
     assert len({r["stats"]["median_ms"] for r in results}) == 1
     assert {r["key"] for r in results} == {str(BlockKey.from_dict(spec))}
-    assert guarded_server.measurements() - before == 1
+    assert module_server.measurements() - before == 1
     again = post(0).json()["results"][0]
-    assert again["cached"] is True and guarded_server.measurements() - before == 1
+    assert again["cached"] is True and module_server.measurements() - before == 1
 
 
-def test_token_guards_measuring_endpoints(guarded_server: LiveServer) -> None:
+def test_token_guards_measuring_endpoints(module_server: LocalServer) -> None:
     spec = {"type": "cn", "in_chs": 8, "out_chs": 16, "stride": 1, "resolution": 8, "kernel": 1}
-    with guarded_server.client() as anon, guarded_server.client("wrong") as wrong:
+    with module_server.client() as anon, module_server.client("wrong") as wrong:
         for client in (anon, wrong):
             assert client.post("/v1/latency/blocks", json={"blocks": [spec]}).status_code == 401
             assert client.post("/v1/latency/network", json={"arch": PUBLISHED["A"].arch}).status_code == 401
@@ -158,11 +160,11 @@ def test_token_guards_measuring_endpoints(guarded_server: LiveServer) -> None:
         assert anon.get("/v1/stats").status_code == 200
         assert anon.get("/v1/jobs/nope").status_code == 404
         assert anon.get("/openapi.json").status_code == 200
-    before = guarded_server.measurements()
-    with guarded_server.client(TOKEN) as authed:
+    before = module_server.measurements()
+    with module_server.client(TOKEN) as authed:
         resp = authed.post("/v1/latency/blocks", json={"blocks": [spec]})
         assert resp.status_code == 200 and resp.json()["results"][0]["cached"] is False
-    assert guarded_server.measurements() == before + 1
+    assert module_server.measurements() == before + 1
 
 
 BLOCK = {"type": "ir", "in_chs": 16, "out_chs": 24, "stride": 2, "resolution": 16, "exp_ratio": 3, "kernel": 3,
@@ -248,10 +250,10 @@ if not torch.cuda.is_available():
     ]
 
 
-def test_bad_requests_get_4xx_naming_the_field_and_never_500(guarded_server: LiveServer) -> None:
-    before = guarded_server.measurements()
+def test_bad_requests_get_4xx_naming_the_field_and_never_500(module_server: LocalServer) -> None:
+    before = module_server.measurements()
     failures = []
-    with guarded_server.client(TOKEN) as client:
+    with module_server.client(TOKEN) as client:
         for method, path, payload, needle in BAD_REQUESTS:
             if method == "POST":
                 resp = client.post(path, json=payload)
@@ -265,6 +267,6 @@ def test_bad_requests_get_4xx_naming_the_field_and_never_500(guarded_server: Liv
             if resp.status_code != 422:
                 failures.append(("POST", "raw", raw, resp.status_code, resp.text[:200]))
     assert not failures, "\n".join(map(str, failures))
-    assert guarded_server.measurements() == before, "bad input must be rejected before any measurement"
-    with guarded_server.client() as client:
+    assert module_server.measurements() == before, "bad input must be rejected before any measurement"
+    with module_server.client() as client:
         assert client.get("/healthz").status_code == 200

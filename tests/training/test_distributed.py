@@ -6,13 +6,16 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 import yaml
 
-from latency_server.launcher import free_port
+from nas.local_server import free_port
 from nas.training import load_checkpoint
 
 from ._helpers import FAST, run_dir, summary
+
+pytestmark = pytest.mark.slow  # two torchrun processes training
 
 
 def test_torchrun_two_cpu_processes_stay_in_sync(tmp_path, heaviest_dir):

@@ -190,7 +190,7 @@ def test_features_for_distillation():
 
 
 def test_multipath_bn_copies_share_whole_batch_statistics():
-    """Training: every present bn3 copy is updated with the statistics of the whole mixed batch (spec 7.9)."""
+    """Training: every present bn3 copy is updated with the statistics of the whole mixed batch (as the original)."""
     net = ElasticSupernet(num_classes=10).train()
     net.set_multipath(torch.Generator().manual_seed(1))
     with torch.no_grad():

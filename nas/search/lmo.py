@@ -1,14 +1,14 @@
 """Exact linear-minimisation oracle of the search: the LP relaxation of a multiple-choice knapsack.
 
-Solves ``min sum_b c_b . x_b  s.t.  x_b in simplex (every block b),  sum_b a_b . x_b <= r`` exactly and without
-a generic solver (spec section 9). Its dual is ``max_{lambda >= 0} sum_b min_i (c_bi + lambda a_bi) - lambda r``,
-concave and piecewise linear in one scalar. Equivalently: start every block at its cheapest-objective option; the
-only useful moves of a block walk down the lower convex hull of its points ``(a_bi, c_bi)`` towards smaller
-``a``, each hull segment trading objective for constraint at a fixed rate; taking all blocks' segments in
-increasing rate until the constraint holds is optimal, and ``lambda*`` is the rate of the last segment taken.
-The result is a vertex: at most one block is split between two neighbouring hull options, and that split makes
-the constraint tight. Cost: O(n log n) for n variables; deterministic (ties go to the smaller ``a``, then the
-lower block and option index).
+Solves ``min sum_b c_b . x_b s.t. x_b in simplex (every block b), sum_b a_b . x_b <= r`` exactly and without a
+generic solver (those cost milliseconds per step; this costs well under one). Its dual is ``max_{lambda >= 0} sum_b
+min_i (c_bi + lambda a_bi) - lambda r``, concave and piecewise linear in one scalar. Equivalently: start every
+block at its cheapest-objective option; the only useful moves of a block walk down the lower convex hull of its
+points ``(a_bi, c_bi)`` towards smaller ``a``, each hull segment trading objective for constraint at a fixed rate;
+taking all blocks' segments in increasing rate until the constraint holds is optimal, and ``lambda*`` is the rate
+of the last segment taken. The result is a vertex: at most one block is split between two neighbouring hull
+options, and that split makes the constraint tight. Cost: O(n log n) for n variables; deterministic (ties go to the
+smaller ``a``, then the lower block and option index).
 """
 
 from __future__ import annotations

@@ -3,12 +3,12 @@ data, heaviest and supernet training, three searches under hard limits, fine-tun
 measurement; one results table (Markdown + CSV) and three plots under ``outputs/demo/``.
 
 Every stage runs the same CLI commands a user would type (``nas lut``, ``nas train-heaviest``, ...), in this
-process; only the latency server is a separate process, stopped on exit, Ctrl-C or failure.
+process; only the latency server is a separate process (``latency-server serve``, :mod:`nas.local_server`), stopped
+on exit, Ctrl-C or failure. This module owns the stages and their order; :mod:`nas.demo.report` writes the results.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import signal
@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from latency_server.launcher import ServerProcess, ServerStartError
+from nas.client import LatencyClient
+from nas.demo.report import write_report
+from nas.local_server import LocalServer, ServerStartError
 
 __all__ = ["DemoConfig", "DemoError", "run_demo"]
 
@@ -50,9 +52,6 @@ class DemoConfig:
     seed: int = 0
     progress: bool = True
     extra_server_env: dict[str, str] = field(default_factory=dict)
-
-
-# -- the latency server is a child process (latency_server.launcher.ServerProcess) ---------------------------
 
 
 @contextmanager
@@ -111,7 +110,7 @@ def run_demo(cfg: DemoConfig) -> list[dict[str, Any]]:
     total = 7
     started = time.monotonic()
     db_path = (out / "latency.db").resolve()
-    server = ServerProcess(f"sqlite:///{db_path}", log_path=out / "latency-server.log", env=cfg.extra_server_env)
+    server = LocalServer(f"sqlite:///{db_path}", log_path=out / "latency-server.log", env=cfg.extra_server_env)
     with _terminate_on_sigterm():
         _banner(1, total, f"starting latency-server on 127.0.0.1:{server.port} (SQLite {db_path})")
         try:
@@ -168,126 +167,13 @@ def run_demo(cfg: DemoConfig) -> list[dict[str, Any]]:
                 row["checkpoint"] = checkpoint
 
             _banner(7, total, "measuring each network on this device and writing the report")
-            from nas.latency_table import LatencyClient
-
-            client = LatencyClient(server.url)
-            for row in rows:
-                figure = client.measure_network(row["result"]["arch"], resolution=cfg.resolution,
-                                                backend=cfg.backend, threads=cfg.threads)
-                row["final_measurement"] = figure
+            with LatencyClient(server.url) as client:
+                for row in rows:
+                    row["final_measurement"] = client.measure_network(
+                        row["result"]["arch"], resolution=cfg.resolution, backend=cfg.backend, threads=cfg.threads)
         finally:
             print("    stopping the latency server", flush=True)
             server.stop()
-    table_rows = _report(cfg, rows)
+    table_rows = write_report(cfg, rows)
     print(f"\ndemo finished in {(time.monotonic() - started) / 60:.1f} min; outputs in {out}/", flush=True)
     return table_rows
-
-
-# -- report ------------------------------------------------------------------------------------------------------
-def _params(arch: str, num_classes: int) -> int:
-    from shared.builders import build_network
-
-    return sum(p.numel() for p in build_network(arch, num_classes=num_classes).parameters())
-
-
-def _report(cfg: DemoConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = cfg.out_dir
-    table: list[dict[str, Any]] = []
-    for row in rows:
-        result, validation, figure = row["result"], row["validation"], row["final_measurement"]
-        measured = figure["measured"]
-        table.append({
-            "limit_ms": row["limit_ms"],
-            "expected_ms": result["expected_latency_ms"],
-            "search_measured_ms": result.get("measured_latency_ms"),
-            "measured_ms": measured["median_ms"],
-            "measured_spread_ms": figure.get("spread_ms", 0.0),
-            "predicted_ms": figure.get("predicted_ms"),
-            "budget_used": measured["median_ms"] / row["limit_ms"],
-            "top1": validation["top1"],
-            "top5": validation.get("top5"),
-            "params_m": _params(result["arch"], int(validation.get("num_classes", 10))) / 1e6,
-            "arch": result["arch"],
-        })
-    with (out / "results.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(table[0]))
-        writer.writeheader()
-        writer.writerows(table)
-    header = ["limit (ms)", "expected (ms)", "measured (ms)", "predicted (ms)", "budget used", "top-1 (%)",
-              "params (M)", "architecture"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in table:
-        cells = [f"{r['limit_ms']:.3f}", f"{r['expected_ms']:.3f}", f"{r['measured_ms']:.3f}",
-                 "-" if r["predicted_ms"] is None else f"{r['predicted_ms']:.3f}", f"{r['budget_used']:.0%}",
-                 f"{r['top1']:.1f}", f"{r['params_m']:.2f}", f"`{r['arch']}`"]
-        lines.append("| " + " | ".join(cells) + " |")
-    settings = (f"{cfg.data} at {cfg.resolution}px; latency: {cfg.backend}, {cfg.threads} thread, batch 1, "
-                "median of independent rounds on this machine")
-    (out / "results.md").write_text("# Demo results\n\n" + settings + "\n\n" + "\n".join(lines) + "\n")
-    _plots(out, table, rows)
-    print("\n" + "\n".join(lines))
-    print("\n" + settings)
-    for r in table:
-        print(f"  limit {r['limit_ms']:.3f} ms -> measured {r['measured_ms']:.3f} ms "
-              f"(spread {r['measured_spread_ms']:.3f} ms) [{_verdict(r)}], top-1 {r['top1']:.1f}%")
-    return table
-
-
-def _verdict(row: dict[str, Any]) -> str:
-    """The search's measured guarantee (median <= T + the measurement's own spread), said plainly."""
-    if row["measured_ms"] <= row["limit_ms"]:
-        return "under the limit"
-    if row["measured_ms"] <= row["limit_ms"] + row["measured_spread_ms"]:
-        return "at the limit, within the measurement's spread"
-    return "OVER the limit"
-
-
-def _save(fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str) -> None:
-    """Label, grid, save and close one figure."""
-    import matplotlib.pyplot as plt
-
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _plots(out: Path, table: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    ax.plot([r["measured_ms"] for r in table], [r["top1"] for r in table], "o-")
-    for r in table:
-        ax.axvline(r["limit_ms"], color="grey", lw=0.6, ls="--")
-        ax.annotate(f"T={r['limit_ms']:.2f}", (r["measured_ms"], r["top1"]), textcoords="offset points",
-                    xytext=(4, -12), fontsize=8)
-    _save(fig, ax, out / "accuracy_vs_latency.png", "measured latency (ms, this device)", "top-1 (%)",
-          "Accuracy vs measured latency")
-
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    pairs = [(r["expected_ms"], r["measured_ms"]) for r in table]
-    ax.scatter([p for p, _ in pairs], [m for _, m in pairs], label="found networks")
-    lo = min(min(p) for p in pairs) * 0.9
-    hi = max(max(p) for p in pairs) * 1.1
-    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="y = x")
-    ax.legend()
-    _save(fig, ax, out / "predicted_vs_measured.png", "predicted by the table (ms)", "measured (ms)",
-          "Predicted vs measured latency")
-
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for row in rows:
-        steps, lat = [], []
-        with (row["search_dir"] / "trajectory.csv").open() as f:
-            for rec in csv.DictReader(f):
-                steps.append(int(rec["step"]))
-                lat.append(float(rec["expected_latency_ms"]))
-        (line,) = ax.plot(steps, lat, lw=1)
-        ax.axhline(row["limit_ms"], color=line.get_color(), ls="--", lw=0.8)
-    _save(fig, ax, out / "search_trajectories.png", "BCFW step", "expected latency (ms)",
-          "Search trajectories (dashed: the hard limits)")

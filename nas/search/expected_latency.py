@@ -1,10 +1,10 @@
-"""The bilinear expected-latency model of the search (spec section 4), in float64 milliseconds.
+"""The bilinear expected-latency model of the search, in float64 milliseconds.
 
 ``E(alpha, beta) = fixed_ms + p.alpha + alpha^T Q beta`` where ``alpha`` holds the option probabilities of
 every block position (``[stage, block, option]``, flattened stage-major) and ``beta`` the depth
 probabilities of every stage (``[stage, depth]``). The model is built from a dense per-position table
 ``block_ms[stage, block, option]``; any per-position correction (boundary costs, blocks timed in context)
-only changes those entries, so the model stays bilinear and the exact oracle of :mod:`nas.lmo` still applies.
+only changes those entries, so the model stays bilinear and the exact oracle of :mod:`nas.search.lmo` still applies.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Gradients of the held-out loss w.r.t. the architecture weights, from a frozen supernet (spec section 5).
+"""Gradients of the held-out loss w.r.t. the architecture weights, from a frozen supernet.
 
 Each call samples, per image, one option per block from ``alpha`` and one depth per stage from ``beta`` (hard
 one-hot weights with ``requires_grad``), runs the supernet's weighted mode (every option on the whole batch,
@@ -6,18 +6,17 @@ mixed per image) with frozen weights, and returns ``d CE / d weights`` averaged 
 sums; the LP oracle is scale-invariant and the momentum sees one consistent scale). Batches come from an
 endless, seeded, shuffled loader over the held-out split; batches with non-finite gradients are skipped.
 
-BN statistics (``bn_statistics``): ``batch`` (default) normalises every option with the batch's own statistics
--- each option runs on the whole batch, so these are that option's statistics (spec section 9's per-subgroup
-statistics). ``running`` is the original's eval mode: the running statistics of multipath training are
-mixtures that fit no particular option, and they penalise wide options (on the demo's supernet the heaviest
-child's held-out loss is 2.8 with them, 1.1 with its own), which pulls the search below the latency limit.
+BN statistics (``bn_statistics``): ``batch`` (default) normalises every option with the batch's own statistics --
+each option runs on the whole batch, so these are that option's own statistics. ``running`` is the original's eval
+mode: the running statistics of multipath training are mixtures that fit no particular option, and they penalise
+wide options (on the demo's supernet the heaviest child's held-out loss is 2.8 with them, 1.1 with its own), which
+pulls the search below the latency limit.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,18 +24,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from nas.search.driver import Gradients
 from nas.training.bn import batch_statistics
 
-__all__ = ["Gradients", "SupernetGradients", "sample_one_hot"]
-
-
-@dataclass(frozen=True)
-class Gradients:
-    """Loss gradients w.r.t. alpha ``[S, D, O]`` and beta ``[S, nd]`` (float64) and the batch loss."""
-
-    alpha: np.ndarray
-    beta: np.ndarray
-    loss: float
+__all__ = ["SupernetGradients", "sample_one_hot"]
 
 
 def sample_one_hot(probs: np.ndarray, batch_size: int, generator: torch.Generator) -> Tensor:
@@ -108,7 +99,7 @@ class SupernetGradients:
             grad_a, grad_b = torch.autograd.grad(loss, (alpha_w, beta_w))
         if not (torch.isfinite(grad_a).all() and torch.isfinite(grad_b).all() and torch.isfinite(loss)):
             return None
-        # d(mean loss)/d(w_n) carries 1/B; summing over images gives the batch-mean gradient of the spec's sum
+        # d(mean loss)/d(w_n) carries 1/B; summing over images gives the gradient of the batch-mean loss
         ga = grad_a.sum(dim=-1).double().cpu().numpy()
         gb = grad_b.sum(dim=-1).double().cpu().numpy()
         return Gradients(ga, gb, float(loss.detach()))

@@ -1,0 +1,99 @@
+"""The search itself: BCFW from the balanced start for a number of steps, then the final steps; and re-running
+the final steps of a finished search under another internal limit.
+
+This module owns the loop that joins the optimizer (:mod:`nas.search.bcfw`), the gradients (any callable
+``(alpha, beta) -> Gradients``) and the final steps (:mod:`nas.search.finalize`), and the
+:class:`Gradients` it expects. It does no I/O and is deterministic given the seed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from nas.search.bcfw import BCFW, check_limit
+from nas.search.expected_latency import LatencyModel
+from nas.search.finalize import Finalization, finalize
+from nas.search.result import SearchResult, SearchSettings, TrajectoryRow, attempt_record
+from shared.search_space import HARDCORENAS, SearchSpace
+
+__all__ = ["GradientFn", "Gradients", "refinalize", "search"]
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclass(frozen=True)
+class Gradients:
+    """Loss gradients w.r.t. alpha ``[S, D, O]`` and beta ``[S, nd]`` (float64) and the batch loss."""
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    loss: float
+
+
+#: where the search's gradients come from (:class:`nas.search.gradients.SupernetGradients`, or a test's function)
+GradientFn = Callable[[np.ndarray, np.ndarray], Gradients]
+
+
+def search(
+    model: LatencyModel,
+    gradients: GradientFn,
+    settings: SearchSettings,
+    *,
+    space: SearchSpace = HARDCORENAS,
+    lut_fingerprint: str = "",
+    progress: bool = True,
+) -> SearchResult:
+    """Run BCFW for ``settings.bcfw_steps`` steps from the balanced start, then the final steps.
+
+    Raises :class:`~nas.search.bcfw.LatencyLimitError` at once when the limit is below the table's minimum.
+    """
+    from tqdm import tqdm
+
+    limit = settings.latency_limit_ms
+    check_limit(model, limit)
+    opt = BCFW(model, limit, settings.bcfw, seed=settings.seed)
+    init_latency = opt.expected_latency_ms()
+    trajectory: list[TrajectoryRow] = []
+    bar = tqdm(range(settings.bcfw_steps), desc="search", unit="step", disable=not progress)
+    try:
+        for _ in bar:
+            g = gradients(opt.alpha, opt.beta)
+            info = opt.step(g.alpha, g.beta)
+            trajectory.append(
+                TrajectoryRow(info.step, info.block, info.gamma, info.expected_latency_ms, g.loss, info.multiplier)
+            )
+            bar.set_postfix_str(f"E={info.expected_latency_ms:.4g}/{limit:.4g} ms loss={g.loss:.4f}")
+    except KeyboardInterrupt:  # like the original: Ctrl-C jumps to the final steps
+        log.warning("interrupted after %d steps: finishing with the current distribution", len(trajectory))
+    finally:
+        bar.close()
+    fin = finalize(model, opt.alpha, opt.beta, limit, sparsify_steps=settings.bcfw.sparsify_steps,
+                   fill=settings.bcfw.fill_slack)
+    return SearchResult(
+        space=space,
+        model=model,
+        settings=settings,
+        alpha=opt.alpha,
+        beta=opt.beta,
+        init_latency_ms=init_latency,
+        trajectory=trajectory,
+        attempts=[attempt_record(fin, space)],
+        finalization=fin,
+        lut_fingerprint=lut_fingerprint,
+    )
+
+
+def refinalize(result: SearchResult, internal_limit_ms: float) -> Finalization:
+    """Re-run the final steps of ``result`` under ``internal_limit_ms``; the new network becomes the result's."""
+    fin = finalize(
+        result.model, result.alpha, result.beta, internal_limit_ms, sparsify_steps=result.settings.bcfw.sparsify_steps,
+        fill=result.settings.bcfw.fill_slack,
+    )
+    result.finalization = fin
+    result.attempts.append(attempt_record(fin, result.space))
+    return fin

@@ -1,0 +1,133 @@
+"""What a search is asked and what it returns: :class:`SearchSettings`, one :class:`TrajectoryRow` per BCFW step,
+and :class:`SearchResult` with its ``result.json`` form.
+
+This module owns the data of a search and nothing that computes it. A result keeps every attempt of the final
+steps (one per internal limit tried, with its measurement when a server measured it) so ``result.json`` shows how
+the returned network was chosen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nas.search.bcfw import BCFWConfig
+from nas.search.expected_latency import LatencyModel
+from nas.search.finalize import Finalization
+from shared.search_space import ArchChoice, SearchSpace
+
+__all__ = ["SearchResult", "SearchSettings", "TrajectoryRow", "attempt_record"]
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything that determines a search besides the table, the data and the supernet."""
+
+    latency_limit_ms: float
+    bcfw_steps: int = 1000
+    batch_size: int = 16
+    train_percent: float = 80.0
+    resolution: int = 224
+    seed: int = 0
+    bcfw: BCFWConfig = field(default_factory=BCFWConfig)
+    aggregate_batches: int = 1
+    #: BN statistics of the supernet passes: "batch" (each option's own, default) or "running" (the original's)
+    bn_statistics: str = "batch"
+    # the table's measuring identity this search needs
+    backend: str = "onnxruntime"
+    latency_batch_size: int = 1
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class TrajectoryRow:
+    """One BCFW step: which block moved, the step size, the expected latency after it and the batch loss."""
+
+    step: int
+    block: str
+    gamma: float
+    expected_latency_ms: float
+    loss: float
+    multiplier: float
+
+
+@dataclass
+class SearchResult:
+    """A finished search. ``choice``/``arch`` is the network returned (the attempt marked ``returned``)."""
+
+    space: SearchSpace
+    model: LatencyModel
+    settings: SearchSettings
+    alpha: np.ndarray  # BCFW's final option probabilities [S, D, O] (input of the final steps)
+    beta: np.ndarray  # [S, nd]
+    init_latency_ms: float
+    trajectory: list[TrajectoryRow]
+    attempts: list[dict[str, Any]]
+    finalization: Finalization
+    lut_fingerprint: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def choice(self) -> ArchChoice:
+        return self.finalization.choice
+
+    @property
+    def arch(self) -> str:
+        return str(self.space.arch_from_choice(self.choice))
+
+    @property
+    def expected_latency_ms(self) -> float:
+        """Table latency of the returned network (at most the limit)."""
+        return self.finalization.latency_ms
+
+    @property
+    def relaxed_latency_ms(self) -> float:
+        """Expected latency of BCFW's final distribution."""
+        return self.model.expected_latency_ms(self.alpha, self.beta)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``result.json`` object."""
+        s = self.settings
+        out: dict[str, Any] = {
+            "arch": self.arch,
+            "expected_latency_ms": self.expected_latency_ms,
+            "latency_limit_ms": s.latency_limit_ms,
+            "lut_fingerprint": self.lut_fingerprint,
+            "steps": len(self.trajectory),
+            "seed": s.seed,
+            "budget_used": self.expected_latency_ms / s.latency_limit_ms,
+            "relaxed_expected_latency_ms": self.relaxed_latency_ms,
+            "init_expected_latency_ms": self.init_latency_ms,
+            "min_latency_ms": self.model.min_latency_ms(),
+            "max_latency_ms": self.model.max_latency_ms(),
+            "choice": [list(stage) for stage in self.choice.options],
+            "depths": list(self.choice.depths),
+            "space": self.space.name,
+            "resolution": s.resolution,
+            "settings": {
+                **{k: v for k, v in asdict(s).items() if k != "bcfw"},
+                "bcfw": asdict(s.bcfw),
+            },
+            "alpha": self.alpha.tolist(),
+            "beta": self.beta.tolist(),
+            "attempts": self.attempts,
+            "final_loss": self.trajectory[-1].loss if self.trajectory else None,
+        }
+        out.update(self.extra)
+        return out
+
+
+def attempt_record(fin: Finalization, space: SearchSpace) -> dict[str, Any]:
+    """One attempt of the final steps as ``result.json`` lists it (a measurement adds its fields later)."""
+    return {
+        "internal_limit_ms": fin.limit_ms,
+        "arch": str(space.arch_from_choice(fin.choice)),
+        "expected_latency_ms": fin.latency_ms,
+        "sparse_expected_latency_ms": fin.sparse_latency_ms,
+        "shrink": fin.shrink,
+        "repairs": fin.repairs,
+        "discrete_latency_ms": fin.discrete_latency_ms,
+        "upgrades": fin.upgrades,
+    }

@@ -1,0 +1,72 @@
+"""The verdict's statistics on simulated measurements with known noise: coverage, the sequential rule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from latency_server.verdict import enough_rounds, prediction_bound
+
+
+def _simulate(rng: np.random.Generator, *, sd_device: float, sd_ratio: float, rounds: int, history: int,
+              future_rounds: int, confidence: float) -> tuple[bool, float]:
+    """One verdict on a device whose reference figure is lognormal (sd ``sd_device``) and whose network/reference
+    ratio has lognormal round noise (sd ``sd_ratio``); returns whether a later measurement (the median of
+    ``future_rounds`` rounds at one device speed) is at or under the bound, and central / bound."""
+    ratio, reference = 2.5, 1.3
+    past = reference * np.exp(rng.normal(0, sd_device, history))
+    ref_rounds = reference * np.exp(rng.normal(0, sd_device, rounds))
+    net_rounds = ref_rounds * ratio * np.exp(rng.normal(0, sd_ratio, rounds))
+    verdict = prediction_bound(net_rounds, ref_rounds, np.concatenate([past, ref_rounds]), confidence=confidence,
+                               future_rounds=future_rounds)
+    speed = reference * math.exp(rng.normal(0, sd_device))
+    later = float(np.median(speed * ratio * np.exp(rng.normal(0, sd_ratio, future_rounds))))
+    return later <= verdict.upper_ms, verdict.central_ms / verdict.upper_ms
+
+
+@pytest.mark.parametrize(("sd_device", "sd_ratio", "history"), [(0.08, 0.02, 12), (0.03, 0.03, 60), (0.15, 0.05, 6)])
+@pytest.mark.parametrize("confidence", [0.9, 0.95])
+def test_the_bound_covers_a_later_measurement_at_the_stated_rate(sd_device, sd_ratio, history, confidence) -> None:
+    rng = np.random.default_rng(12345)
+    trials = 3000
+    hits = [_simulate(rng, sd_device=sd_device, sd_ratio=sd_ratio, rounds=7, history=history, future_rounds=7,
+                      confidence=confidence)[0] for _ in range(trials)]
+    coverage = float(np.mean(hits))
+    sampling = 3.5 * math.sqrt(confidence * (1 - confidence) / trials)
+    assert coverage >= confidence - sampling
+    # the margin is what the noise needs, not a blanket one: coverage does not run far above the target
+    assert coverage <= confidence + 2 * sampling + 0.02
+
+
+def test_the_central_figure_is_the_typical_latency_and_the_bound_grows_with_the_noise() -> None:
+    rng = np.random.default_rng(7)
+    quiet = [_simulate(rng, sd_device=0.02, sd_ratio=0.01, rounds=7, history=30, future_rounds=7,
+                       confidence=0.95)[1] for _ in range(200)]
+    noisy = [_simulate(rng, sd_device=0.10, sd_ratio=0.01, rounds=7, history=30, future_rounds=7,
+                       confidence=0.95)[1] for _ in range(200)]
+    assert np.median(quiet) > 0.95 > 0.85 > np.median(noisy)
+    ref = np.full(5, 1.0)
+    verdict = prediction_bound(2.0 * ref, ref, np.full(40, 1.0), confidence=0.95)
+    assert verdict.central_ms == pytest.approx(2.0)
+    assert 2.0 < verdict.upper_ms < 2.1  # the noise floor keeps a margin even on identical figures
+
+
+def test_the_sequential_rule_stops() -> None:
+    ref = [1.0] * 40
+    assert not enough_rounds([2.0] * 4, ref[:4], min_rounds=5)
+    assert enough_rounds([2.0] * 5, ref[:5], min_rounds=5)  # tight at once: stops at the minimum
+    rng = np.random.default_rng(3)
+    noisy = list(2.0 * np.exp(rng.normal(0, 0.3, 40)))
+    stops = [k for k in range(1, 41) if enough_rounds(noisy[:k], ref[:k], min_rounds=5, max_rounds=25)]
+    assert stops and stops[0] <= 25 and all(k in stops for k in range(25, 41))
+
+
+def test_bad_input_is_refused() -> None:
+    with pytest.raises(ValueError, match="confidence"):
+        prediction_bound([1.0], [1.0], [1.0], confidence=1.0)
+    with pytest.raises(ValueError, match="paired"):
+        prediction_bound([1.0, 2.0], [1.0], [1.0])
+    with pytest.raises(ValueError, match="positive"):
+        prediction_bound([0.0], [1.0], [1.0])

@@ -1,0 +1,45 @@
+"""Real latency servers for the tests: one set of fast measurement settings and one way to start a process.
+
+Every test that needs a server starts ``latency-server serve`` through :class:`nas.local_server.LocalServer` on
+127.0.0.1 and a free port, with :data:`FAST_SERVER_ENV` (tiny timing budgets and a small whole-network fit keep a
+32 px table to seconds) plus its own overrides; the fixtures in ``tests/conftest.py`` stop what they start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nas.local_server import LocalServer
+
+__all__ = ["FAST_SERVER_ENV", "TOKEN", "fast_settings", "start_server"]
+
+#: Measurement settings that keep tiny-resolution tables to a few seconds (``LATENCY_SERVER_*`` variables).
+FAST_SERVER_ENV = {
+    "LATENCY_SERVER_WARMUP": "10",
+    "LATENCY_SERVER_MIN_REPEATS": "5",
+    "LATENCY_SERVER_BUDGET_S": "0.002",
+    "LATENCY_SERVER_LOG_LEVEL": "warning",
+    "LATENCY_SERVER_CALIBRATION_NETWORKS": "4",
+    "LATENCY_SERVER_NETWORK_ROUNDS": "5",
+}
+#: The bearer token of servers started with ``token=True``.
+TOKEN = "s3cret-token"
+
+
+def fast_settings(tmp_path: Path, **overrides: Any) -> Any:
+    """Server :class:`~latency_server.config.Settings` equal to :data:`FAST_SERVER_ENV`, on a SQLite file in
+    ``tmp_path`` (for in-process apps)."""
+    from latency_server.config import Settings
+
+    values: dict[str, Any] = {name.removeprefix("LATENCY_SERVER_").lower(): value
+                              for name, value in FAST_SERVER_ENV.items()}
+    values["db"] = f"sqlite:///{tmp_path / 'latency.db'}"
+    values.update(overrides)
+    return Settings(**values)
+
+
+def start_server(db_url: str, log_path: Path, *, token: bool = False, **env: str) -> LocalServer:
+    """A started server with the fast settings, ``env`` overrides and (``token=True``) :data:`TOKEN`."""
+    settings = {**FAST_SERVER_ENV, **({"LATENCY_SERVER_TOKEN": TOKEN} if token else {}), **env}
+    return LocalServer(db_url, log_path=log_path, env=settings).start(timeout_s=90.0)
