@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from latency_server.correction import sample_choices  # noqa: E402
-from latency_server.launcher import ServerProcess  # noqa: E402
+from nas.local_server import LocalServer  # noqa: E402
 from shared.published import PUBLISHED  # noqa: E402
 from shared.search_space import HARDCORENAS  # noqa: E402
 
@@ -78,16 +78,16 @@ def rsd_pct(values: list[float]) -> float:
 
 def run_mode(name: str, env: dict[str, str], args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     arch = PUBLISHED[args.network].arch
-    aged = ServerProcess(f"sqlite:///{tmp / f'{name}-aged.db'}", log_path=tmp / f"{name}-aged.log", env=env).start()
+    aged = LocalServer(f"sqlite:///{tmp / f'{name}-aged.db'}", log_path=tmp / f"{name}-aged.log", env=env).start()
     try:
-        with aged.client(timeout=3600) as client:
+        with aged.client(timeout_s=3600) as client:
             print(f"[{name}] ageing a server for {args.minutes:g} min ...", flush=True)
             counts = age(client, args.minutes, args.seed)
             worker = client.get("/healthz").json()["worker"]
-        fresh = ServerProcess(f"sqlite:///{tmp / f'{name}-fresh.db'}", log_path=tmp / f"{name}-fresh.log",
+        fresh = LocalServer(f"sqlite:///{tmp / f'{name}-fresh.db'}", log_path=tmp / f"{name}-fresh.log",
                               env=env).start()
         try:
-            with aged.client(timeout=600) as old, fresh.client(timeout=600) as new:
+            with aged.client(timeout_s=600) as old, fresh.client(timeout_s=600) as new:
                 for client in (old, new):  # one warm-up request each: the first export is not part of a repeat
                     probe(client, arch, args.resolution)
                 aged_ms: list[float] = []

@@ -32,6 +32,11 @@ class ServiceError(RuntimeError):
     status_code = 500
     error_type = "server_error"
 
+    def __init_subclass__(cls, *, status: int | None = None, error_type: str | None = None, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.status_code = status or cls.status_code
+        cls.error_type = error_type or cls.error_type
+
     def __init__(self, msg: str, *, loc: Loc = (), retry_after_s: float | None = None) -> None:
         super().__init__(msg)
         self.msg = msg
@@ -39,46 +44,28 @@ class ServiceError(RuntimeError):
         self.retry_after_s = retry_after_s
 
 
-class OverBudget(ServiceError):
+class OverBudget(ServiceError, status=422, error_type="over_budget"):
     """A request whose estimated cost exceeds a configured limit; refused before any work."""
 
-    status_code = 422
-    error_type = "over_budget"
 
-
-class QueueFull(ServiceError):
+class QueueFull(ServiceError, status=429, error_type="queue_full"):
     """The measurement queue holds as many tasks as it may."""
 
-    status_code = 429
-    error_type = "queue_full"
 
-
-class WorkerUnavailable(ServiceError):
+class WorkerUnavailable(ServiceError, status=503, error_type="worker_unavailable"):
     """The measurement worker is down or restarting."""
 
-    status_code = 503
-    error_type = "worker_unavailable"
 
-
-class DatabaseUnavailable(ServiceError):
+class DatabaseUnavailable(ServiceError, status=503, error_type="database_unavailable"):
     """The database is locked or unreachable."""
 
-    status_code = 503
-    error_type = "database_unavailable"
 
-
-class ServerStopping(ServiceError):
+class ServerStopping(ServiceError, status=503, error_type="server_stopping"):
     """The server is shutting down; queued work was cancelled."""
 
-    status_code = 503
-    error_type = "server_stopping"
 
-
-class RequestAbandoned(ServiceError):
+class RequestAbandoned(ServiceError, status=503, error_type="request_abandoned"):
     """The client disconnected while its measurements were queued (nobody reads this answer)."""
-
-    status_code = 503
-    error_type = "request_abandoned"
 
 
 class TaskFailed(ServiceError):
@@ -92,10 +79,8 @@ class TaskFailed(ServiceError):
         self.why = why
 
 
-class TaskError(TaskFailed):
+class TaskError(TaskFailed, error_type="measurement_error"):
     """The task raised in the worker (its type, message and traceback are logged, not answered)."""
-
-    error_type = "measurement_error"
 
     def __init__(self, label: str, exc_type: str, exc_message: str, traceback_text: str) -> None:
         super().__init__(label, f"the measurement raised {exc_type} (details in the server log)")

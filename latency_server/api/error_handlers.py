@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from latency_server.errors import RequestAbandoned, ServiceError
+from latency_server.errors import DatabaseUnavailable, RequestAbandoned, ServiceError
 
 __all__ = ["register_error_handlers"]
 
@@ -42,8 +42,8 @@ async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("database fault on %s %s", request.method, request.url.path, exc_info=exc)
-    return _answer(503, (), "the database is locked or unreachable; retry later", "database_unavailable",
-                   DATABASE_RETRY_AFTER_S)
+    return await _service_error(request, DatabaseUnavailable("the database is locked or unreachable; retry later",
+                                                             retry_after_s=DATABASE_RETRY_AFTER_S))
 
 
 def register_error_handlers(app: FastAPI) -> None:

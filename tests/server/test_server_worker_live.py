@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from latency_server.launcher import ServerProcess
-
-from .conftest import LiveServer
+from nas.client import LatencyClient, LatencyServerError
+from nas.local_server import LocalServer
+from shared.published import PUBLISHED
+from tests.live import start_server
 
 RES = 32
 
@@ -37,23 +38,23 @@ def _until(probe: Callable[[], object], what: str, timeout_s: float = 180.0) -> 
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _health(server: ServerProcess) -> httpx.Response:
+def _health(server: LocalServer) -> httpx.Response:
     return httpx.get(f"{server.url}/healthz", timeout=60)
 
 
-def _stats(server: ServerProcess) -> dict:
+def _stats(server: LocalServer) -> dict:
     return httpx.get(f"{server.url}/v1/stats", timeout=60).json()
 
 
-def _kill_worker(server: ServerProcess) -> int:
+def _kill_worker(server: LocalServer) -> int:
     pid = _health(server).json()["worker"]["pid"]
     os.kill(pid, signal.SIGKILL)
     return pid
 
 
-def _post_in_thread(server: ServerProcess, body: dict, out: list) -> threading.Thread:
+def _post_in_thread(server: LocalServer, body: dict, out: list) -> threading.Thread:
     def post() -> None:
-        with server.client(timeout=600) as client:
+        with server.client(timeout_s=600) as client:
             out.append(client.post("/v1/latency/blocks", json=body))
 
     thread = threading.Thread(target=post, daemon=True)
@@ -62,21 +63,19 @@ def _post_in_thread(server: ServerProcess, body: dict, out: list) -> threading.T
 
 
 @pytest.fixture(scope="module")
-def held(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Path]]:
+def held(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalServer, Path]]:
     """A server whose worker is not restarted while its hold file exists, with room for 2 queued tasks."""
     tmp = tmp_path_factory.mktemp("held")
     hold = tmp / "hold"
-    server = LiveServer(f"sqlite:///{tmp / 'held.db'}", tmp / "server.log", {
-        "LATENCY_SERVER_WORKER_RESTART_HOLD_FILE": str(hold),
-        "LATENCY_SERVER_MAX_QUEUED_TASKS": "2",
-        "LATENCY_SERVER_WORKER_START_TIMEOUT_S": "600",
-    })
+    server = start_server(f"sqlite:///{tmp / 'held.db'}", tmp / "server.log",
+                          LATENCY_SERVER_WORKER_RESTART_HOLD_FILE=str(hold), LATENCY_SERVER_MAX_QUEUED_TASKS="2",
+                          LATENCY_SERVER_WORKER_START_TIMEOUT_S="600")
     yield server, hold
     hold.unlink(missing_ok=True)
     server.stop()
 
 
-def test_budgets_refuse_the_examples_before_any_work(held: tuple[LiveServer, Path]) -> None:
+def test_budgets_refuse_the_examples_before_any_work(held: tuple[LocalServer, Path]) -> None:
     server, _ = held
     with server.client() as client:
         huge = client.post("/v1/latency/network", json={"arch": "[['ir_r64_k3_s1_e6_c4096']]", "resolution": 32})
@@ -96,7 +95,7 @@ def test_budgets_refuse_the_examples_before_any_work(held: tuple[LiveServer, Pat
 
 
 @pytest.mark.slow
-def test_a_killed_worker_is_restarted_and_the_queue_stays_bounded(held: tuple[LiveServer, Path]) -> None:
+def test_a_killed_worker_is_restarted_and_the_queue_stays_bounded(held: tuple[LocalServer, Path]) -> None:
     server, hold = held
     healthy = _health(server)
     assert healthy.status_code == 200 and httpx.head(f"{server.url}/healthz", timeout=60).status_code == 200
@@ -122,7 +121,7 @@ def test_a_killed_worker_is_restarted_and_the_queue_stays_bounded(held: tuple[Li
     waiting = [_post_in_thread(server, {"blocks": [_block(1)]}, answers)]
     _until(lambda: (s := _stats(server))["queued"] == 1 and s["current_task"], "the first task to wait for a worker")
     assert "block" in _stats(server)["current_task"]["label"]
-    with server.client(timeout=2.0) as impatient, pytest.raises(httpx.TimeoutException):
+    with server.client(timeout_s=2.0) as impatient, pytest.raises(httpx.TimeoutException):
         impatient.post("/v1/latency/blocks", json={"blocks": [_block(2)]})
     _until(lambda: _stats(server)["abandoned"] == 1, "the abandoned task to be cancelled")
     waiting.append(_post_in_thread(server, {"blocks": [_block(3)]}, answers))
@@ -153,6 +152,23 @@ def _slow_env(hold: Path) -> dict[str, str]:
             "LATENCY_SERVER_WORKER_RESTART_HOLD_FILE": str(hold)}
 
 
+class _CountingTransport(httpx.HTTPTransport):
+    """httpx's transport, counting the requests the typed client sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        return super().handle_request(request)
+
+
+def _typed_client(server: LocalServer) -> tuple[LatencyClient, _CountingTransport]:
+    transport = _CountingTransport()
+    return LatencyClient(server.url, retries=2, backoff_s=0.05, max_backoff_s=0.2, transport=transport), transport
+
+
 @pytest.mark.slow
 def test_a_task_over_its_time_limit_is_killed_and_not_retried_in_a_loop(live_server, tmp_path: Path) -> None:
     first = live_server()
@@ -175,9 +191,28 @@ def test_a_task_over_its_time_limit_is_killed_and_not_retried_in_a_loop(live_ser
         assert again.status_code == 504 and "not retried" in again.text and int(again.headers["retry-after"]) > 1
         assert _stats(server)["failures"] == {"timeout": 1}
 
-        # a table build that kills the worker ends at the first kill, and is not restarted by the next request
-        hold.unlink()
-        _until(lambda: _health(server).status_code == 200, "the worker to restart")
+    # the typed search client against these answers: 5xx retried (honouring Retry-After, capped), 4xx never
+    typed, sent = _typed_client(server)
+    with typed:
+        with pytest.raises(LatencyServerError) as down:
+            typed.health()
+        assert down.value.status_code == 503 and sent.calls == 3
+        sent.calls = 0
+        with pytest.raises(LatencyServerError) as refused:
+            typed.measure_network("[['ir_r64_k3_s1_e6_c4096']]", resolution=RES)
+    assert refused.value.status_code == 422 and sent.calls == 1
+    assert "LATENCY_SERVER_MAX_PARAMETERS" in str(refused.value)
+    hold.unlink()
+    _until(lambda: _health(server).status_code == 200, "the worker to restart")
+    typed, sent = _typed_client(server)
+    with typed, pytest.raises(LatencyServerError) as timed_out:
+        typed.measure_network(PUBLISHED["A"].arch, resolution=RES)  # killed once; the retries are refused at once
+    assert timed_out.value.status_code == 504 and sent.calls == 3 and "not retried" in str(timed_out.value)
+    assert _stats(server)["failures"] == {"timeout": 2}
+
+    # a table build that kills the worker ends at the first kill, and is not restarted by the next request
+    _until(lambda: _health(server).status_code == 200, "the worker to restart")
+    with server.client() as client:
         started = client.get("/v1/lut", params={"resolution": RES})
         assert started.status_code == 202
         location = started.headers["location"]
@@ -186,7 +221,7 @@ def test_a_task_over_its_time_limit_is_killed_and_not_retried_in_a_loop(live_ser
         retried = client.get("/v1/lut", params={"resolution": RES})
         assert retried.status_code == 504 and "not retried" in retried.text and "reference:start" in retried.text
     stats = _stats(server)
-    assert stats["failures"] == {"timeout": 2} and stats["measurements"] == 0 and stats["active_jobs"] == 0
+    assert stats["failures"] == {"timeout": 3} and stats["measurements"] == 0 and stats["active_jobs"] == 0
 
 
 @pytest.mark.slow
@@ -213,7 +248,7 @@ def test_a_task_over_its_memory_limit_is_killed_and_the_worker_dies_with_its_ser
 def test_shutdown_answers_waiting_requests_and_ends_without_a_kill(live_server, tmp_path: Path) -> None:
     hold = tmp_path / "hold"
     server = live_server(LATENCY_SERVER_WORKER_RESTART_HOLD_FILE=str(hold),
-                         LATENCY_SERVER_WORKER_START_TIMEOUT_S="600")
+                         LATENCY_SERVER_WORKER_START_TIMEOUT_S="600", LATENCY_SERVER_LOG_LEVEL="info")
     hold.touch()
     _kill_worker(server)
     _until(lambda: _health(server).status_code == 503, "the worker to be down")
@@ -223,7 +258,7 @@ def test_shutdown_answers_waiting_requests_and_ends_without_a_kill(live_server, 
     waiting.append(_post_in_thread(server, {"blocks": [_block(2)]}, answers))
     _until(lambda: _stats(server)["queued"] == 2, "a second task queued")
     server.stop(timeout_s=120)  # SIGTERM, then SIGKILL only if it has not ended
-    assert server.proc is not None and server.proc.returncode != -signal.SIGKILL
+    assert "Finished server process" in server.log_path.read_text(errors="replace")  # its shutdown code ran
     for thread in waiting:
         thread.join(60)
     assert sorted(r.status_code for r in answers) == [503, 503]
