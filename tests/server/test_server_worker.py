@@ -1,5 +1,5 @@
-"""The measurement worker process directly: results, recycling between tasks, and a server that never imports
-torch (real spawned processes and ORT sessions)."""
+"""The measurement worker process directly: results, recycling between tasks; a server that never imports torch,
+and one whose database is unreachable (real spawned processes and ORT sessions)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from latency_server.app import create_app
+from latency_server.config import Settings
+from latency_server.service import LatencyService
 from latency_server.stats import Method
+from latency_server.store import Store
 from latency_server.tasks import BlockResult, BlockTask, NetworksResult, NetworkTask
 from latency_server.worker import MeasurementWorker, WorkerLimits
 from latency_server.worker_process import EngineConfig
@@ -65,3 +70,18 @@ def test_the_server_process_never_imports_torch(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.slow
+def test_an_unreachable_database_makes_health_and_requests_answer_503(tmp_path: Path) -> None:
+    settings = Settings(db=f"sqlite:///{tmp_path}", log_level="warning")  # a folder: no database opens there
+    service = LatencyService(settings, Store(settings.database_url()))
+    with TestClient(create_app(settings, service=service, migrate=False)) as client:
+        health = client.get("/healthz")
+        assert health.status_code == 503 and health.headers["retry-after"]
+        body = health.json()
+        assert body["database"] == {"reachable": False, "error": "unreachable (OperationalError)"}
+        assert body["worker"]["alive"] and body["worker"]["answered_ping"]  # only the database is down
+        device = client.get("/v1/device")
+        assert device.status_code == 503 and int(device.headers["retry-after"]) >= 1
+        assert device.json()["detail"][0]["type"] == "database_unavailable"
