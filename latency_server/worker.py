@@ -136,80 +136,101 @@ class MeasurementWorker:
         hold = self.limits.restart_hold_file
         return hold is not None and hold.exists() and self._hello is not None
 
-    def _launch(self) -> None:
-        """Start a worker and wait for its hello (retried with back-off by the monitor on failure)."""
+    def _spawn(self) -> tuple[WorkerProcess, WorkerHello] | None:
+        """A new worker process and its hello, or ``None`` if it did not start (the monitor retries later)."""
         proc = WorkerProcess(self._ctx, self.config)
         hello = proc.wait_hello(self.limits.start_timeout_s)
         if hello is None:
             self.last_error = f"the worker did not say hello ({proc.exit_text()})"
             log.error("measurement worker failed to start: %s", self.last_error)
             proc.end(graceful=False)
-            return
+            return None
         if self.on_hello is not None:
             self.on_hello(hello)
+        return proc, hello
+
+    def _install(self, proc: WorkerProcess, hello: WorkerHello) -> WorkerProcess | None:
+        """Make ``proc`` the worker; returns the one it replaces (or ``proc`` itself when stopping)."""
         with self._cond:
             if self._stopping:
-                stale = proc
-            else:
-                stale = None
-                first = self._hello is None
-                self._proc, self._hello, self._ready = proc, hello, True
-                self.last_error = None
-                self._cond.notify_all()
-        if stale is not None:
-            stale.end(graceful=True)
-            return
-        log.log(logging.INFO if first else logging.WARNING, "measurement worker %d ready (%.0f MB resident)",
-                hello.pid, hello.rss_bytes / 2**20)
+                return proc
+            old, self._proc, self._hello, self._ready = self._proc, proc, hello, True
+            self.last_error = None
+            self._cond.notify_all()
+        log.log(logging.WARNING if old is None and self.restarts else logging.INFO,  # a restart after a death
+                "measurement worker %d ready (%.0f MB resident)", hello.pid, hello.rss_bytes / 2**20)
+        return old
 
     def _due_for_recycling(self, proc: WorkerProcess) -> bool:
         limits = self.limits
         return ((limits.recycle_tasks > 0 and proc.tasks_done >= limits.recycle_tasks)
                 or (limits.recycle_s > 0 and time.monotonic() - proc.started >= limits.recycle_s))
 
+    def _recycle(self, proc: WorkerProcess) -> bool:
+        """Replace an idle worker (claimed by the caller) by a fresh one, started first so that there is no gap."""
+        log.info("recycling measurement worker %s after %d tasks, %.0f s", proc.pid, proc.tasks_done,
+                 time.monotonic() - proc.started)
+        spawned = self._spawn()
+        if spawned is not None:
+            replaced = self._install(*spawned)
+            if replaced is not None:
+                replaced.end(graceful=True)
+            self.recycles += 1
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
+        return spawned is not None
+
+    def _next_action(self) -> tuple[WorkerProcess | None, str]:
+        """What the monitor does next: bury a worker that died idle, recycle one that is due, start one, wait."""
+        with self._cond:
+            proc = self._proc
+            if proc is None:
+                return None, "hold" if self._held() else "start"
+            if self._busy:
+                return proc, "wait"
+            if not proc.alive:
+                self._proc, self._ready = None, False
+                return proc, "bury"
+            if self._due_for_recycling(proc):
+                self._busy = True  # it takes no task until its successor is up
+                return proc, "recycle"
+            return proc, "wait"
+
+    def _start_new(self) -> bool:
+        spawned = self._spawn()
+        if spawned is None:
+            return False
+        replaced = self._install(*spawned)
+        if replaced is spawned[0]:  # the server stopped meanwhile
+            replaced.end(graceful=True)
+        return True
+
     def _watch(self) -> None:
         """Start the worker, restart it when it dies, recycle it between tasks when due."""
         backoff_s = 1.0
-        while True:
-            with self._cond:
-                if self._stopping:
-                    return
-                proc, busy = self._proc, self._busy
-                if proc is not None and not busy and (not proc.alive or self._due_for_recycling(proc)):
-                    recycle = proc.alive
-                    self._proc, self._ready, self._busy = None, False, recycle
-                else:
-                    proc = recycle = None
-            if proc is not None:
-                if recycle:
-                    log.info("recycling measurement worker %s after %d tasks, %.0f s", proc.pid, proc.tasks_done,
-                             time.monotonic() - proc.started)
-                    self.recycles += 1
-                else:
-                    self.restarts += 1
-                    self.last_error = f"the worker died while idle ({proc.exit_text()})"
-                    log.error("measurement worker %s died while idle (%s)", proc.pid, proc.exit_text())
-                proc.end(graceful=recycle)
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
-                continue
-            current = self._proc
-            if current is None:
-                if self._held():
-                    time.sleep(self.limits.poll_s)
-                    continue
-                self._launch()
-                if self._proc is None and not self._stopping:
+        while not self._stopping:
+            proc, action = self._next_action()
+            if action == "wait":
+                if proc is not None and proc.alive:
+                    wait([proc.process.sentinel], timeout=0.5)
+                else:  # died under a task: the task's thread reports it and hands the process back
+                    with self._cond:
+                        self._cond.wait(self.limits.poll_s)
+            elif action == "hold":
+                time.sleep(self.limits.poll_s)
+            elif action == "bury" and proc is not None:
+                self.restarts += 1
+                self.last_error = f"the worker died while idle ({proc.exit_text()})"
+                log.error("measurement worker %s died while idle (%s)", proc.pid, proc.exit_text())
+                proc.end(graceful=False)
+            else:
+                started = self._recycle(proc) if action == "recycle" and proc is not None else self._start_new()
+                if started or self._stopping:
+                    backoff_s = 1.0
+                else:  # it did not start: try again later, less and less often
                     time.sleep(backoff_s)
                     backoff_s = min(backoff_s * 2, 30.0)
-                else:
-                    backoff_s = 1.0
-            elif current.alive:
-                wait([current.process.sentinel], timeout=0.5)
-            else:  # died under a task: the task's thread reports it and hands the process back
-                with self._cond:
-                    self._cond.wait(self.limits.poll_s)
 
     # -- tasks ----------------------------------------------------------------------------------------
     def call(self, task: Any, *, timeout_s: float | None = None) -> Any:
