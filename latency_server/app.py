@@ -12,9 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from latency_server.api.error_handlers import register_error_handlers
 from latency_server.api.fast_lut import FastLutMiddleware
 from latency_server.api.routes import device, health, jobs, latency, lut
+from latency_server.api.service_errors import install_service_error_handlers
 from latency_server.config import Settings
 from latency_server.db import upgrade_database
 from latency_server.service import LatencyService
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
     app.state.settings = settings
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InputError, _input_error)
-    register_error_handlers(app)
+    install_service_error_handlers(app)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(FastLutMiddleware)
     for module in (health, device, latency, lut, jobs):

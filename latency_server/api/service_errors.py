@@ -1,6 +1,6 @@
-"""How the service's exceptions and server-side faults are answered: status, ``Retry-After``, a JSON message.
+"""How the service's own errors and database faults are answered: status, ``Retry-After``, a JSON message.
 
-Registered on the app by :func:`register_error_handlers`. Every answer has the shape
+Registered on the app by :func:`install_service_error_handlers`. Every answer has the shape
 ``{"detail": [{"loc", "msg", "type"}]}``. The messages of :class:`~latency_server.errors.ServiceError` name what
 failed and the limit or reason, never an exception's text; database faults (locked, unreachable) answer 503
 with ``Retry-After`` and are logged with their traceback.
@@ -18,7 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from latency_server.errors import DatabaseUnavailable, RequestAbandoned, ServiceError
 
-__all__ = ["register_error_handlers"]
+__all__ = ["install_service_error_handlers"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
                                                              retry_after_s=DATABASE_RETRY_AFTER_S))
 
 
-def register_error_handlers(app: FastAPI) -> None:
+def install_service_error_handlers(app: FastAPI) -> None:
     """Answer the service's errors and database faults as described above."""
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _database_error)
