@@ -161,6 +161,12 @@ class MeasurementWorker:
                 "measurement worker %d ready (%.0f MB resident)", hello.pid, hello.rss_bytes / 2**20)
         return old
 
+    def _takes_tasks(self) -> bool:
+        """A worker is up, idle and not due for recycling (a due one is recycled by the monitor first, so that a
+        steady stream of tasks cannot postpone it for ever)."""
+        proc = self._proc
+        return self._ready and not self._busy and proc is not None and not self._due_for_recycling(proc)
+
     def _due_for_recycling(self, proc: WorkerProcess) -> bool:
         limits = self.limits
         return ((limits.recycle_tasks > 0 and proc.tasks_done >= limits.recycle_tasks)
@@ -176,6 +182,9 @@ class MeasurementWorker:
             if replaced is not None:
                 replaced.end(graceful=True)
             self.recycles += 1
+        else:  # keep measuring with the old one rather than not at all; try again after another period
+            log.warning("recycling failed: the measurement worker %s goes on", proc.pid)
+            proc.started, proc.tasks_done = time.monotonic(), 0
         with self._cond:
             self._busy = False
             self._cond.notify_all()
@@ -240,7 +249,7 @@ class MeasurementWorker:
         worker died under it, :class:`WorkerUnavailable` when no worker came up in time.
         """
         with self._cond:
-            up = self._cond.wait_for(lambda: self._closing or self._stopping or (self._ready and not self._busy),
+            up = self._cond.wait_for(lambda: self._closing or self._stopping or self._takes_tasks(),
                                      timeout=self.limits.start_timeout_s)
             if self._closing or self._stopping:
                 raise ServerStopping("the server is stopping", retry_after_s=10)
