@@ -5,51 +5,25 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from latency_server.api.body_limit import BodyLimitMiddleware
+from latency_server.api.error_handlers import install_error_handlers
 from latency_server.api.fast_lut import FastLutMiddleware
+from latency_server.api.openapi_limits import install_limited_openapi
 from latency_server.api.routes import device, health, jobs, latency, lut
 from latency_server.api.service_errors import install_service_error_handlers
 from latency_server.config import Settings
 from latency_server.db import upgrade_database
+from latency_server.device_lock import install_device_lock
 from latency_server.service import LatencyService
 from latency_server.store import Store
-from latency_server.validate import InputError
 
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
-
-
-def _loc_text(loc: Any) -> str:
-    return ".".join(str(part) for part in loc)
-
-
-def _error(status: int, items: list[dict[str, Any]]) -> JSONResponse:
-    return JSONResponse({"detail": items}, status_code=status)
-
-
-async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-    items = []
-    for err in exc.errors():
-        loc = [part if isinstance(part, int) else str(part) for part in err.get("loc", ())]
-        where = _loc_text([p for p in loc if p not in ("body", "query", "path")]) or _loc_text(loc) or "request"
-        items.append({"loc": loc, "msg": f"{where}: {err.get('msg', 'invalid')}", "type": str(err.get("type"))})
-    return _error(422, items)
-
-
-async def _input_error(_: Request, exc: InputError) -> JSONResponse:
-    return _error(422, [{"loc": list(exc.loc), "msg": exc.msg, "type": "value_error"}])
-
-
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
 
 
 def create_app(settings: Settings | None = None, *, service: LatencyService | None = None, migrate: bool = True):
@@ -79,11 +53,12 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(InputError, _input_error)
+    install_error_handlers(app)
     install_service_error_handlers(app)
-    app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(FastLutMiddleware)
+    install_device_lock(app, settings)
     for module in (health, device, latency, lut, jobs):
         app.include_router(module.router)
+    install_limited_openapi(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # outermost: before any parsing
     return app

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from latency_server.correction import FLOOR_FRACTION, CorrectionError, FitNetwork, fit_correction, sample_choices
+from latency_server.measurement_settings import calibration_settings, fitted_on
 from latency_server.prediction import TableView
 from latency_server.stats import Stats
 from latency_server.tasks import NetworksResult, NetworkTask
@@ -103,9 +104,16 @@ class Calibrator:
                                                        (cal.failure_key,))
         stats = result.figures[0].rounds[0]
         self.service.add_counts(calibration=1)
+        self._keep_reference(cal, stats, phase, result.backend)
         cal.references.append({"phase": phase, "median_ms": stats.median_ms, "at": _now()})
         log.info("table build reference (%s): %.4f ms", phase, stats.median_ms)
         return stats.median_ms
+
+    def _keep_reference(self, cal: BuildCalibration, stats: Stats, phase: str, backend: dict[str, Any]) -> None:
+        """A build's reference figure joins the device's history (what network verdicts bound with)."""
+        assert cal.reference_arch is not None
+        method = {**self.service.method_record(cal.measuring, backend), "source": f"table build ({phase})"}
+        self.service.store.save_reference_figures(cal.fp_id, cal.reference_arch, cal.resolution, [stats], method)
 
     def round_task(self, cal: BuildCalibration) -> int:
         """One interleaved round of the fit networks (and the reference, measured last in the list)."""
@@ -121,6 +129,7 @@ class Calibrator:
         if cal.reference_arch:
             cal.references.append({"phase": f"calibration:{cal.rounds - 1}", "median_ms": stats[-1].median_ms,
                                    "at": _now()})
+            self._keep_reference(cal, stats[-1], "calibration", result.backend)
         log.info("table build calibration round %d: %d networks", cal.rounds, len(stats))
         return cal.rounds
 
@@ -169,7 +178,8 @@ class Calibrator:
                    if correction.unfloored_entry_ms(k, medians[str(k)]) < FLOOR_FRACTION * medians[str(k)]]
         record = correction.to_json()
         record.update({"rounds": cal.rounds, "seed": self.settings.calibration_seed,
-                       "floored_entries": floored})
+                       "floored_entries": floored, "fitted_on": fitted_on(
+                           self.service.store.settings_hash, calibration_settings(self.settings), medians)})
         log.info("table correction: %s, fixed offset %.4f ms; naive MAPE %.1f %% -> leave-one-out %.2f %% "
                  "(worst %.1f %%) on %d networks", correction.coefficients, correction.fixed_offset_ms,
                  record["naive_mape_pct"], record["loo_mape_pct"], record["loo_max_abs_pct"], len(networks))

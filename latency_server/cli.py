@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
@@ -15,7 +16,9 @@ log = logging.getLogger("latency_server")
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help="SQLAlchemy URL (env LATENCY_SERVER_DB; default sqlite:///<data-dir>/latency.db)")
+    parser.add_argument("--db", help="SQLAlchemy URL (env LATENCY_SERVER_DB; default sqlite:///<data-dir>/latency.db; "
+                        "PostgreSQL: postgresql+psycopg://user:password@host:5432/database, or "
+                        "postgresql+psycopg://user@/database?host=/run/postgresql over a Unix socket)")
     parser.add_argument("--data-dir", help="directory of the default SQLite file (env LATENCY_SERVER_DATA_DIR)")
     parser.add_argument("--log-level", help="debug, info, warning (env LATENCY_SERVER_LOG_LEVEL; default info)")
 
@@ -32,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="apply migrations and serve the REST API (OpenAPI at /docs)")
     serve.add_argument("--host", help="bind address (env LATENCY_SERVER_HOST; default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (env LATENCY_SERVER_PORT; default 8000)")
+    serve.add_argument("--allow-unauthenticated", action="store_true", default=None,
+                       help="serve a non-loopback address without a token, so that anyone who reaches it may "
+                       "measure (env LATENCY_SERVER_ALLOW_UNAUTHENTICATED); without it, such a server needs "
+                       "LATENCY_SERVER_TOKEN")
     _add_db(serve)
     serve.set_defaults(func=_serve)
 
@@ -51,7 +58,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
     overrides = {
         name: getattr(args, name)
-        for name in ("host", "port", "db", "data_dir", "log_level")
+        for name in ("host", "port", "db", "data_dir", "log_level", "allow_unauthenticated")
         if getattr(args, name, None) is not None
     }
     try:
@@ -92,8 +99,31 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (``localhost`` or a loopback address)."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any address
+
+
+def _check_exposure(settings: Any) -> None:
+    """Refuse to serve a non-loopback address without a token unless that is explicitly allowed."""
+    token = settings.token.get_secret_value() if settings.token is not None else ""
+    if token or settings.allow_unauthenticated or _is_loopback(settings.host):
+        return
+    raise SystemExit(
+        f"error: refusing to serve {settings.host} without a token: anyone who reaches it could make this device "
+        "measure. Set LATENCY_SERVER_TOKEN (clients send 'Authorization: Bearer <token>'), bind 127.0.0.1, or "
+        "pass --allow-unauthenticated (env LATENCY_SERVER_ALLOW_UNAUTHENTICATED=1) on a trusted network."
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    _check_exposure(settings)
     # thread count for OpenMP/MKL before torch is imported (torch and ORT get it explicitly as well)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(settings.default_threads))

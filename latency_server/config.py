@@ -23,9 +23,17 @@ class Settings(BaseSettings):
     # -- service --------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    db: str = Field("", description="SQLAlchemy URL; empty = a SQLite file in data_dir")
+    db: str = Field("", description="SQLAlchemy URL; empty = a SQLite file in data_dir; PostgreSQL: "
+                    "postgresql+psycopg://user:password@host:5432/database (pip install '.[postgres]')")
     data_dir: Path = Field(default_factory=default_data_dir)
     token: SecretStr | None = Field(None, description="if set, measuring endpoints need 'Bearer <token>'")
+    allow_unauthenticated: bool = Field(
+        False, description="serve on a non-loopback address without a token (anyone who reaches it may measure)"
+    )
+    device_lock: str = Field(
+        "", description="lock file held by the one server that measures on this device; empty = a file in the "
+        "system temp directory named after the device (share it between containers on one machine)"
+    )
     log_level: str = "info"
     progress: bool = Field(True, description="log progress of table builds")
 
@@ -35,8 +43,23 @@ class Settings(BaseSettings):
     max_repeats: int = Field(20000, ge=1, description="ceiling on the number of timed runs")
     budget_s: float = Field(0.25, ge=0.0, description="time budget per measurement (timed runs fill it)")
     network_rounds: int = Field(
-        7, ge=1, description="independent rounds (fresh session each) per network figure; its median is served"
+        7, ge=1, description="least rounds of a network measurement (each a fresh session of the network and of "
+        "the drift reference, back to back); the median of the network's rounds is its raw figure"
     )
+    # -- network verdicts: a central figure and an upper bound at a confidence -----------------------
+    verdict_max_rounds: int = Field(
+        25, ge=1, description="most rounds of a network measurement (the sequential rule stops earlier once more "
+        "rounds could hardly tighten the bound)"
+    )
+    verdict_round_gap_s: float = Field(0.5, ge=0.0, le=60.0, description="pause between rounds (spreads them in time)")
+    verdict_share: float = Field(
+        0.1, gt=0.0, le=1.0, description="sequential rule: stop once the ratio's estimation error is at most this "
+        "share of the bound's variance"
+    )
+    verdict_history: int = Field(
+        200, ge=2, description="newest figures of the drift reference that describe the device's variability"
+    )
+    verdict_history_hours: float = Field(24.0, gt=0.0, description="oldest figure of that history, in hours")
     time_scale: float = Field(1.0, gt=0, description="test hook: multiplies every timed duration (1 in use)")
 
     # -- whole-network correction and drift compensation -------------------------------------------
@@ -56,7 +79,9 @@ class Settings(BaseSettings):
     default_threads: int = Field(1, ge=1)
 
     # -- input limits (guard memory and time) ---------------------------------------------------------
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body (413 beyond)")
     max_channels: int = Field(4096, ge=1)
+    max_exp_ratio: int = Field(8, ge=1, description="largest expansion ratio of a block or arch-string block")
     max_resolution: int = Field(1024, ge=1)
     max_batch_size: int = Field(256, ge=1)
     max_kernel: int = Field(11, ge=1)

@@ -52,12 +52,7 @@ class CorrectionError(ValueError):
 def sample_choices(space: SearchSpace, count: int, seed: int) -> list[ArchChoice]:
     """``count`` networks drawn uniformly from ``space`` (each stage's depth, then each block's option)."""
     rng = random.Random(seed)
-    return [
-        ArchChoice(tuple(
-            tuple(rng.randrange(space.num_options) for _ in range(rng.choice(space.depths))) for _ in space.stages
-        ))
-        for _ in range(count)
-    ]
+    return [space.random_choice(rng) for _ in range(count)]
 
 
 def parse_features(text: str | Sequence[str]) -> tuple[str, ...]:

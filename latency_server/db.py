@@ -59,17 +59,22 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def migrations_dir() -> Path:
-    """The Alembic script location: the folder of the installed ``latency_server.migrations`` package.
+    """The Alembic script location: the ``migrations`` folder that belongs to the ``latency_server`` imported.
 
-    A source checkout run without installing (``PYTHONPATH`` at the repository root) has no such package,
-    because only installation maps the top-level ``migrations/`` folder into ``latency_server``; there the
-    folder beside ``latency_server/`` is used.
+    An installed wheel has it as the package ``latency_server.migrations`` inside ``latency_server``. A source
+    checkout has the top-level ``migrations/`` folder beside ``latency_server/``: run without installing
+    (``PYTHONPATH`` at the repository root) there is no such package, and with an editable install of another
+    checkout the package points at that checkout's folder; both use the folder beside the package imported.
     """
+    package_dir = Path(__file__).resolve().parent
     try:
         import latency_server.migrations as package
     except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / "migrations"
-    return Path(package.__file__).resolve().parent
+        return package_dir.parent / "migrations"
+    installed = Path(package.__file__).resolve().parent
+    if installed.parent == package_dir or not (package_dir.parent / "migrations" / "env.py").is_file():
+        return installed
+    return package_dir.parent / "migrations"
 
 
 def upgrade_database(url: str, revision: str = "head") -> None:

@@ -82,7 +82,7 @@ class Engine:
                           first_round=task.first_round)
         for _ in range(max(1, task.rounds)):
             nets.measure_round()
-        return NetworksResult(nets.figures(), _plain(backend.describe()))
+        return NetworksResult(nets.figures(), _plain(backend.describe()), nets.pooled)
 
 
 def _answer_pings(control: Connection, busy: dict[str, Any]) -> None:

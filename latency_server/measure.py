@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from latency_server.backends import Backend, Runner
-from latency_server.stats import Method, NetworkFigure, Stats, headline_figure
+from latency_server.stats import Method, NetworkFigure, RoundSeries, Stats
 from shared.arch_string import ArchDef, format_arch, parse_arch
 from shared.block_key import BlockKey
 from shared.builders import block_input, build_block, build_network
@@ -153,8 +153,8 @@ class NetworkSet:
                 build_network(arch, num_classes=num_classes).eval(), example,
                 cache_key=("network", format_arch(arch), resolution, batch_size, num_classes, seed),
             ))
-        self.per_round: list[list[Stats]] = [[] for _ in archs]
-        self.pooled: list[list[float]] = [[] for _ in archs]
+        self.series = RoundSeries(len(self.factories), batch_size=batch_size, warmup=method.warmup)
+        self.per_round, self.pooled = self.series.per_round, self.series.pooled
         self.rounds = first_round  # the order alternates with the round's index, also across sets
 
     def measure_round(self) -> list[Stats]:
@@ -175,8 +175,7 @@ class NetworkSet:
 
     def figures(self) -> list[NetworkFigure]:
         """Each network's figure over the rounds measured so far."""
-        return [headline_figure(r, p, self.batch_size, self.method.warmup)
-                for r, p in zip(self.per_round, self.pooled, strict=True)]
+        return self.series.figures()
 
 
 def measure_networks(

@@ -1,7 +1,9 @@
 """SQLAlchemy 2 tables of the latency store (the schema itself is created only by the Alembic revisions).
 
-Every figure belongs to one device fingerprint (device + backend + threads + batch size) and records how it
-was measured (``method``: warm-ups, repeats, budget, exporter, library versions) and when.
+Every figure belongs to one device fingerprint (device + backend + threads + batch size + exporter) and records
+how it was measured (``method``: warm-ups, repeats, budget, exporter, library versions) and when; its
+``settings_hash`` names the figure-changing part of ``method`` and is part of the lookup key, so figures taken
+with other settings are never served as this configuration's (:mod:`latency_server.measurement_settings`).
 """
 
 from __future__ import annotations
@@ -49,14 +51,17 @@ class _StatsColumns:
     samples: Mapped[int] = mapped_column(Integer)
     warmup: Mapped[int] = mapped_column(Integer)
     method: Mapped[dict[str, Any]] = mapped_column(JSON)
+    settings_hash: Mapped[str] = mapped_column(String(32), server_default="")
     measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class BlockMeasurement(_StatsColumns, Base):
-    """The latency of one block key under one fingerprint (at most one row per pair)."""
+    """The latency of one block key under one fingerprint and measurement settings (one row per triple)."""
 
     __tablename__ = "block_measurements"
-    __table_args__ = (UniqueConstraint("fingerprint_id", "key", name="uq_block_fingerprint_key"),)
+    __table_args__ = (
+        UniqueConstraint("fingerprint_id", "settings_hash", "key", name="uq_block_fingerprint_settings_key"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     fingerprint_id: Mapped[str] = mapped_column(ForeignKey("fingerprints.id"), index=True)
@@ -65,17 +70,21 @@ class BlockMeasurement(_StatsColumns, Base):
 
 
 class LutTable(Base):
-    """A latency table of a search space at one resolution under one fingerprint.
+    """A latency table of a search space at one resolution under one fingerprint and measurement settings.
 
     Its figures are the block rows; the table row records completion and ``meta``: a JSON object for
     per-table corrections, reference-network latencies and residuals.
     """
 
     __tablename__ = "lut_tables"
-    __table_args__ = (UniqueConstraint("fingerprint_id", "space", "resolution", name="uq_lut_fingerprint_space_res"),)
+    __table_args__ = (
+        UniqueConstraint("fingerprint_id", "settings_hash", "space", "resolution",
+                         name="uq_lut_fingerprint_settings_space_res"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     fingerprint_id: Mapped[str] = mapped_column(ForeignKey("fingerprints.id"), index=True)
+    settings_hash: Mapped[str] = mapped_column(String(32), server_default="")
     space: Mapped[str] = mapped_column(String(64))
     resolution: Mapped[int] = mapped_column(Integer)
     total: Mapped[int] = mapped_column(Integer)

@@ -1,27 +1,37 @@
-"""Whole-network measurements, compared with the table's prediction and compensated for the device's drift.
+"""Whole-network measurements: the verdict (a central figure and an upper bound), the table's prediction and
+the device's drift.
 
-This module owns :class:`NetworkResult` (a network's figure over independent rounds, the table's prediction,
-the drift reference measured alongside, and the arithmetic between them) and :class:`NetworkMeasurements`,
-which queues a measurement: the network and, when the table was built with a drift reference, that
-reference network too, timed round-robin in the same rounds so that slow drift of the device moves both
-alike (one :class:`~latency_server.tasks.NetworkTask` run by the worker); the figure is stored with how it
-was measured.
+This module owns :class:`NetworkResult` (a network's figure over independent rounds, the table's prediction, the
+drift reference measured alongside, the verdict and the arithmetic between them) and :class:`NetworkMeasurements`,
+which queues a measurement. A measurement times the network and the drift reference (the space's lightest network)
+back to back in each round, the rounds spread out in time (``verdict_round_gap_s``); a sequential rule takes rounds
+until more could hardly tighten the bound (:func:`~latency_server.verdict.enough_rounds`). Every reference round
+joins the device's history, and the verdict (:func:`~latency_server.verdict.prediction_bound`) bounds a later
+measurement of the network at the requested confidence from its ratio to the reference and that history. The
+worker times the networks (:class:`~latency_server.tasks.NetworkTask`): all rounds in one task without a
+reference, one task per round with one, so that the stopping rule sees each round as it comes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import statistics
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from latency_server.calibration import reference_arch
 from latency_server.prediction import Prediction, choice_in, predict
 from latency_server.queue import INTERACTIVE
-from latency_server.stats import NetworkFigure
+from latency_server.stats import NetworkFigure, RoundSeries
 from latency_server.tasks import NetworksResult, NetworkTask
+from latency_server.verdict import VerdictStats, enough_rounds, prediction_bound
 from shared.api_schemas import MeasureSettings
 from shared.arch_string import ArchDef, format_arch
 from shared.search_space import SearchSpace
@@ -44,6 +54,7 @@ class NetworkResult:
     prediction: Prediction | None = None
     reference_arch: str | None = None
     reference: NetworkFigure | None = None
+    verdict: VerdictStats | None = None
 
     @property
     def drift_ratio(self) -> float | None:
@@ -89,53 +100,101 @@ class NetworkMeasurements:
         self.service = service
         self.settings = service.settings
 
-    def task(self, measuring: MeasureSettings, archs: list[ArchDef | str], resolution: int,
-             space: SearchSpace) -> NetworkTask:
-        """The worker task that measures ``archs`` (a network, then the reference) over the configured rounds."""
+    def task(self, measuring: MeasureSettings, archs: list[ArchDef | str], resolution: int, space: SearchSpace,
+             *, rounds: int = 1, first_round: int = 0) -> NetworkTask:
+        """The worker task that times ``archs`` (a network, then the reference) over ``rounds`` rounds."""
         return NetworkTask(measuring, tuple(a if isinstance(a, str) else format_arch(a) for a in archs), resolution,
-                           self.service.method, rounds=self.settings.network_rounds, num_classes=space.num_classes)
+                           self.service.method, rounds=rounds, num_classes=space.num_classes, first_round=first_round)
 
-    def submit(self, measuring: MeasureSettings, arch: ArchDef, resolution: int, space: SearchSpace) -> Future:
-        """Queue a whole-network measurement (merged with an identical pending one); refused before any work
-        when over budget or when the same measurement recently killed the worker."""
-        fp_id = self.service.fingerprint(measuring).id
-        key = ("network", fp_id, format_arch(arch), resolution, space.name)
-        self.service.failures.refuse_if_recent(key, f"the network at {resolution} px", ("body", "arch"))
-        archs: list[ArchDef | str] = [arch] + ([reference_arch(space)] if self.settings.drift_reference else [])
-        self.service.budget.check([(self.task(measuring, archs, resolution, space), ("body", "arch"))])
-        return self.service.queue.submit(key, lambda: self._measure(measuring, fp_id, arch, resolution, space, key),
-                                         priority=INTERACTIVE, label=f"network at {resolution} px")
+    def submit(
+        self, measuring: MeasureSettings, arch: ArchDef, resolution: int, space: SearchSpace, *,
+        confidence: float = 0.95,
+    ) -> Future:
+        """Queue a whole-network measurement (merged with an identical pending one); refused before any work when
+        over budget (counting the most rounds the sequential rule may take) or when it recently killed the worker."""
+        service, settings = self.service, self.settings
+        fp_id = service.fingerprint(measuring).id
+        failure_key = ("network", fp_id, format_arch(arch), resolution, space.name)
+        service.failures.refuse_if_recent(failure_key, f"the network at {resolution} px", ("body", "arch"))
+        archs: list[ArchDef | str] = [arch] + ([reference_arch(space)] if settings.drift_reference else [])
+        rounds = max(settings.verdict_max_rounds, settings.network_rounds) if settings.drift_reference \
+            else settings.network_rounds
+        service.budget.check([(self.task(measuring, archs, resolution, space, rounds=rounds), ("body", "arch"))])
+        return service.queue.submit(
+            (*failure_key, confidence),
+            lambda: self._measure(measuring, fp_id, arch, resolution, space, confidence, failure_key),
+            priority=INTERACTIVE, label=f"network at {resolution} px",
+        )
+
+    def history(self, fp_id: str, reference: str, resolution: int) -> list[float]:
+        """The drift reference's recent figures on this configuration (the device's variability)."""
+        since = datetime.now(timezone.utc) - timedelta(hours=self.settings.verdict_history_hours)
+        return self.service.store.reference_history(fp_id, reference, resolution, limit=self.settings.verdict_history,
+                                                    since=since)
+
+    def _rounds(self, task: NetworkTask, series: RoundSeries, past: list[float], with_reference: bool,
+                failure_key: tuple) -> NetworksResult:
+        """Rounds, spread out in time, until the sequential rule stops (a fixed count without a reference)."""
+        settings, service = self.settings, self.service
+        if not with_reference:
+            result = service.run_task(dataclasses.replace(task, rounds=settings.network_rounds), (failure_key,))
+            series.add_task(result.figures, result.samples_s)
+            return result
+        logs = np.log([v for v in past if v > 0])
+        sd_device = float(np.std(logs, ddof=1)) if logs.size >= 3 else None
+        while True:
+            result = service.run_task(dataclasses.replace(task, first_round=series.rounds), (failure_key,))
+            series.add_task(result.figures, result.samples_s)
+            if enough_rounds([r.median_ms for r in series.per_round[0]], [r.median_ms for r in series.per_round[1]],
+                             sd_device=sd_device, min_rounds=settings.network_rounds,
+                             max_rounds=max(settings.verdict_max_rounds, settings.network_rounds),
+                             share=settings.verdict_share, future_rounds=settings.network_rounds):
+                return result
+            time.sleep(settings.verdict_round_gap_s)
 
     def _measure(
         self, measuring: MeasureSettings, fp_id: str, arch: ArchDef, resolution: int, space: SearchSpace,
-        failure_key: tuple,
+        confidence: float, failure_key: tuple,
     ) -> NetworkResult:
         service = self.service
         choice = choice_in(space, arch, resolution)
         view = None if choice is None else service.tables.view(measuring, space, resolution)
         prediction = None if choice is None or view is None else predict(view, space, choice, resolution)
-        reference = None
-        if self.settings.drift_reference and prediction is not None and prediction.reference_ms:
-            reference = reference_arch(space)
+        reference = reference_arch(space) if self.settings.drift_reference else None
+        past = self.history(fp_id, reference, resolution) if reference else []
         archs: list[ArchDef | str] = [arch] + ([reference] if reference else [])
-        measured: NetworksResult = service.run_task(self.task(measuring, archs, resolution, space), (failure_key,))
-        figures = measured.figures
+        series = RoundSeries(len(archs), batch_size=measuring.batch_size, warmup=service.method.warmup)
+        last = self._rounds(self.task(measuring, archs, resolution, space), series, past, reference is not None,
+                            failure_key)
+        figures = series.figures()
         figure = figures[0]
         service.add_counts(networks=1)
-        result = NetworkResult(fp_id, figure, None, prediction, reference, figures[1] if reference else None)
+        method = service.method_record(measuring, last.backend)
+        verdict = None
+        if reference:
+            ref_rounds = series.per_round[1]
+            verdict = prediction_bound([r.median_ms for r in series.per_round[0]], [r.median_ms for r in ref_rounds],
+                                       past + [r.median_ms for r in ref_rounds], confidence=confidence,
+                                       future_rounds=self.settings.network_rounds)
+            service.store.save_reference_figures(fp_id, reference, resolution, ref_rounds,
+                                                 {**method, "source": "network measurement"})
+        result = NetworkResult(fp_id, figure, None, prediction, reference, figures[1] if reference else None,
+                               verdict)
         predicted = None
         if prediction is not None:
             predicted = prediction.corrected_ms * (result.drift_ratio or 1.0)
         result = dataclasses.replace(result, predicted_ms=predicted)
         service.store.save_network(fp_id, format_arch(arch), resolution, figure.stats,
-                                   {**service.method_record(measuring, measured.backend), "rounds": len(figure.rounds),
-                                    "spread_ms": figure.spread_ms, "drift_ratio": result.drift_ratio,
+                                   {**method, "rounds": len(figure.rounds), "spread_ms": figure.spread_ms,
+                                    "drift_ratio": result.drift_ratio,
                                     "reference_ms": None if result.reference is None
                                     else result.reference.stats.median_ms,
-                                    "normalized_ms": result.normalized_ms}, predicted)
-        log.info("measured network at %d px: %.3f ms over %d rounds (spread %.3f ms); predicted %s%s",
+                                    "normalized_ms": result.normalized_ms,
+                                    "verdict": None if verdict is None else verdict.to_dict()}, predicted)
+        log.info("measured network at %d px: %.3f ms over %d rounds (spread %.3f ms); %s; predicted %s",
                  resolution, figure.stats.median_ms, len(figure.rounds), figure.spread_ms,
-                 "n/a" if predicted is None else f"{predicted:.3f} ms",
-                 "" if result.normalized_ms is None
-                 else f" (drift ratio {result.drift_ratio:.3f}, normalised {result.normalized_ms:.3f} ms)")
+                 "no verdict" if verdict is None else
+                 f"central {verdict.central_ms:.3f} ms, {100 * confidence:.0f} % bound {verdict.upper_ms:.3f} ms "
+                 f"(history {verdict.history}, device sd {100 * math.expm1(verdict.sd_device):.1f} %)",
+                 "n/a" if predicted is None else f"{predicted:.3f} ms")
         return result

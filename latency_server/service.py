@@ -90,6 +90,7 @@ class LatencyService:
             budget_s=settings.budget_s,
             time_scale=settings.time_scale,
         )
+        store.use_method(self.method.to_dict())  # figures of other methods are neither served nor stored
         self.correction_features = parse_features(settings.correction_features)
         self.speed = DeviceSpeed(settings.assumed_macs_per_s)
         self.budget = Budget(Limits.from_settings(settings), self.speed)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Method", "NetworkFigure", "Stats", "headline_figure"]
+__all__ = ["Method", "NetworkFigure", "RoundSeries", "Stats", "headline_figure"]
 
 
 @dataclass(frozen=True)
@@ -105,3 +105,29 @@ def headline_figure(per_round: list[Stats], pooled: list[float], batch_size: int
         warmup=warmup * len(per_round),
     )
     return NetworkFigure(headline, per_round)
+
+
+class RoundSeries:
+    """Several networks' rounds as they come in (from one worker task or several): each round's statistics and
+    every timed sample, summarised like one measurement by :meth:`figures`."""
+
+    def __init__(self, count: int, *, batch_size: int, warmup: int) -> None:
+        self.batch_size = batch_size
+        self.warmup = warmup
+        self.per_round: list[list[Stats]] = [[] for _ in range(count)]
+        self.pooled: list[list[float]] = [[] for _ in range(count)]
+
+    @property
+    def rounds(self) -> int:
+        return len(self.per_round[0]) if self.per_round else 0
+
+    def add_task(self, figures: Sequence[NetworkFigure], samples_s: Sequence[Sequence[float]]) -> None:
+        """Add a task's rounds: its figures (input order) and all their timed samples (seconds per batch)."""
+        for series, pooled, figure, samples in zip(self.per_round, self.pooled, figures, samples_s, strict=True):
+            series.extend(figure.rounds)
+            pooled.extend(samples)
+
+    def figures(self) -> list[NetworkFigure]:
+        """Each network's figure over the rounds so far."""
+        return [headline_figure(r, p, self.batch_size, self.warmup)
+                for r, p in zip(self.per_round, self.pooled, strict=True)]

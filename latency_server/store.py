@@ -1,13 +1,16 @@
 """Database operations of the latency store (the ``crud`` layer): fingerprints, blocks, tables, networks.
 
 Each method opens its own short session, so the store is safe to share between HTTP threads and the
-measurement worker.
+measurement worker. A store serves the figures of one measurement method (:meth:`Store.use_method`): every
+lookup is keyed by the method's settings hash besides the fingerprint, and a figure measured with another
+method is refused rather than stored under this one.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -15,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from latency_server.db import make_engine, make_sessionmaker, session_scope
 from latency_server.fingerprint import DeviceFingerprint
+from latency_server.measurement_settings import settings_hash as method_hash
 from latency_server.models import BlockMeasurement, Fingerprint, LutTable, NetworkMeasurement, utcnow
 from latency_server.stats import Stats
 from shared.block_key import BlockKey
@@ -52,13 +56,35 @@ def _stats_columns(stats: Stats) -> dict[str, Any]:
 class Store:
     """The latency store on one database."""
 
-    def __init__(self, url_or_engine: str | Engine) -> None:
+    def __init__(self, url_or_engine: str | Engine, *, method: Mapping[str, Any] | None = None) -> None:
         self.engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         self.sessions = make_sessionmaker(self.engine)
         self._known_fingerprints: set[str] = set()
+        self._settings_hash: str | None = None
+        if method is not None:
+            self.use_method(method)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    # -- measurement settings -------------------------------------------------------------------------
+    def use_method(self, method: Mapping[str, Any]) -> None:
+        """Serve and store the figures of this measurement method (``Method.to_dict()``) from now on."""
+        self._settings_hash = method_hash(method)
+
+    @property
+    def settings_hash(self) -> str:
+        """The settings hash of the method this store serves."""
+        if self._settings_hash is None:
+            raise RuntimeError("the store serves no measurement method yet: call Store.use_method(method) first")
+        return self._settings_hash
+
+    def _check_method(self, method: Mapping[str, Any]) -> str:
+        measured_with = method_hash(method)
+        if measured_with != self.settings_hash:
+            raise ValueError(f"a figure measured with settings {measured_with} cannot be stored as one of "
+                             f"settings {self.settings_hash}")
+        return measured_with
 
     # -- fingerprints ---------------------------------------------------------------------------------
     def ensure_fingerprint(self, fp: DeviceFingerprint) -> str:
@@ -94,7 +120,9 @@ class Store:
                 chunk = wanted[start : start + 500]
                 rows = session.scalars(
                     select(BlockMeasurement).where(
-                        BlockMeasurement.fingerprint_id == fp_id, BlockMeasurement.key.in_(chunk)
+                        BlockMeasurement.fingerprint_id == fp_id,
+                        BlockMeasurement.settings_hash == self.settings_hash,
+                        BlockMeasurement.key.in_(chunk),
                     )
                 )
                 out.update((row.key, row) for row in rows)
@@ -112,7 +140,9 @@ class Store:
                 chunk = wanted[start : start + 500]
                 total += session.scalar(
                     select(func.count()).where(
-                        BlockMeasurement.fingerprint_id == fp_id, BlockMeasurement.key.in_(chunk)
+                        BlockMeasurement.fingerprint_id == fp_id,
+                        BlockMeasurement.settings_hash == self.settings_hash,
+                        BlockMeasurement.key.in_(chunk),
                     )
                 ) or 0
         return total
@@ -120,7 +150,8 @@ class Store:
     def save_block(self, fp_id: str, key: BlockKey, stats: Stats, method: dict[str, Any]) -> BlockMeasurement:
         """Persist one block figure at once; if another writer stored it first, keep and return theirs."""
         row = BlockMeasurement(
-            fingerprint_id=fp_id, key=str(key), block=key.to_dict(), method=method, **_stats_columns(stats)
+            fingerprint_id=fp_id, key=str(key), block=key.to_dict(), method=method,
+            settings_hash=self._check_method(method), **_stats_columns(stats)
         )
         try:
             with session_scope(self.sessions) as session:
@@ -134,37 +165,28 @@ class Store:
             return existing
 
     # -- tables ---------------------------------------------------------------------------------------
+    def _table_query(self, fp_id: str, space: str, resolution: int) -> Any:
+        return select(LutTable).where(LutTable.fingerprint_id == fp_id, LutTable.settings_hash == self.settings_hash,
+                                      LutTable.space == space, LutTable.resolution == resolution)
+
     def ensure_table(self, fp_id: str, space: str, resolution: int, total: int) -> LutTable:
-        """The table row for (fingerprint, space, resolution), created if missing."""
+        """The table row for (fingerprint, settings, space, resolution), created if missing."""
         with session_scope(self.sessions) as session:
-            row = session.scalar(
-                select(LutTable).where(
-                    LutTable.fingerprint_id == fp_id, LutTable.space == space, LutTable.resolution == resolution
-                )
-            )
+            row = session.scalar(self._table_query(fp_id, space, resolution))
             if row is None:
-                row = LutTable(fingerprint_id=fp_id, space=space, resolution=resolution, total=total, meta={})
+                row = LutTable(fingerprint_id=fp_id, settings_hash=self.settings_hash, space=space,
+                               resolution=resolution, total=total, meta={})
                 session.add(row)
                 try:
                     session.flush()
                 except IntegrityError:
                     session.rollback()
-                    row = session.scalar(
-                        select(LutTable).where(
-                            LutTable.fingerprint_id == fp_id,
-                            LutTable.space == space,
-                            LutTable.resolution == resolution,
-                        )
-                    )
+                    row = session.scalar(self._table_query(fp_id, space, resolution))
             return row  # type: ignore[return-value]
 
     def get_table(self, fp_id: str, space: str, resolution: int) -> LutTable | None:
         with self.sessions() as session:
-            return session.scalar(
-                select(LutTable).where(
-                    LutTable.fingerprint_id == fp_id, LutTable.space == space, LutTable.resolution == resolution
-                )
-            )
+            return session.scalar(self._table_query(fp_id, space, resolution))
 
     def mark_table_complete(self, table_id: int) -> None:
         with session_scope(self.sessions) as session:
@@ -195,8 +217,40 @@ class Store:
             resolution=resolution,
             predicted_ms=predicted_ms,
             method=method,
+            settings_hash=method_hash(method),
             **_stats_columns(stats),
         )
         with session_scope(self.sessions) as session:
             session.add(row)
         return row
+
+    # -- the drift reference's history ------------------------------------------------------------------
+    def save_reference_figures(
+        self, fp_id: str, arch: str, resolution: int, figures: Sequence[Stats], method: dict[str, Any]
+    ) -> None:
+        """Keep each figure of the drift reference (one row per round) as a draw of the device's speed."""
+        settings_hash = self._check_method(method)
+        rows = [NetworkMeasurement(fingerprint_id=fp_id, arch=arch, resolution=resolution, predicted_ms=None,
+                                   method={**method, "role": "reference"}, settings_hash=settings_hash,
+                                   **_stats_columns(stats))
+                for stats in figures]
+        with session_scope(self.sessions) as session:
+            session.add_all(rows)
+
+    def reference_history(
+        self, fp_id: str, arch: str, resolution: int, *, limit: int = 200, since: datetime | None = None
+    ) -> list[float]:
+        """The newest ``limit`` figures (median ms) of ``arch`` at ``resolution`` under ``fp_id``, measured with this
+        store's settings, oldest first."""
+        query = (select(NetworkMeasurement.median_ms)
+                 .where(NetworkMeasurement.fingerprint_id == fp_id, NetworkMeasurement.arch == arch,
+                        NetworkMeasurement.resolution == resolution,
+                        NetworkMeasurement.settings_hash == self.settings_hash)
+                 .order_by(NetworkMeasurement.measured_at.desc(), NetworkMeasurement.id.desc())
+                 .limit(limit))
+        if since is not None:
+            query = query.where(NetworkMeasurement.measured_at >= since)
+        with self.sessions() as session:
+            values = list(session.scalars(query))
+        return values[::-1]
+

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from latency_server.calibration import BuildCalibration, Calibrator
 from latency_server.errors import TaskKilled
 from latency_server.jobs import Job
+from latency_server.measurement_settings import calibration_settings, usable_meta
 from latency_server.models import BlockMeasurement
 from latency_server.prediction import TableView
 from latency_server.queue import BACKGROUND
@@ -133,6 +134,11 @@ class TableBuilds:
         keys = [str(k) for k in list(fixed_keys.values()) + searchable]
         return _StoredEntries(fixed_keys, searchable, self.store.get_blocks(fp_id, keys))
 
+    def _usable_meta(self, meta: dict[str, Any] | None, stored: _StoredEntries) -> dict[str, Any]:
+        """The table's metadata, less a correction fitted on other settings or entries (then the build refits)."""
+        medians = {key: row.median_ms for key, row in stored.rows.items()}
+        return usable_meta(meta, self.store.settings_hash, calibration_settings(self.settings), medians)
+
     def _needs_calibration(self, meta: dict[str, Any]) -> bool:
         """Whether a table with all entries stored still lacks its reference or its correction."""
         if self.settings.drift_reference and "reference" not in meta:
@@ -146,10 +152,12 @@ class TableBuilds:
         if stored.missing:
             return None
         table = self.store.get_table(fp_id, space.name, resolution)
-        return stored.view(dict(table.meta or {}) if table is not None else {})
+        return stored.view(self._usable_meta(table.meta if table is not None else {}, stored))
 
-    def complete_or_build(self, measuring: MeasureSettings, space: SearchSpace, resolution: int) -> CompleteTable | Job:
-        """The complete table, or the build job that completes it (started or joined).
+    def complete_or_build(
+        self, measuring: MeasureSettings, space: SearchSpace, resolution: int, *, build: bool = True
+    ) -> CompleteTable | Job | None:
+        """The complete table, or the build job that completes it (started or joined; ``None`` unless ``build``).
 
         A build measures the missing entries, the reference network (start, middle, end) and the fit networks
         (interleaved rounds), then fits the correction; a table is complete when all of that is stored.
@@ -163,12 +171,14 @@ class TableBuilds:
         for key, row in stored.rows.items():
             self.service.speed.observe(key, row.median_ms)
         table = self.store.get_table(fp_id, space.name, resolution)
-        meta = dict(table.meta or {}) if table is not None else {}
+        meta = self._usable_meta(table.meta if table is not None else {}, stored)
         if not stored.missing and not self._needs_calibration(meta):
             if table is None or table.completed_at is None:
                 table = self.store.ensure_table(fp_id, space.name, resolution, len(stored.keys))
                 self.store.mark_table_complete(table.id)
             return self._complete(measuring, fp_id, space, resolution, stored, meta)
+        if not build:
+            return None
         calibration = self.calibrator.plan(measuring, fp_id, space, resolution)
         self._check_build(calibration, stored)
         table = self.store.ensure_table(fp_id, space.name, resolution, len(stored.keys))

@@ -65,6 +65,7 @@ class NetworkTask:
 class NetworksResult:
     figures: list[NetworkFigure]  # input order; each with its rounds
     backend: dict[str, Any]
+    samples_s: list[list[float]] = field(default_factory=list)  # per network, every timed run (seconds per batch)
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ next. A verdict separates what one measurement can pin down from what only the d
 
 A later measurement of the network is modelled as ``log X = log rho + log R + e``: ``rho`` the ratio, ``R`` a
 reference figure drawn from the device's distribution, ``e`` the ratio noise of a measurement of ``k'`` rounds.
-The central figure is ``rho_hat * exp(mean log R)``, the latency at the device's typical speed. The upper bound is
-the one-sided prediction bound of ``log X`` at the confidence,
-``t(c, df) * sqrt(s_R^2 (1 + 1/H) + s_e^2 (1/k + 1/k'))`` above the centre (``H`` history figures, ``k`` rounds);
+The central figure is ``rho_hat * median(R)``, the latency at the device's typical speed (the median, so that a
+few slow moments in the history do not move it). The upper bound is the one-sided prediction bound of ``log X``
+at the confidence, ``t(c, df) * sqrt(s_R^2 (1 + 1/H) + s_e^2 (1/k + pi/2/k'))`` above ``log rho_hat + mean log R``
+(``H`` history figures, ``k`` rounds; a later measurement reports the median of its rounds, hence pi/2);
 with enough history (at least ``2 / (1 - c)`` figures) the history's empirical quantile replaces the normal
 theory where it is larger, because a device's slow moments are heavier-tailed than a normal. Pure numpy/scipy.
 """
@@ -45,7 +46,7 @@ class VerdictStats:
     rounds: int
     history: int
     ratio: float  # network / reference, geometric mean over the rounds
-    reference_typical_ms: float  # exp(mean log) of the reference's history
+    reference_typical_ms: float  # the median of the reference's history
     sd_device: float  # log-sd of the reference's history (the device's speed and the reference's own noise)
     sd_ratio: float  # log-sd of the per-round ratio
     quantile: str  # "normal" or "empirical": which bound was the larger
@@ -91,6 +92,7 @@ def prediction_bound(
     sd_ref = _sd(hist, sd_floor)
     df = max(1, min(h, k + h) - 1)
     centre = mean_ratio + mean_ref
+    typical = float(np.median(hist))
     spread = math.sqrt(sd_ref**2 * (1.0 + 1.0 / h) + sd_ratio**2 * (1.0 / k + _MEDIAN_VARIANCE / kf))
     upper = centre + float(stats.t.ppf(confidence, df)) * spread
     quantile = "normal"
@@ -102,13 +104,13 @@ def prediction_bound(
         if empirical > upper:
             upper, quantile = empirical, "empirical"
     return VerdictStats(
-        central_ms=math.exp(centre),
+        central_ms=math.exp(mean_ratio + typical),
         upper_ms=math.exp(upper),
         confidence=confidence,
         rounds=k,
         history=h,
         ratio=math.exp(mean_ratio),
-        reference_typical_ms=math.exp(mean_ref),
+        reference_typical_ms=math.exp(typical),
         sd_device=sd_ref,
         sd_ratio=sd_ratio,
         quantile=quantile,
@@ -119,18 +121,31 @@ def enough_rounds(
     network_ms: Sequence[float],
     reference_ms: Sequence[float],
     *,
-    confidence: float = 0.95,
-    precision: float = 0.01,
+    sd_device: float | None = None,
     min_rounds: int = 5,
     max_rounds: int = 25,
+    share: float = 0.1,
+    future_rounds: int | None = None,
+    sd_floor: float = 0.005,
 ) -> bool:
-    """The sequential rule: stop once the ratio's estimate is within ``precision`` (relative, at the confidence),
-    after at least ``min_rounds`` and at most ``max_rounds`` rounds."""
+    """The sequential rule: one more round while the ratio's estimation error is more than ``share`` of the bound's
+    whole variance (more rounds could still tighten the bound noticeably), between ``min_rounds`` and
+    ``max_rounds``.
+
+    ``sd_device`` is the log-sd of the reference's history (the device's variability); without one, the spread of
+    this verdict's own reference rounds stands in. With a share of 0.1, a verdict stops once more rounds could lower
+    its margin by at most about 5 %: a quiet device with a stable ratio stops at the minimum, a noisy ratio on a
+    stable device takes rounds up to the maximum.
+    """
     k = len(network_ms)
     if k >= max_rounds:
         return True
     if k < max(2, min_rounds):
         return False
-    log_ratio = np.log(np.asarray(network_ms, dtype=np.float64)) - np.log(np.asarray(reference_ms, dtype=np.float64))
-    half_width = float(stats.t.ppf(confidence, k - 1)) * float(np.std(log_ratio, ddof=1)) / math.sqrt(k)
-    return half_width <= math.log1p(precision)
+    ref = np.log(np.asarray(reference_ms, dtype=np.float64))
+    log_ratio = np.log(np.asarray(network_ms, dtype=np.float64)) - ref
+    sd_ratio = _sd(log_ratio, sd_floor)
+    device = _sd(ref, sd_floor) if sd_device is None else max(sd_device, sd_floor)
+    estimation = sd_ratio**2 / k
+    total = device**2 + estimation + _MEDIAN_VARIANCE * sd_ratio**2 / (future_rounds or k)
+    return estimation <= share * total

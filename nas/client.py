@@ -109,7 +109,8 @@ def _request(model: type[Model], **fields: Any) -> Model:
 class LatencyClient:
     """A client of one latency server. ``retries`` bounds the extra tries of one request (connection errors,
     5xx, 429); waits double from ``backoff_s`` up to ``max_backoff_s``. ``transport`` replaces httpx's retrying HTTP
-    transport (connection errors are then retried only if it retries them)."""
+    transport (connection errors are then retried only if it retries them). ``http`` speaks through an existing
+    client with httpx's interface instead (e.g. an in-process app's test client); it stays the caller's to close."""
 
     def __init__(
         self,
@@ -121,6 +122,7 @@ class LatencyClient:
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        http: Any = None,
     ) -> None:
         if retries < 0 or backoff_s < 0 or max_backoff_s < 0:
             raise ValueError("retries, backoff_s and max_backoff_s must be >= 0")
@@ -130,7 +132,8 @@ class LatencyClient:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(
+        self._owned = http is None
+        self._http = http if http is not None else httpx.Client(
             base_url=self.endpoint,
             headers=headers,
             timeout=timeout_s,
@@ -138,7 +141,8 @@ class LatencyClient:
         )
 
     def close(self) -> None:
-        self._http.close()
+        if self._owned:
+            self._http.close()
 
     def __enter__(self) -> LatencyClient:
         return self
@@ -263,9 +267,11 @@ class LatencyClient:
         batch_size: int = 1,
         threads: int = 1,
         space: str = HARDCORENAS.name,
+        confidence: float = 0.95,
     ) -> NetworkResponse:
-        """``POST /v1/latency/network``: the measured statistics and the server's table prediction."""
+        """``POST /v1/latency/network``: the measured statistics, the verdict (central figure and upper bound at
+        ``confidence``) and the server's table prediction."""
         body = _request(NetworkRequest, arch=arch, resolution=resolution, space=space, backend=backend,
-                        batch_size=batch_size, threads=threads)
+                        batch_size=batch_size, threads=threads, confidence=confidence)
         response = self._send("POST", "/v1/latency/network", json=body.model_dump())
         return self._parse(NetworkResponse, response)

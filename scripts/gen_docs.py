@@ -53,6 +53,26 @@ def _schema_name(schema: dict[str, Any]) -> str:
     return schema.get("type", "object")
 
 
+def _limits(schema: dict[str, Any]) -> str:
+    """The limits a field or parameter declares, in words (the pattern itself is in openapi.json)."""
+    parts = []
+    if "enum" in schema:
+        parts.append("one of " + ", ".join(f"`{v}`" for v in schema["enum"]))
+    low, high = schema.get("minimum", schema.get("exclusiveMinimum")), schema.get("maximum")
+    if low is not None or high is not None:
+        low, high = ("" if v is None else int(v) if float(v).is_integer() else v for v in (low, high))
+        parts.append(f"{low}..{high}")
+    if "multipleOf" in schema:
+        parts.append(f"a multiple of {schema['multipleOf']}")
+    if "maxItems" in schema:
+        parts.append(f"at most {schema['maxItems']} items")
+    if "maxLength" in schema:
+        parts.append(f"at most {schema['maxLength']} characters")
+    if "pattern" in schema:
+        parts.append("a pattern")
+    return "; ".join(parts)
+
+
 def rest_reference(schema: dict[str, Any]) -> str:
     """Markdown summary of every endpoint, generated from the OpenAPI schema."""
     out = [
@@ -69,12 +89,14 @@ def rest_reference(schema: dict[str, Any]) -> str:
                 out.append(op["description"].strip() + "\n")
             params = op.get("parameters", [])
             if params:
-                out.append("| parameter | in | type | required | description |")
-                out.append("|---|---|---|---|---|")
+                out.append("| parameter | in | type | required | limits | description |")
+                out.append("|---|---|---|---|---|---|")
                 for p in params:
                     ptype = _schema_name(p.get("schema", {}))
                     desc = (p.get("description") or p.get("schema", {}).get("description") or "").replace("\n", " ")
-                    out.append(f"| `{p['name']}` | {p['in']} | {ptype} | {p.get('required', False)} | {desc} |")
+                    limits = _limits(p.get("schema", {}))
+                    out.append(f"| `{p['name']}` | {p['in']} | {ptype} | {p.get('required', False)} | {limits} | "
+                               f"{desc} |")
                 out.append("")
             body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
             if body:
@@ -92,11 +114,12 @@ def rest_reference(schema: dict[str, Any]) -> str:
         out.append(f"### `{name}`\n")
         if comp.get("description"):
             out.append(comp["description"].strip() + "\n")
-        out.append("| field | type | description |")
-        out.append("|---|---|---|")
+        out.append("| field | type | limits | description |")
+        out.append("|---|---|---|---|")
         for field, spec in props.items():
             ftype = _schema_name(spec) if "anyOf" not in spec else " or ".join(_schema_name(s) for s in spec["anyOf"])
-            out.append(f"| `{field}` | {ftype} | {(spec.get('description') or '').replace(chr(10), ' ')} |")
+            desc = (spec.get("description") or "").replace(chr(10), " ")
+            out.append(f"| `{field}` | {ftype} | {_limits(spec)} | {desc} |")
         out.append("")
     return "\n".join(out)
 

@@ -2,6 +2,10 @@
 
 All latencies are milliseconds per image in fields ending ``_ms``. Block specs are
 :class:`shared.block_key.BlockKey` as JSON; LUT keys are ``str(BlockKey)``.
+
+Every number is bounded and finite here (``NaN`` and ``Infinity`` are refused, integers stop at
+:data:`INT_CAP`), so no input reaches the server's arithmetic unchecked; the server's configured limits are
+tighter and its OpenAPI schema declares them.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from shared.search_space import SPACES
 
 __all__ = [
     "BACKEND_NAMES",
@@ -23,6 +29,9 @@ __all__ = [
     "CurrentTask",
     "DatabaseHealth",
     "DeviceResponse",
+    "INT_CAP",
+    "MIN_EXP_RATIO",
+    "SPACE_NAMES",
     "ErrorItem",
     "ErrorResponse",
     "HealthResponse",
@@ -37,6 +46,8 @@ __all__ = [
     "QueueHealth",
     "ReferenceFigure",
     "ServerStats",
+    "SpaceName",
+    "Verdict",
     "WorkerHealth",
 ]
 
@@ -45,7 +56,14 @@ DEFAULT_BACKEND = "onnxruntime"
 BLOCK_TYPES = ("ir", "ds", "dsa", "cn", "stem", "head")
 ACTIVATION_NAMES = ("relu", "relu6", "hard_swish", "swish")
 
+SPACE_NAMES = tuple(SPACES)
+#: The largest integer any field takes (a database integer); configured limits are far below it.
+INT_CAP = 2**31 - 1
+#: The smallest expansion ratio a block spec takes (keys keep four decimals of it).
+MIN_EXP_RATIO = 0.01
+
 BackendName = Literal["onnxruntime", "torch-cpu", "torch-cuda"]
+SpaceName = Literal[SPACE_NAMES]  # type: ignore[valid-type]
 JobState = Literal["queued", "running", "done", "failed"]
 
 
@@ -55,13 +73,23 @@ def _no_bool(value: Any) -> Any:
     return value
 
 
-PositiveInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]
-NonNegativeInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=0)]
-Number = Annotated[float, BeforeValidator(_no_bool)]
+def _json_int(value: Any) -> Any:
+    """JSON integers: no booleans, and ``16.0`` is 16 (as JSON Schema has it), but a string stays refused."""
+    value = _no_bool(value)
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# (the bounds come before the validator, or they vanish from the JSON schema)
+PositiveInt = Annotated[int, Field(ge=1, le=INT_CAP), BeforeValidator(_json_int)]
+NonNegativeInt = Annotated[int, Field(ge=0, le=INT_CAP), BeforeValidator(_json_int)]
+#: requests: no unknown fields, no NaN/Infinity, and JSON types as declared (no "16" for 16)
+_REQUEST = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class MeasureSettings(BaseModel):
     """The measuring identity of a request: backend, batch size, threads (defaults: onnxruntime, 1, 1)."""
+
+    model_config = _REQUEST
 
     backend: BackendName = DEFAULT_BACKEND
     batch_size: PositiveInt = 1
@@ -81,24 +109,25 @@ class LatencyStats(BaseModel):
 class BlockSpec(BaseModel):
     """One block measurement (``BlockKey.to_dict()``); ``num_classes`` matters for ``head`` only."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _REQUEST
 
     type: Literal["ir", "ds", "dsa", "cn", "stem", "head"]
     in_chs: PositiveInt
     out_chs: PositiveInt
     stride: Literal[1, 2]
     resolution: PositiveInt
-    exp_ratio: Annotated[Number, Field(gt=0)] = 1.0
-    kernel: PositiveInt = 3
-    se_ratio: Annotated[Number, Field(ge=0, le=1)] = 0.0
+    exp_ratio: Annotated[float, Field(ge=MIN_EXP_RATIO, le=INT_CAP), BeforeValidator(_no_bool)] = Field(
+        1.0, description="expansion ratio (ir blocks; ignored by the other types)")
+    kernel: PositiveInt = Field(3, description="odd kernel size (ignored by head blocks)")
+    se_ratio: Annotated[float, Field(ge=0, le=1), BeforeValidator(_no_bool)] = Field(
+        0.0, description="squeeze-excite ratio, 0 = none (ignored by stem, head and cn blocks)")
     act: Literal["relu", "relu6", "hard_swish", "swish"] = "hard_swish"
-    num_classes: NonNegativeInt = 0
+    num_classes: NonNegativeInt = Field(0, description="classifier width: positive for head blocks, ignored by "
+                                        "the other types")
 
 
 class BlocksRequest(MeasureSettings):
     """``POST /v1/latency/blocks``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     blocks: list[BlockSpec] = Field(min_length=1)
 
@@ -162,11 +191,12 @@ class JobStatus(BaseModel):
 class NetworkRequest(MeasureSettings):
     """``POST /v1/latency/network``."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    arch: str = Field(min_length=1)
-    resolution: PositiveInt = 224
-    space: str = "hardcorenas"
+    arch: str = Field(min_length=1, description="architecture string, e.g. [['ds_r1_k3_s1_e1_c16_nre'], ...]")
+    resolution: Annotated[int, Field(ge=32, le=INT_CAP), BeforeValidator(_json_int)] = 224
+    space: SpaceName = Field("hardcorenas", description="the search space whose table predicts the network")
+    confidence: Annotated[float, Field(ge=0.5, le=0.999), BeforeValidator(_no_bool)] = Field(
+        0.95, description="the confidence of the verdict's upper bound: a later measurement is at most "
+        "verdict.upper_ms with it")
 
 
 class ReferenceFigure(BaseModel):
@@ -175,6 +205,33 @@ class ReferenceFigure(BaseModel):
     arch: str
     measured_ms: float
     table_ms: float
+
+
+class Verdict(BaseModel):
+    """What the device's measurements let one say about a network: its typical latency and an upper bound that a
+    later measurement stays under with the stated confidence."""
+
+    #: the latency at the device's typical speed: (network / reference ratio) x the reference's typical figure
+    central_ms: float
+    #: one-sided upper prediction bound of a later measurement's median at ``confidence``
+    upper_ms: float
+    confidence: float
+    #: rounds taken (the sequential rule's stop) and reference figures in the device's history
+    rounds: int
+    history: int
+    #: network / reference, geometric mean over the rounds
+    ratio: float
+    #: the reference's typical figure (the median of its history)
+    reference_typical_ms: float
+    #: log-standard deviations: the device's speed (reference history) and the per-round ratio
+    sd_device: float
+    sd_ratio: float
+    #: which bound was the larger: "normal" (t quantile) or "empirical" (the history's own quantile)
+    quantile: str
+    method: str
+    #: the raw rounds: each round's median of the network and of the reference, timed back to back
+    network_rounds_ms: list[float] = Field(default_factory=list)
+    reference_rounds_ms: list[float] = Field(default_factory=list)
 
 
 class NetworkResponse(BaseModel):
@@ -199,6 +256,8 @@ class NetworkResponse(BaseModel):
     normalized_ms: float | None = None
     #: max minus min of the per-round normalised figures
     normalized_spread_ms: float | None = None
+    #: the verdict: central figure and upper bound at the request's confidence (``None`` without a drift reference)
+    verdict: Verdict | None = None
 
 
 class DeviceResponse(BaseModel):
@@ -242,6 +301,9 @@ class HealthResponse(BaseModel):
     worker: WorkerHealth | None = None
     database: DatabaseHealth | None = None
     queue: QueueHealth | None = None
+    #: another server holds this device: this one serves stored figures only
+    read_only: bool = False
+    read_only_reason: str | None = None
 
 
 class CurrentTask(BaseModel):
@@ -267,6 +329,9 @@ class ServerStats(BaseModel):
     worker_recycles: int = 0
     #: queued tasks cancelled because every request waiting for them had disconnected
     abandoned: int = 0
+    #: another server holds this device: this one serves stored figures only
+    read_only: bool = False
+    read_only_reason: str | None = None
 
 
 class ErrorItem(BaseModel):
@@ -277,3 +342,5 @@ class ErrorItem(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: list[ErrorItem] | str
+    #: the id under which a server fault is logged (5xx only)
+    request_id: str | None = None

@@ -8,23 +8,37 @@ blocks with ReLU or h-swish, the only blocks that format can name).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from shared.arch_string import ACTIVATIONS, format_number
+from shared.block_string import ACTIVATIONS, excerpt, format_number
 
-__all__ = ["BLOCK_KEY_TYPES", "KEY_ACTIVATIONS", "BlockKey", "BlockKeyError"]
+__all__ = ["BLOCK_KEY_TYPES", "KEY_ACTIVATIONS", "RATIO_DECIMALS", "BlockKey", "BlockKeyError"]
 
 #: Types a key may have: arch-string block types plus the fixed stem and head.
 BLOCK_KEY_TYPES = ("ir", "ds", "dsa", "cn", "stem", "head")
 #: Activation names a key may carry (timm names).
 KEY_ACTIVATIONS = tuple(ACTIVATIONS.values())
 _ACT_CODE = {name: code for code, name in ACTIVATIONS.items()}
+#: Decimals a key keeps of ``exp_ratio`` and ``se_ratio``.
+RATIO_DECIMALS = 4
+#: Per type, the fields its module does not read and the one value they take in a key (the stem is a conv,
+#: the head pools to 1x1 before a 1x1 conv, ``ds``/``dsa`` never expand, ``cn`` has neither expansion nor SE;
+#: only the head has classes). Every key of the search spaces already has these values.
+_IGNORED: dict[str, dict[str, Any]] = {
+    "stem": {"exp_ratio": 1.0, "se_ratio": 0.0, "num_classes": 0},
+    "head": {"stride": 1, "kernel": 1, "exp_ratio": 1.0, "se_ratio": 0.0},
+    "cn": {"exp_ratio": 1.0, "se_ratio": 0.0, "num_classes": 0},
+    "ds": {"exp_ratio": 1.0, "num_classes": 0},
+    "dsa": {"exp_ratio": 1.0, "num_classes": 0},
+    "ir": {"num_classes": 0},
+}
 
 _ORIGINAL = re.compile(
-    r"^in_channels_(\d+)_out_channels_(\d+)_stride_(\d+)_resolution_(\d+)"
-    r"_er_(\d+(?:\.\d+)?)_k_(\d+)_se_(\d+(?:\.\d+)?)_act_([01])$"
+    r"^in_channels_([0-9]+)_out_channels_([0-9]+)_stride_([0-9]+)_resolution_([0-9]+)"
+    r"_er_([0-9]+(?:\.[0-9]+)?)_k_([0-9]+)_se_([0-9]+(?:\.[0-9]+)?)_act_([01])$"
 )
 
 
@@ -53,26 +67,34 @@ class BlockKey:
 
     def __post_init__(self) -> None:
         if self.type not in BLOCK_KEY_TYPES:
-            raise BlockKeyError(f"type: unknown block type {self.type!r}, expected one of {BLOCK_KEY_TYPES}")
+            raise BlockKeyError(f"type: unknown block type {excerpt(self.type)}, expected one of {BLOCK_KEY_TYPES}")
+        # fields the block type's module ignores take one value, so equal modules have one key
+        for name, value in _IGNORED.get(self.type, {}).items():
+            object.__setattr__(self, name, value)
         for name in ("in_chs", "out_chs", "resolution", "kernel"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise BlockKeyError(f"{name}: expected a positive integer, got {value!r}")
+                raise BlockKeyError(f"{name}: expected a positive integer, got {excerpt(value)}")
         if self.stride not in (1, 2):
-            raise BlockKeyError(f"stride: expected 1 or 2, got {self.stride!r}")
+            raise BlockKeyError(f"stride: expected 1 or 2, got {excerpt(self.stride)}")
         if self.kernel % 2 == 0:
             raise BlockKeyError(f"kernel: expected an odd size, got {self.kernel}")
+        for name in ("exp_ratio", "se_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise BlockKeyError(f"{name}: expected a finite number, got {excerpt(value)}")
+            # normalise numbers so equal keys hash equal (3 == 3.0) and print short (0.1 + 0.2 -> 0.3)
+            object.__setattr__(self, name, round(float(value), RATIO_DECIMALS))
         if not self.exp_ratio > 0:
-            raise BlockKeyError(f"exp_ratio: expected a positive number, got {self.exp_ratio!r}")
+            raise BlockKeyError(f"exp_ratio: expected a positive number, got {excerpt(self.exp_ratio)}")
         if not 0 <= self.se_ratio <= 1:
-            raise BlockKeyError(f"se_ratio: expected a number in [0, 1], got {self.se_ratio!r}")
+            raise BlockKeyError(f"se_ratio: expected a number in [0, 1], got {excerpt(self.se_ratio)}")
         if self.act not in KEY_ACTIVATIONS:
-            raise BlockKeyError(f"act: unknown activation {self.act!r}, expected one of {KEY_ACTIVATIONS}")
+            raise BlockKeyError(f"act: unknown activation {excerpt(self.act)}, expected one of {KEY_ACTIVATIONS}")
+        if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool) or self.num_classes < 0:
+            raise BlockKeyError(f"num_classes: expected a non-negative integer, got {excerpt(self.num_classes)}")
         if self.type == "head" and self.num_classes <= 0:
             raise BlockKeyError("num_classes: a head key needs a positive class count")
-        # normalise numbers so equal keys hash equal (3 == 3.0)
-        object.__setattr__(self, "exp_ratio", float(self.exp_ratio))
-        object.__setattr__(self, "se_ratio", float(self.se_ratio))
 
     # -- canonical string ------------------------------------------------------------------------
     def __str__(self) -> str:
@@ -96,17 +118,21 @@ class BlockKey:
         """Inverse of ``str(key)``."""
         parts = text.split(":")
         if len(parts) not in (9, 10):
-            raise BlockKeyError(f"malformed block key {text!r}: expected type:inN:outN:sN:resN:eX:kN:seX:act")
+            raise BlockKeyError(f"malformed block key {excerpt(text)}: expected type:inN:outN:sN:resN:eX:kN:seX:act")
         prefixes = ("in", "out", "s", "res", "e", "k", "se")
         values: list[str] = []
         for part, prefix in zip(parts[1:8], prefixes, strict=True):
-            if not part.startswith(prefix) or not re.fullmatch(r"\d+(\.\d+)?", part[len(prefix) :]):
-                raise BlockKeyError(f"malformed block key {text!r}: bad field {part!r}, expected {prefix}<number>")
+            if not part.startswith(prefix) or not re.fullmatch(r"[0-9]+(\.[0-9]+)?", part[len(prefix) :]):
+                raise BlockKeyError(
+                    f"malformed block key {excerpt(text)}: bad field {excerpt(part)}, expected {prefix}<number>"
+                )
             values.append(part[len(prefix) :])
         num_classes = 0
         if len(parts) == 10:
-            if not re.fullmatch(r"cls\d+", parts[9]):
-                raise BlockKeyError(f"malformed block key {text!r}: bad field {parts[9]!r}, expected cls<number>")
+            if not re.fullmatch(r"cls[0-9]+", parts[9]):
+                raise BlockKeyError(
+                    f"malformed block key {excerpt(text)}: bad field {excerpt(parts[9])}, expected cls<number>"
+                )
             num_classes = int(parts[9][3:])
         return cls(
             type=parts[0],
@@ -132,7 +158,7 @@ class BlockKey:
         allowed = set(cls.__dataclass_fields__)
         unknown = set(data) - allowed
         if unknown:
-            raise BlockKeyError(f"unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+            raise BlockKeyError(f"unknown field(s) {excerpt(sorted(unknown))}; allowed: {sorted(allowed)}")
         missing = {"type", "in_chs", "out_chs", "stride", "resolution"} - set(data)
         if missing:
             raise BlockKeyError(f"missing field(s) {sorted(missing)}")
@@ -170,7 +196,7 @@ class BlockKey:
         match = _ORIGINAL.match(text)
         if match is None:
             raise BlockKeyError(
-                f"not an original LUT key: {text!r}; expected in_channels_N_out_channels_N_stride_N_"
+                f"not an original LUT key: {excerpt(text)}; expected in_channels_N_out_channels_N_stride_N_"
                 "resolution_N_er_X_k_N_se_X_act_0|1"
             )
         cin, cout, stride, res, er, k, se, act = match.groups()

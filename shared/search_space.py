@@ -7,6 +7,7 @@ and an architecture string.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from itertools import product
 
@@ -296,6 +297,12 @@ class SearchSpace:
     def lightest(self) -> ArchChoice:
         """Every block at option 0, minimum depth."""
         return ArchChoice(tuple((0,) * min(self.depths) for _ in self.stages))
+
+    def random_choice(self, rng: random.Random) -> ArchChoice:
+        """A network drawn uniformly: per stage a depth, then an option per block (in that order from ``rng``)."""
+        return ArchChoice(tuple(
+            tuple(rng.randrange(self.num_options) for _ in range(rng.choice(self.depths))) for _ in self.stages
+        ))
 
 
 def _act_code_or_none(act: str) -> str | None:

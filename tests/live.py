@@ -10,9 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from nas.client import LatencyClient
 from nas.local_server import LocalServer
 
-__all__ = ["FAST_SERVER_ENV", "TOKEN", "fast_settings", "start_server"]
+__all__ = ["FAST_SERVER_ENV", "TOKEN", "fast_settings", "start_server", "wait_table"]
 
 #: Measurement settings that keep tiny-resolution tables to a few seconds (``LATENCY_SERVER_*`` variables).
 FAST_SERVER_ENV = {
@@ -22,6 +25,8 @@ FAST_SERVER_ENV = {
     "LATENCY_SERVER_LOG_LEVEL": "warning",
     "LATENCY_SERVER_CALIBRATION_NETWORKS": "4",
     "LATENCY_SERVER_NETWORK_ROUNDS": "5",
+    "LATENCY_SERVER_VERDICT_MAX_ROUNDS": "9",
+    "LATENCY_SERVER_VERDICT_ROUND_GAP_S": "0",
 }
 #: The bearer token of servers started with ``token=True``.
 TOKEN = "s3cret-token"
@@ -35,11 +40,20 @@ def fast_settings(tmp_path: Path, **overrides: Any) -> Any:
     values: dict[str, Any] = {name.removeprefix("LATENCY_SERVER_").lower(): value
                               for name, value in FAST_SERVER_ENV.items()}
     values["db"] = f"sqlite:///{tmp_path / 'latency.db'}"
+    values["device_lock"] = str(tmp_path / "app-device.lock")
     values.update(overrides)
     return Settings(**values)
 
 
 def start_server(db_url: str, log_path: Path, *, token: bool = False, **env: str) -> LocalServer:
-    """A started server with the fast settings, ``env`` overrides and (``token=True``) :data:`TOKEN`."""
+    """A started server with the fast settings, ``env`` overrides and (``token=True``) :data:`TOKEN`. Servers that
+    share a ``LATENCY_SERVER_DEVICE_LOCK`` are one device: while one runs, the next serves read-only."""
     settings = {**FAST_SERVER_ENV, **({"LATENCY_SERVER_TOKEN": TOKEN} if token else {}), **env}
     return LocalServer(db_url, log_path=log_path, env=settings).start(timeout_s=90.0)
+
+
+def wait_table(client: httpx.Client, resolution: int) -> dict:
+    """The complete table through the 202 job flow of :class:`nas.client.LatencyClient` (the one implementation),
+    over a raw client's own connection: a live server's ``httpx.Client`` or an in-process app's ``TestClient``."""
+    with LatencyClient(str(client.base_url), http=client) as typed:
+        return typed.wait_for_table(resolution=resolution, poll_interval_s=0.1).model_dump(mode="json")

@@ -1,10 +1,16 @@
-"""The measured guarantee: the found network measured on the device, and the final steps re-run under a tighter
-internal limit while it measures above the limit.
+"""The measured guarantee: the device's verdict on the found network, and the final steps re-run under a tighter
+internal limit while the verdict's upper bound is above the limit.
+
+The device's speed moves, so one measurement under the limit proves little about the next. The server answers a
+network measurement with a verdict: a central figure (the latency at the device's typical speed) and an upper
+bound that a later measurement stays under with the requested confidence (from the network's ratio to a drift
+reference and the reference's history on the device). A network is accepted only when that bound is at or under
+the limit T.
 
 This module owns the policy (how the next internal limit is chosen, when to stop, which attempt is returned) and
-the bookkeeping of each attempt's measurement in ``result.attempts`` and ``result.extra``. The measurement itself
-comes in as a callable answering like ``POST /v1/latency/network`` (:meth:`nas.client.LatencyClient
-.measure_network`), so the policy runs the same against a server or a test's simulated device.
+the bookkeeping of each attempt's verdict in ``result.attempts`` and ``result.extra``. The measurement comes in as
+a callable answering like ``POST /v1/latency/network`` (:meth:`nas.client.LatencyClient.measure_network`), so the
+policy runs the same against a server or a test's simulated device.
 """
 
 from __future__ import annotations
@@ -21,15 +27,40 @@ from nas.search.result import SearchResult
 if TYPE_CHECKING:
     from shared.api_schemas import NetworkResponse
 
-__all__ = ["ANSWER_FIELDS", "MeasureFn", "measured_guarantee"]
+__all__ = ["ANSWER_FIELDS", "MeasureFn", "measured_guarantee", "verdict_of"]
 
 log = logging.getLogger(__name__)
 
-#: ``measure(arch)``: one measurement of the network ``arch`` on the device
+#: ``measure(arch)``: one verdict on the network ``arch`` from the device
 MeasureFn = Callable[[str], "NetworkResponse"]
 
 #: fields of a ``POST /v1/latency/network`` answer kept with each attempt (and the returned one's in result.json)
 ANSWER_FIELDS = ("predicted_ms", "predicted_table_ms", "predicted_naive_ms", "normalized_ms", "drift_ratio")
+#: the returned attempt's figures that become result.json's headline figures
+HEADLINE_FIELDS = ("measured_latency_ms", "upper_latency_ms", "confidence", "raw_median_ms", "raw_spread_ms",
+                   "verdict", "measured", *ANSWER_FIELDS, "measurement_fingerprint")
+
+
+def verdict_of(answer: NetworkResponse) -> dict[str, Any]:
+    """An answer's figures as an attempt records them: ``measured_latency_ms`` is the verdict's central figure,
+    ``upper_latency_ms`` its upper bound, ``raw_median_ms`` the median of the raw rounds (and their spread).
+
+    A server measuring without a drift reference gives no verdict: then the raw median stands for the central
+    figure and the median plus the spread of its rounds for the bound (no stated confidence)."""
+    figures: dict[str, Any] = {
+        "raw_median_ms": answer.measured.median_ms,
+        "raw_spread_ms": answer.spread_ms,
+        "measured": answer.measured.model_dump(),
+        **{key: getattr(answer, key) for key in ANSWER_FIELDS},
+        "measurement_fingerprint": answer.fingerprint,
+    }
+    if answer.verdict is not None:
+        figures.update(measured_latency_ms=answer.verdict.central_ms, upper_latency_ms=answer.verdict.upper_ms,
+                       confidence=answer.verdict.confidence, verdict=answer.verdict.model_dump())
+    else:
+        figures.update(measured_latency_ms=answer.measured.median_ms,
+                       upper_latency_ms=answer.measured.median_ms + answer.spread_ms, confidence=None, verdict=None)
+    return figures
 
 
 def measured_guarantee(
@@ -38,92 +69,89 @@ def measured_guarantee(
     *,
     max_retries: int = 3,
     on_attempt: Callable[[], Any] | None = None,
-    good_use: float = 0.95,
+    good_use: float = 0.97,
 ) -> bool:
-    """Measure the found network on the device and re-run the final steps under a tighter internal limit while it
-    is above the limit T (at most ``max_retries`` re-runs in all); met means ``m <= T + spread``.
+    """Ask the device for a verdict on the found network and re-run the final steps under a tighter internal
+    limit while its upper bound ``U`` is above the limit ``T`` (at most ``max_retries`` re-runs); met means
+    ``U <= T`` for the returned network.
 
-    A network measured at ``m`` ms whose table latency is ``E`` shows the device running ``m / E`` times the
-    table; the next internal limit is ``E * T / m`` (the observed ratio applied to the limit), which is below
-    ``E`` so the next network differs. The search steers for ``m <= T``; the measurement's spread is the
-    tolerance of the verdict, not the target.
-
-    One measurement can catch the device in a slow moment and tighten too far. So once a network measures under T
-    but uses less than ``good_use`` of it after a tighter re-run, the internal limit moves back up between the
-    highest internal limit measured under T and the lowest measured above (the observed ratio, or their midpoint),
-    while re-runs are left. The network returned is the one measured under T with the highest latency; else the
-    one within T + spread with the highest latency; else the last. The internal limit never exceeds T, so every
-    attempt keeps the table guarantee. Every attempt (internal limit, arch, expected, measured, spread, verdicts,
-    ``returned``) is in ``result.attempts``; ``result.extra["guarantee"]`` says whether the returned network met
-    ``m <= T + spread``.
+    A network whose table latency is ``E`` and whose bound is ``U`` shows the bound running ``U / E`` times the
+    table; the next internal limit is ``E * T / U``, which is below ``E`` so the next network differs. One verdict
+    can still come out high (a slow stretch of the device), so once a network is accepted but its bound uses less
+    than ``good_use`` of T after a tighter re-run, the internal limit moves back up between the highest internal
+    limit accepted and the lowest rejected (the observed ratio, or their midpoint) while re-runs are left. The
+    network returned is the accepted one with the highest bound (the most of the budget used); without one, the
+    one with the lowest bound. The internal limit never exceeds T (so every attempt keeps the table guarantee) nor
+    goes below the table's minimum (the lightest network is the last one tried).
+    Every attempt (internal limit, arch, table latency, central figure, bound, raw median and spread, the verdict
+    with its raw rounds, ``accepted``, ``returned``) is in ``result.attempts``; ``result.extra["guarantee"]``
+    says whether the returned network met ``U <= T``.
     """
     limit = result.settings.latency_limit_ms
     first = len(result.attempts) - 1
     finals = {first: result.finalization}
-    lowest_above: float | None = None  # internal limit of the tightest attempt measured above T
+    lowest_rejected: float | None = None  # internal limit of the tightest attempt whose bound was above T
     retries = 0
     reason = ""
 
-    def best_of(key: str) -> int | None:
-        hits = [i for i, a in enumerate(result.attempts) if i >= first and a.get(key)]
-        return max(hits, key=lambda i: result.attempts[i]["measured_latency_ms"]) if hits else None
+    def attempts() -> list[tuple[int, dict[str, Any]]]:
+        return [(i, a) for i, a in enumerate(result.attempts) if i >= first and "upper_latency_ms" in a]
 
     while True:
-        index = len(result.attempts) - 1
         fin = result.finalization
-        answer = measure(result.arch)
-        measured_ms = answer.measured.median_ms
-        spread_ms = answer.spread_ms
-        result.attempts[-1].update({
-            "measured_latency_ms": measured_ms,
-            "measured_spread_ms": spread_ms,
-            "measured": answer.measured.model_dump(),
-            "under_limit": measured_ms <= limit,
-            "within_limit": measured_ms <= limit + spread_ms,
-            **{key: getattr(answer, key) for key in ANSWER_FIELDS},
-            "measurement_fingerprint": answer.fingerprint,
-        })
-        if measured_ms > limit:
-            lowest_above = fin.limit_ms if lowest_above is None else min(lowest_above, fin.limit_ms)
-        log.info("attempt %d: %s measured %.4f ms (spread %.4f ms) against T = %.4f ms (table %.4f ms): %s",
-                 len(result.attempts), result.arch, measured_ms, spread_ms, limit, fin.latency_ms,
-                 "under" if measured_ms <= limit else "within the spread" if measured_ms <= limit + spread_ms
-                 else "ABOVE")
-        under = best_of("under_limit")
-        best = under if under is not None else best_of("within_limit")
-        returned = best if best is not None else index
+        figures = verdict_of(measure(result.arch))
+        upper = figures["upper_latency_ms"]
+        result.attempts[-1].update({**figures, "accepted": upper <= limit})
+        if upper > limit:
+            lowest_rejected = fin.limit_ms if lowest_rejected is None else min(lowest_rejected, fin.limit_ms)
+        log.info("attempt %d: %s central %.4f ms, bound %.4f ms (raw median %.4f ms) against T = %.4f ms "
+                 "(table %.4f ms): %s", len(result.attempts), result.arch, figures["measured_latency_ms"], upper,
+                 figures["raw_median_ms"], limit, fin.latency_ms, "accepted" if upper <= limit else "REJECTED")
+        accepted = [i for i, a in attempts() if a["accepted"]]
+        if accepted:
+            returned = max(accepted, key=lambda i: result.attempts[i]["upper_latency_ms"])
+        else:
+            returned = min((i for i, _ in attempts()), key=lambda i: result.attempts[i]["upper_latency_ms"])
         _return_attempt(result, finals, returned)
         if on_attempt is not None:
             on_attempt()
-        if under is not None and (result.attempts[under]["measured_latency_ms"] >= good_use * limit
-                                  or lowest_above is None):
-            break  # uses the budget well, or measured under T at the full limit (never exceeded)
+        if accepted and (result.attempts[returned]["upper_latency_ms"] >= good_use * limit
+                         or lowest_rejected is None):
+            break  # uses the budget well, or accepted at the full limit (nothing to gain)
         if retries >= max_retries:
-            if best is None:
-                reason = f"still above the limit after {retries} retries"
+            if not accepted:
+                reason = f"the upper bound stayed above the limit after {retries} retries"
             break
-        ratio_limit = fin.latency_ms * limit / measured_ms  # the observed ratio applied to the limit
-        if under is None:
+        ratio_limit = fin.latency_ms * limit / upper  # the bound scaled onto the limit
+        if not accepted:
             nxt = ratio_limit
-        else:  # between the highest internal limit measured under T and the lowest measured above
-            lo = max(a["internal_limit_ms"] for a in result.attempts[first:] if a.get("under_limit"))
-            hi = min(lowest_above, limit)  # type: ignore[type-var]
+        else:  # between the highest internal limit accepted and the lowest rejected
+            lo = max(result.attempts[i]["internal_limit_ms"] for i in accepted)
+            hi = min(lowest_rejected, limit)  # type: ignore[type-var]
             nxt = ratio_limit if lo < ratio_limit < hi else 0.5 * (lo + hi)
             if hi - lo <= 0.002 * limit:
-                break  # the bracket is as tight as the measurement noise allows
+                break  # the bracket is as tight as the measurements allow
+        floor = result.model.min_latency_ms()
+        if fin.limit_ms <= floor:
+            reason = "even the lightest network's bound is above the limit"
+            log.warning("measured guarantee: %s", reason)
+            break
         try:
-            refinalize(result, min(nxt, limit))
+            # never below the table's minimum: the lightest network is the last network worth a verdict
+            refinalize(result, max(min(nxt, limit), floor))
         except LatencyLimitError as exc:
             reason = f"cannot tighten further: {exc}"
             log.warning("measured guarantee: %s", reason)
             break
         retries += 1
         finals[len(result.attempts) - 1] = result.finalization
-    met = bool(result.attempts[returned].get("within_limit"))
+    met = bool(result.attempts[returned]["accepted"])
+    confidence = result.attempts[returned].get("confidence")
     result.extra["guarantee"] = {
         "met": met,
-        "under_limit": bool(result.attempts[returned].get("under_limit")),
-        "criterion": "measured median <= latency_limit_ms + measured spread",
+        "criterion": (f"upper bound of a later measurement at {100 * confidence:g} % confidence <= latency_limit_ms"
+                      if confidence else "median + spread of the rounds <= latency_limit_ms (no verdict served)"),
+        "confidence": confidence,
         "retries": retries,
         "max_retries": max_retries,
         "returned_attempt": returned,
@@ -133,11 +161,10 @@ def measured_guarantee(
 
 
 def _return_attempt(result: SearchResult, finals: dict[int, Finalization], index: int) -> None:
-    """Make attempt ``index`` the result's network, and its measurement the result's headline figures."""
+    """Make attempt ``index`` the result's network, and its verdict the result's headline figures."""
     result.finalization = finals[index]
     for i, attempt in enumerate(result.attempts):
         attempt["returned"] = i == index
     a = result.attempts[index]
-    keys = ("measured_latency_ms", "measured_spread_ms", "measured", *ANSWER_FIELDS, "measurement_fingerprint")
-    result.extra.update({key: a.get(key) for key in keys})
+    result.extra.update({key: a.get(key) for key in HEADLINE_FIELDS})
     result.extra["measured_budget_used"] = a["measured_latency_ms"] / result.settings.latency_limit_ms

@@ -39,6 +39,8 @@ class SearchSettings:
     backend: str = "onnxruntime"
     latency_batch_size: int = 1
     threads: int = 1
+    #: the measured guarantee: a later measurement stays under the returned network's bound with this confidence
+    confidence: float = 0.95
 
 
 @dataclass(frozen=True)

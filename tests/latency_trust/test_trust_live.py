@@ -1,10 +1,13 @@
 """With real servers at resolution 32: the fitted correction is served and used, drift is measured and scales the
-prediction, and a search re-runs its final steps until the device measures the network under the limit."""
+prediction, every measurement comes with a verdict, and a search re-runs its final steps until the verdict's upper
+bound on the network is under the limit."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +23,28 @@ RES = 32
 SLOWDOWN = 2.0
 
 
-def test_correction_drift_and_measured_guarantee(live_server) -> None:
+def _as_if_built_on_a_faster_device(db_path: Path, factor: float) -> None:
+    """Scale every stored figure by ``factor`` (exactly, a power of two), the table's reference and correction
+    with it: the database then holds what the same settings measured on a device ``1/factor`` times faster.
+    (A test setting that slows the measurement instead would be part of the figures' settings, and a server with
+    it would never be served this table.)"""
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("update block_measurements set median_ms = median_ms * ?, iqr_ms = iqr_ms * ?, "
+                     "p90_ms = p90_ms * ?, mean_ms = mean_ms * ?, min_ms = min_ms * ?", (factor,) * 5)
+        for table_id, text in conn.execute("select id, meta from lut_tables").fetchall():
+            meta = json.loads(text)
+            meta["reference"]["median_ms"] *= factor
+            for measurement in meta["reference"]["measurements"]:
+                measurement["median_ms"] *= factor
+            correction = meta["correction"]
+            correction["coefficients"] = {name: value * (1.0 if name == "scale" else factor)
+                                          for name, value in correction["coefficients"].items()}
+            correction["fixed_offset_ms"] *= factor
+            correction["fitted_on"]["entries"] = {k: v * factor for k, v in correction["fitted_on"]["entries"].items()}
+            conn.execute("update lut_tables set meta = ? where id = ?", (json.dumps(meta), table_id))
+
+
+def test_correction_drift_and_measured_guarantee(live_server, tmp_path: Path) -> None:
     # 1. a build measures entries, the reference (start/middle/end + each fit round) and 6 fit networks, then fits
     first = live_server()
     with LatencyClient(first.url) as client:
@@ -42,47 +66,53 @@ def test_correction_drift_and_measured_guarantee(live_server) -> None:
         assert table["corrected_entries"][str(key)] == pytest.approx(c.entry_ms(key, table["entries"][str(key)]))
     assert table["corrected_fixed_ms"] == pytest.approx(c.fixed_ms(table["fixed_ms"]))
 
-    # 2. the same database on a device that now runs 2x slower: the reference shows it, the prediction follows
-    slow = live_server(LATENCY_SERVER_TIME_SCALE=str(SLOWDOWN))
+    # 2. the same database as if built on a device 2x faster: the reference shows the drift, the prediction follows
+    _as_if_built_on_a_faster_device(tmp_path / "live.db", 1 / SLOWDOWN)
+    slow = live_server()
     arch = str(HARDCORENAS.arch_from_choice(HARDCORENAS.heaviest()))
     with LatencyClient(slow.url) as client:
         answer = client.measure_network(arch, resolution=RES)
-    assert answer.drift_ratio == pytest.approx(SLOWDOWN, rel=0.25)
-    assert answer.reference.table_ms == pytest.approx(ref["median_ms"])
+    # the reference now over the (halved) build-time figure: about SLOWDOWN times whatever the busy machine
+    # drifted by since the build (tens of percent here), so only the direction is asserted, never the size
+    assert answer.reference.table_ms == pytest.approx(ref["median_ms"] / SLOWDOWN)
+    assert answer.drift_ratio == pytest.approx(answer.reference.measured_ms / answer.reference.table_ms)
+    assert answer.drift_ratio > 1.2
     assert answer.predicted_ms == pytest.approx(answer.predicted_table_ms * answer.drift_ratio)
-    assert len(answer.rounds) == 5
-    # the paired figure is back at the table-time speed (as is the raw figure over the drift ratio)
-    assert answer.normalized_ms == pytest.approx(answer.measured.median_ms / answer.drift_ratio, rel=0.2)
+    assert 5 <= len(answer.rounds) <= 9  # between the least rounds and the most (the sequential rule)
+    # the verdict: its raw rounds are the response's, the history holds the build's reference figures and these
+    verdict = answer.verdict
+    assert verdict.network_rounds_ms == [r.median_ms for r in answer.rounds] and verdict.rounds == len(answer.rounds)
+    assert verdict.history == 6 + verdict.rounds and verdict.confidence == 0.95
+    assert 0 < verdict.central_ms < verdict.upper_ms
 
     # 3. the measured guarantee: a limit between the lightest network and the found one *as measured now* makes
-    #    the found network miss it, so the final steps re-run under a tighter internal limit until one fits
+    #    the found network's bound miss it, so the final steps re-run under a tighter internal limit until one fits
+    #    (the retries are generous: on a busy machine a bound can come out high more than once)
     with LatencyClient(slow.url) as client:
         model = client.fetch_table(resolution=RES).model()
         limit0 = model.min_latency_ms() + 0.9 * (model.max_latency_ms() - model.min_latency_ms())
         settings = SearchSettings(latency_limit_ms=limit0, bcfw_steps=40, resolution=RES, seed=0,
                                   bcfw=BCFWConfig(max_step=0.5))
         result = search(model, _gradients(0), settings, space=HARDCORENAS, progress=False)
-        probe = client.measure_network(result.arch, resolution=RES)
-        lightest_now = probe.reference.measured_ms  # the reference is the space's lightest network
-        limit = (lightest_now + probe.measured.median_ms) / 2
-        assert probe.measured.median_ms - probe.spread_ms > limit
+        probe = client.measure_network(result.arch, resolution=RES).verdict
+        lightest = client.measure_network(str(HARDCORENAS.arch_from_choice(HARDCORENAS.lightest())),
+                                          resolution=RES).verdict
+        # well above the lightest network's bound (always reachable, whatever the load) and, for a network this
+        # large, below its central figure: its bound misses the limit and the search tightens
+        limit = 1.5 * lightest.upper_ms
+        assert probe.central_ms > limit
         result.settings = replace(settings, latency_limit_ms=limit)
-        met = measured_guarantee(result, lambda arch: client.measure_network(arch, resolution=RES), max_retries=4)
+        met = measured_guarantee(result, lambda arch: client.measure_network(arch, resolution=RES), max_retries=8)
     attempts = result.attempts
-    assert len(attempts) >= 2 and not attempts[0]["within_limit"]
-    assert attempts[0]["measured_latency_ms"] > limit + attempts[0]["measured_spread_ms"]
-    assert attempts[1]["internal_limit_ms"] == pytest.approx(min(  # the observed ratio, never above T
-        attempts[0]["expected_latency_ms"] * limit / attempts[0]["measured_latency_ms"], limit))
+    assert all(a["expected_latency_ms"] <= a["internal_limit_ms"] for a in attempts)
+    assert all(a["internal_limit_ms"] <= limit for a in attempts[1:])  # the first ran under the search's own limit
+    assert [a["accepted"] for a in attempts] == [a["upper_latency_ms"] <= limit for a in attempts]
     (final,) = [a for a in attempts if a["returned"]]
-    assert met and result.extra["guarantee"]["met"] and final["within_limit"] and final["arch"] == result.arch
-    assert final["measured_latency_ms"] <= limit + final["measured_spread_ms"]
-    under = [a["measured_latency_ms"] for a in attempts if a["under_limit"]]  # preferred: measured under T
-    assert final["measured_latency_ms"] == max(under or [a["measured_latency_ms"] for a in attempts
-                                                         if a["within_limit"]])
-    assert result.extra["guarantee"]["under_limit"] == bool(under)
+    assert met and result.extra["guarantee"]["met"] and final["accepted"] and final["arch"] == result.arch
+    assert final["upper_latency_ms"] == max(a["upper_latency_ms"] for a in attempts if a["accepted"])
+    assert final["verdict"]["reference_rounds_ms"] and final["measured_latency_ms"] == final["verdict"]["central_ms"]
     assert result.extra["guarantee"]["retries"] == len(attempts) - 1
     assert result.extra["guarantee"]["returned_attempt"] == attempts.index(final)
-    assert all(a["expected_latency_ms"] <= a["internal_limit_ms"] <= limit for a in attempts)
     assert json.loads(json.dumps(result.to_json()))["attempts"] == attempts  # what result.json records
 
 

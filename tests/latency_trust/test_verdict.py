@@ -55,12 +55,18 @@ def test_the_central_figure_is_the_typical_latency_and_the_bound_grows_with_the_
 
 def test_the_sequential_rule_stops() -> None:
     ref = [1.0] * 40
-    assert not enough_rounds([2.0] * 4, ref[:4], min_rounds=5)
-    assert enough_rounds([2.0] * 5, ref[:5], min_rounds=5)  # tight at once: stops at the minimum
+    # a stable ratio on a device that varies: more rounds cannot tighten the bound, stop at the minimum
+    assert not enough_rounds([2.0] * 4, ref[:4], sd_device=0.05, min_rounds=5)
+    assert enough_rounds([2.0] * 5, ref[:5], sd_device=0.05, min_rounds=5)
+    # a noisy ratio on a quiet device: more rounds until the maximum
     rng = np.random.default_rng(3)
     noisy = list(2.0 * np.exp(rng.normal(0, 0.3, 40)))
-    stops = [k for k in range(1, 41) if enough_rounds(noisy[:k], ref[:k], min_rounds=5, max_rounds=25)]
-    assert stops and stops[0] <= 25 and all(k in stops for k in range(25, 41))
+    stops = [k for k in range(1, 41) if enough_rounds(noisy[:k], ref[:k], sd_device=0.01, min_rounds=5,
+                                                        max_rounds=25)]
+    assert stops[0] == 25 and stops == list(range(25, 41))
+    # a noisy ratio on a noisy device stops in between
+    mid = [k for k in range(1, 41) if enough_rounds(noisy[:k], ref[:k], sd_device=0.3, min_rounds=5, max_rounds=25)]
+    assert 5 <= mid[0] < 25
 
 
 def test_bad_input_is_refused() -> None:

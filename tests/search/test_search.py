@@ -16,7 +16,7 @@ from nas.latency_table import LatencyTable
 from nas.local_server import LocalServer
 from nas.search import BCFWConfig, Gradients, SearchSettings, measured_guarantee, refinalize, search, write_outputs
 from nas.search.gradients import SupernetGradients
-from shared.api_schemas import LatencyStats, NetworkResponse
+from shared.api_schemas import LatencyStats, NetworkResponse, Verdict
 from shared.search_space import HARDCORENAS
 from tests.live import TOKEN
 
@@ -64,51 +64,103 @@ def test_search_driver_keeps_the_limit_and_writes_outputs(make_model, tmp_path: 
     assert [a["internal_limit_ms"] for a in result.to_json()["attempts"]] == [limit, tighter]
 
 
-def _answer(median_ms: float, spread_ms: float) -> NetworkResponse:
-    """A ``POST /v1/latency/network`` answer of a simulated device."""
-    stats = LatencyStats(median_ms=median_ms, iqr_ms=0.0, p90_ms=median_ms, samples=1, warmup=0)
-    return NetworkResponse(fingerprint="simulated", measured=stats, predicted_ms=None, spread_ms=spread_ms)
+def _answer(central_ms: float, upper_ms: float) -> NetworkResponse:
+    """A ``POST /v1/latency/network`` answer of a simulated device: a verdict with its central figure and bound."""
+    stats = LatencyStats(median_ms=central_ms, iqr_ms=0.0, p90_ms=central_ms, samples=1, warmup=0)
+    verdict = Verdict(central_ms=central_ms, upper_ms=upper_ms, confidence=0.95, rounds=7, history=20, ratio=1.0,
+                      reference_typical_ms=1.0, sd_device=0.05, sd_ratio=0.01, quantile="normal", method="simulated")
+    return NetworkResponse(fingerprint="simulated", measured=stats, predicted_ms=None, spread_ms=0.0, verdict=verdict)
 
 
-def test_measured_guarantee_recovers_from_a_slow_moment(make_model) -> None:
-    """The device is 15 % slow during the first measurement only: the search tightens, finds it tightened too
-    far (the next network uses 87 % of T), moves the internal limit back up and returns the best network met."""
+def _device(model, slowness: float = 1.0, margin: float = 1.05, first: float = 1.0):
+    """A simulated device: central = table x slowness (x ``first`` on the first verdict only), bound = central x
+    margin."""
+    factors = iter([first])
+
+    def measure(arch: str) -> NetworkResponse:
+        central = model.choice_latency_ms(HARDCORENAS.choice_from_arch(arch)) * slowness * next(factors, 1.0)
+        return _answer(central, margin * central)
+
+    return measure
+
+
+def test_measured_guarantee_steers_the_upper_bound_under_the_limit(make_model) -> None:
+    """The first verdict comes in a slow stretch (15 % slow): the search tightens by the bound's ratio, finds it
+    tightened too far, moves the internal limit back up and returns the accepted network with the highest bound."""
     model = make_model(6)
     limit = model.min_latency_ms() + 0.5 * (model.max_latency_ms() - model.min_latency_ms())
     settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=40, bcfw=BCFWConfig(max_step=0.2), seed=1)
     result = search(model, _noise_gradients(1), settings, progress=False)
     assert result.expected_latency_ms > 0.99 * limit  # the slack is filled
-    slowness = iter([1.15])
-
-    def measure(arch: str) -> NetworkResponse:
-        m = model.choice_latency_ms(HARDCORENAS.choice_from_arch(arch)) * next(slowness, 1.0)
-        return _answer(m, 0.01 * m)
-
-    met = measured_guarantee(result, measure, max_retries=3)
+    met = measured_guarantee(result, _device(model, first=1.15), max_retries=3)
     attempts = result.attempts
-    assert met and not attempts[0]["within_limit"] and attempts[1]["within_limit"]
+    assert met and not attempts[0]["accepted"] and attempts[1]["accepted"]
     assert attempts[1]["internal_limit_ms"] == pytest.approx(
-        attempts[0]["expected_latency_ms"] * limit / attempts[0]["measured_latency_ms"])
-    assert attempts[1]["measured_latency_ms"] < 0.9 * limit  # tightened too far by the slow moment
+        attempts[0]["expected_latency_ms"] * limit / attempts[0]["upper_latency_ms"])
+    assert attempts[1]["upper_latency_ms"] < 0.9 * limit  # tightened too far by the slow stretch
     assert attempts[2]["internal_limit_ms"] > attempts[1]["internal_limit_ms"]  # so it moves back up
     assert all(a["expected_latency_ms"] <= a["internal_limit_ms"] <= limit for a in attempts)
     (returned,) = [a for a in attempts if a["returned"]]
-    assert returned["arch"] == result.arch and returned["within_limit"]
-    assert returned["under_limit"] and result.extra["guarantee"]["under_limit"]
-    assert returned["measured_latency_ms"] == max(a["measured_latency_ms"] for a in attempts if a["under_limit"])
-    assert result.extra["measured_budget_used"] >= 0.95
+    assert returned["arch"] == result.arch and returned["accepted"] and returned["upper_latency_ms"] <= limit
+    assert returned["upper_latency_ms"] == max(a["upper_latency_ms"] for a in attempts if a["accepted"])
+    assert result.extra["upper_latency_ms"] == returned["upper_latency_ms"]
+    assert result.extra["measured_latency_ms"] == returned["measured_latency_ms"]  # the central figure
+    assert result.extra["guarantee"]["confidence"] == 0.95 and result.extra["guarantee"]["met"]
     assert result.extra["guarantee"]["retries"] == len(attempts) - 1 <= 3
-    # within the spread is met, but the search still steers for under T while re-runs are left
+    # a device whose bound is always 15 % above the table: tightened once, then accepted near the limit
     result = search(model, _noise_gradients(1), settings, progress=False)
-    assert measured_guarantee(result, lambda arch: _answer(1.02 * model.choice_latency_ms(
-        HARDCORENAS.choice_from_arch(arch)), 0.1 * limit), max_retries=3)
-    assert not result.attempts[0]["under_limit"] and result.attempts[0]["within_limit"]
-    assert len(result.attempts) >= 2 and result.extra["guarantee"]["under_limit"]
-    # a device that is always 15 % slower than the table: tightened once, then met near the limit
+    assert measured_guarantee(result, _device(model, slowness=1.1), max_retries=3)
+    assert len(result.attempts) == 2 and result.extra["upper_latency_ms"] == pytest.approx(limit, rel=0.03)
+
+
+def test_a_network_whose_bound_is_above_the_limit_is_rejected_even_with_its_median_under(make_model) -> None:
+    model = make_model(6)
+    limit = model.min_latency_ms() + 0.5 * (model.max_latency_ms() - model.min_latency_ms())
+    settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=40, bcfw=BCFWConfig(max_step=0.2), seed=1)
     result = search(model, _noise_gradients(1), settings, progress=False)
-    assert measured_guarantee(result, lambda arch: _answer(1.15 * model.choice_latency_ms(
-        HARDCORENAS.choice_from_arch(arch)), 0.0), max_retries=3)
-    assert len(result.attempts) == 2 and result.extra["measured_budget_used"] == pytest.approx(1.0, abs=0.02)
+    # central 5 % under the table (so under T), bound 10 % above the central figure: over T
+    met = measured_guarantee(result, _device(model, slowness=0.95, margin=1.1), max_retries=0)
+    (attempt,) = result.attempts
+    assert attempt["measured_latency_ms"] < limit < attempt["upper_latency_ms"]
+    assert not met and not attempt["accepted"] and not result.extra["guarantee"]["met"]
+    assert "upper bound stayed above the limit" in result.extra["guarantee"]["reason"]
+    # with re-runs left, it tightens until the bound fits
+    result = search(model, _noise_gradients(1), settings, progress=False)
+    assert measured_guarantee(result, _device(model, slowness=0.95, margin=1.1), max_retries=3)
+    assert result.extra["upper_latency_ms"] <= limit < result.attempts[0]["upper_latency_ms"]
+
+
+def test_the_tightening_stops_at_the_lightest_network(make_model) -> None:
+    """A first verdict 50x over the table asks for an internal limit below the table's minimum: the lightest network
+    is tried instead of giving up, and accepted once its own verdict fits."""
+    model = make_model(6)
+    limit = model.min_latency_ms() + 0.5 * (model.max_latency_ms() - model.min_latency_ms())
+    settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=40, bcfw=BCFWConfig(max_step=0.2), seed=1)
+    result = search(model, _noise_gradients(1), settings, progress=False)
+    assert measured_guarantee(result, _device(model, first=50.0, margin=1.0), max_retries=3)
+    assert result.attempts[1]["internal_limit_ms"] == model.min_latency_ms()
+    assert result.attempts[1]["expected_latency_ms"] == model.min_latency_ms() and result.attempts[1]["accepted"]
+    # a device on which even the lightest network's bound misses the limit: tried once, then reported
+    result = search(model, _noise_gradients(1), settings, progress=False)
+    assert not measured_guarantee(result, _device(model, slowness=10.0), max_retries=5)
+    assert len(result.attempts) == 2 and "lightest network" in result.extra["guarantee"]["reason"]
+
+
+def test_a_server_without_a_verdict_is_judged_by_median_plus_spread(make_model) -> None:
+    model = make_model(6)
+    limit = model.min_latency_ms() + 0.5 * (model.max_latency_ms() - model.min_latency_ms())
+    settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=40, bcfw=BCFWConfig(max_step=0.2), seed=1)
+    result = search(model, _noise_gradients(1), settings, progress=False)
+
+    def measure(arch: str) -> NetworkResponse:
+        m = 0.9 * model.choice_latency_ms(HARDCORENAS.choice_from_arch(arch))
+        stats = LatencyStats(median_ms=m, iqr_ms=0.0, p90_ms=m, samples=1, warmup=0)
+        return NetworkResponse(fingerprint="old server", measured=stats, predicted_ms=None, spread_ms=0.05 * m)
+
+    assert measured_guarantee(result, measure, max_retries=0)
+    assert result.extra["upper_latency_ms"] == pytest.approx(0.9 * 1.05 * result.expected_latency_ms)
+    assert result.extra["guarantee"]["confidence"] is None and "median + spread" in result.extra["guarantee"][
+        "criterion"]
 
 
 @pytest.fixture(scope="module")
@@ -312,7 +364,8 @@ def test_end_to_end_with_a_real_latency_server(module_server: LocalServer, tmp_p
     assert result["latency_limit_ms"] == limit and result["steps"] == 3
     assert result["lut_fingerprint"] == table.fingerprint
     assert result["expected_latency_ms"] <= limit
-    assert result["measured_latency_ms"] > 0
+    assert 0 < result["measured_latency_ms"] <= result["upper_latency_ms"] and result["confidence"] == 0.95
+    assert result["verdict"]["network_rounds_ms"] and result["raw_median_ms"] > 0
     # the server's own (corrected) table prediction of the found network equals ours (same keys, same correction)
     assert result["predicted_table_ms"] == pytest.approx(result["expected_latency_ms"], rel=1e-6)
     # the headline figures are the returned attempt's (not always the last: on a busy machine an earlier attempt

@@ -29,6 +29,7 @@ SPEC = {"type": "ir", "in_chs": 16, "out_chs": 24, "stride": 2, "resolution": 16
 def test_health_and_device(client: TestClient) -> None:
     health = client.get("/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert health.json()["read_only"] is False and health.json()["read_only_reason"] is None
     device = DeviceResponse.model_validate(client.get("/v1/device").json())
     assert {"onnxruntime", "torch-cpu"} <= set(device.backends)
     assert device.hardware["cpu_count"] >= 1 and device.hardware["cpu_model"]
@@ -78,7 +79,9 @@ def test_network_without_table_has_no_prediction(client: TestClient) -> None:
     assert resp.status_code == 200, resp.text
     body = NetworkResponse.model_validate(resp.json())
     assert body.predicted_ms is None and body.measured.median_ms > 0
-    assert len(body.rounds) == client.app.state.settings.network_rounds
+    settings = client.app.state.settings
+    assert settings.network_rounds <= len(body.rounds) <= settings.verdict_max_rounds  # the sequential rule's stop
+    assert body.verdict is not None and body.verdict.rounds == len(body.rounds)
     assert body.drift_ratio is None  # no table, no reference
     # a network outside the search space is measured too (and never predicted)
     outside = "[['ds_r1_k3_s1_e1_c16_nre'], ['ir_r1_k3_s2_e2_c24'], ['cn_r1_k1_s1_c64']]"
@@ -88,11 +91,12 @@ def test_network_without_table_has_no_prediction(client: TestClient) -> None:
 
 
 def test_network_rounds_setting(make_client: Callable[..., TestClient]) -> None:
-    client = make_client(network_rounds=3)
+    client = make_client(network_rounds=3, verdict_max_rounds=3)
     body = client.post("/v1/latency/network", json={"arch": PUBLISHED["A"].arch, "resolution": 32}).json()
     assert len(body["rounds"]) == 3
     medians = sorted(r["median_ms"] for r in body["rounds"])
     assert body["measured"]["median_ms"] == pytest.approx(medians[1])
+    assert body["verdict"]["network_rounds_ms"] == [r["median_ms"] for r in body["rounds"]]
 
 
 def _wait(client: TestClient, location: str, timeout_s: float = 120) -> dict:
@@ -148,7 +152,9 @@ def test_unexpected_errors_become_json(client: TestClient) -> None:
 
     client.app.dependency_overrides[get_service] = broken
     resp = client.get("/v1/stats")
-    assert resp.status_code == 500 and resp.json()["detail"] == "internal error: RuntimeError: boom"
+    body = resp.json()
+    assert resp.status_code == 500 and "boom" not in resp.text and "RuntimeError" not in resp.text
+    assert body["request_id"] in body["detail"] and resp.headers["x-request-id"] == body["request_id"]
     client.app.dependency_overrides.clear()
     assert client.get("/v1/stats").status_code == 200
 

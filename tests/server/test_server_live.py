@@ -42,8 +42,10 @@ def test_lut_builds_through_jobs_resumes_after_kill_and_is_reused(live_server, t
     db_url = f"sqlite:///{db_path}"
     total = len(HARDCORENAS.all_keys(RES))
 
-    # 1. a server starts the build (slowed down so that it can be interrupted) and is killed half-way
-    first = live_server(db_url, LATENCY_SERVER_BUDGET_S="0.03")
+    # 1. a server starts the build (slowed down so that it can be interrupted) and is killed half-way; every server
+    #    here measures with the same settings, or it would neither reuse nor resume the others' figures
+    slow = {"LATENCY_SERVER_BUDGET_S": "0.01"}
+    first = live_server(db_url, **slow)
     with first.client() as client:
         resp = client.get("/v1/lut", params={"resolution": RES})
         assert resp.status_code == 202, resp.text
@@ -60,7 +62,7 @@ def test_lut_builds_through_jobs_resumes_after_kill_and_is_reused(live_server, t
     assert 10 <= stored < total, "the kill should interrupt the build"
 
     # 2. a new server on the same file resumes: it measures only what is missing
-    second = live_server(db_url)
+    second = live_server(db_url, **slow)
     with second.client() as client:
         resp = client.get("/v1/lut", params={"resolution": RES})
         assert resp.status_code == 202
@@ -89,7 +91,7 @@ def test_lut_builds_through_jobs_resumes_after_kill_and_is_reused(live_server, t
         assert stats["median_ms"] == (table["entries"] | table["fixed"])[key]
 
     # 3. a third server on the same file answers the complete table at once, with zero measurements
-    third = live_server(db_url)
+    third = live_server(db_url, **slow)
     with third.client() as client:
         resp = client.get("/v1/lut", params={"resolution": RES})
         assert resp.status_code == 200

@@ -11,13 +11,14 @@ from sqlalchemy import inspect
 from latency_server.cli import main
 from latency_server.db import make_engine, migrations_dir, upgrade_database
 from latency_server.fingerprint import fingerprint_for
-from latency_server.measure import Stats
+from latency_server.measure import Method, Stats
 from latency_server.store import Store
 from shared.search_space import HARDCORENAS
 
 from .conftest import BIN
 
 STATS = Stats(median_ms=1.0, iqr_ms=0.1, p90_ms=1.2, mean_ms=1.05, min_ms=0.9, samples=30, warmup=10)
+METHOD = Method().to_dict()
 
 
 def test_migrations_create_the_schema_idempotently(tmp_path: Path) -> None:
@@ -28,21 +29,21 @@ def test_migrations_create_the_schema_idempotently(tmp_path: Path) -> None:
     assert {"fingerprints", "block_measurements", "lut_tables", "network_measurements", "alembic_version"} <= tables
     with sqlite3.connect(tmp_path / "sub" / "a.db") as conn:
         assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0001"
+        assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0002_measurement_settings"
     assert (migrations_dir() / "env.py").exists() and (migrations_dir() / "versions" / "0001_initial.py").exists()
 
 
 def test_store_round_trip_and_first_writer_wins(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'a.db'}"
     upgrade_database(url)
-    store, other = Store(url), Store(url)
+    store, other = Store(url, method=METHOD), Store(url, method=METHOD)
     fp = fingerprint_for("onnxruntime", 1, 1)
     fp_id = store.ensure_fingerprint(fp)
     assert other.ensure_fingerprint(fp) == fp_id
     key = HARDCORENAS.searchable_keys(32)[0]
-    store.save_block(fp_id, key, STATS, {"who": "first"})
-    kept = other.save_block(fp_id, key, STATS, {"who": "second"})
-    assert kept.method == {"who": "first"}
+    store.save_block(fp_id, key, STATS, {**METHOD, "who": "first"})
+    kept = other.save_block(fp_id, key, STATS, {**METHOD, "who": "second"})
+    assert kept.method["who"] == "first"
     row = other.get_block(fp_id, str(key))
     assert row.median_ms == 1.0 and row.block == key.to_dict() and row.measured_at is not None
     assert store.count_blocks(fp_id, [str(key), "missing"]) == 1
@@ -55,7 +56,7 @@ def test_store_round_trip_and_first_writer_wins(tmp_path: Path) -> None:
     store.mark_table_complete(table.id)
     again = other.get_table(fp_id, "hardcorenas", 32)
     assert again.meta == {"reference_ms": 1.5} and again.completed_at is not None
-    net = store.save_network(fp_id, "[['cn_r1_k1_s1_c16']]", 32, STATS, {}, None)
+    net = store.save_network(fp_id, "[['cn_r1_k1_s1_c16']]", 32, STATS, METHOD, None)
     assert net.id is not None
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from latency_server.api.deps import ServiceDep, SettingsDep
 from latency_server.api.routes.common import settings_query
+from latency_server.device_lock import device_status
 from latency_server.validate import check_settings
 from shared.api_schemas import CurrentTask, DeviceResponse, MeasureSettings, ServerStats
 
@@ -32,9 +33,9 @@ async def device(
 
 
 @router.get("/stats", response_model=ServerStats)
-async def stats(service: ServiceDep) -> ServerStats:
+async def stats(service: ServiceDep, request: Request) -> ServerStats:
     """Counters of this server process: measurements taken, queue depth, active jobs, failures by reason, the
-    task the worker runs now."""
+    task the worker runs now, and whether it serves read-only."""
     current = service.queue.current()
     return ServerStats(
         measurements=service.measurements,
@@ -48,4 +49,5 @@ async def stats(service: ServiceDep) -> ServerStats:
         worker_restarts=service.worker.restarts,
         worker_recycles=service.worker.recycles,
         abandoned=service.queue.abandoned,
+        **device_status(request.app),
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 
 from latency_server.api.deps import ServiceDep
-from shared.api_schemas import JobStatus
+from shared.api_schemas import ErrorResponse, JobStatus
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
 
-@router.get("/jobs/{job_id}", response_model=JobStatus)
+@router.get("/jobs/{job_id}", response_model=JobStatus,
+            responses={404: {"model": ErrorResponse, "description": "no such job on this server process"}})
 async def get_job(job_id: str, service: ServiceDep) -> JobStatus:
     """State, progress and error of a job started by this server process (finished jobs expire)."""
     job = service.jobs.get(job_id)

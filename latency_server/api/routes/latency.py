@@ -2,31 +2,63 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from latency_server.api.deps import ServiceDep, SettingsDep, require_token
 from latency_server.api.waiting import results_or_release
-from latency_server.service import BlockFigure
+from latency_server.device_lock import refuse_if_read_only
+from latency_server.networks import NetworkResult
+from latency_server.service import BlockFigure, LatencyService
+from latency_server.store import stats_of
 from latency_server.validate import InputError, check_block, check_network, check_settings
 from shared.api_schemas import (
     BlockResult,
     BlockSpec,
     BlocksRequest,
     BlocksResponse,
+    ErrorResponse,
     LatencyStats,
+    MeasureSettings,
     NetworkRequest,
     NetworkResponse,
     ReferenceFigure,
+    Verdict,
 )
-from shared.search_space import SearchSpaceError, get_space
+from shared.block_key import BlockKey
+from shared.search_space import get_space
 
-router = APIRouter(prefix="/v1/latency", tags=["latency"], dependencies=[Depends(require_token)])
+#: the answers besides 200 and 422 that every measuring endpoint may give
+MEASURING_RESPONSES: dict[int | str, dict] = {
+    400: {"model": ErrorResponse, "description": "the body is not UTF-8 text"},
+    401: {"model": ErrorResponse, "description": "a token is configured and the request lacks it"},
+    413: {"model": ErrorResponse, "description": "the body exceeds LATENCY_SERVER_MAX_BODY_BYTES"},
+    429: {"model": ErrorResponse, "description": "the measurement queue is full (see Retry-After)"},
+    500: {"model": ErrorResponse, "description": "a measurement raised, ran over its memory limit or crashed the "
+          "worker (refused for a cool-down after a kill or crash)"},
+    503: {"model": ErrorResponse, "description": "read-only (another server measures on this device), the worker "
+          "or the database is down, or the server is stopping (see Retry-After)"},
+    504: {"model": ErrorResponse, "description": "a measurement ran over LATENCY_SERVER_TASK_TIMEOUT_S"},
+}
+
+router = APIRouter(prefix="/v1/latency", tags=["latency"], dependencies=[Depends(require_token)],
+                   responses=MEASURING_RESPONSES)
+
+
+def _stored_only(service: LatencyService, measuring: MeasureSettings, keys: list[BlockKey]) -> list[BlockFigure] | None:
+    """Every key's stored figure, or ``None`` if one is missing (what a read-only server can answer)."""
+    rows = service.store.get_blocks(service.fingerprint(measuring).id, [str(k) for k in keys])
+    if any(str(k) not in rows for k in keys):
+        return None
+    return [BlockFigure(k, stats_of(rows[str(k)]), measured=False) for k in keys]
 
 
 @router.post("/blocks", response_model=BlocksResponse)
-async def measure_blocks(req: BlocksRequest, request: Request, service: ServiceDep,
-                         settings: SettingsDep) -> BlocksResponse:
+async def measure_blocks(
+    req: BlocksRequest, service: ServiceDep, settings: SettingsDep, request: Request
+) -> BlocksResponse:
     """Latency of each block (stored figures are returned as ``cached``; the rest are measured)."""
     check_settings(req, settings, service.available)
     if len(req.blocks) > settings.max_blocks_per_request:
@@ -37,7 +69,12 @@ async def measure_blocks(req: BlocksRequest, request: Request, service: ServiceD
         )
     keys = [check_block(spec, req.batch_size, settings, i) for i, spec in enumerate(req.blocks)]
     fp = await run_in_threadpool(service.fingerprint, req)
-    items = await run_in_threadpool(service.lookup_blocks, req, keys)
+    stored = None
+    if request.app.state.device_guard.read_only:
+        stored = await run_in_threadpool(_stored_only, service, req, keys)
+        if stored is None:
+            refuse_if_read_only(request.app)
+    items = stored or await run_in_threadpool(service.lookup_blocks, req, keys)
     figures = await results_or_release(request, service.queue, items)
     results = []
     for item, figure in zip(items, figures, strict=True):
@@ -53,16 +90,16 @@ async def measure_blocks(req: BlocksRequest, request: Request, service: ServiceD
 
 
 @router.post("/network", response_model=NetworkResponse)
-async def measure_network(req: NetworkRequest, request: Request, service: ServiceDep,
-                          settings: SettingsDep) -> NetworkResponse:
+async def measure_network(
+    req: NetworkRequest, service: ServiceDep, settings: SettingsDep, request: Request
+) -> NetworkResponse:
     """Measure a whole network now (through the measurement queue) and compare with the table's prediction."""
     check_settings(req, settings, service.available)
-    try:
-        space = get_space(req.space)
-    except SearchSpaceError as exc:
-        raise InputError(("body", "space"), str(exc)) from None
+    space = get_space(req.space)
     arch = check_network(req, settings)
-    future = await run_in_threadpool(service.networks.submit, req, arch, req.resolution, space)
+    refuse_if_read_only(request.app)
+    future = await run_in_threadpool(
+        functools.partial(service.networks.submit, req, arch, req.resolution, space, confidence=req.confidence))
     (result,) = await results_or_release(request, service.queue, [future])
     prediction = result.prediction
     reference = None
@@ -81,4 +118,12 @@ async def measure_network(req: NetworkRequest, request: Request, service: Servic
         reference=reference,
         normalized_ms=result.normalized_ms,
         normalized_spread_ms=result.normalized_spread_ms,
+        verdict=_verdict(result),
     )
+
+
+def _verdict(result: NetworkResult) -> Verdict | None:
+    if result.verdict is None or result.reference is None:
+        return None
+    return Verdict(**result.verdict.to_dict(), network_rounds_ms=[r.median_ms for r in result.figure.rounds],
+                   reference_rounds_ms=[r.median_ms for r in result.reference.rounds])

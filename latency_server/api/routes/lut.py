@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from latency_server.api.deps import ServiceDep, SettingsDep, require_token
 from latency_server.api.routes.common import settings_query
+from latency_server.api.routes.latency import MEASURING_RESPONSES
+from latency_server.device_lock import refuse_if_read_only
 from latency_server.queue import Job
 from latency_server.service import LatencyService
 from latency_server.tables import CompleteTable
 from latency_server.validate import InputError, check_resolution, check_settings
-from shared.api_schemas import JobAccepted, LatencyStats, LutResponse, MeasureSettings
+from shared.api_schemas import INT_CAP, JobAccepted, LatencyStats, LutResponse, MeasureSettings, SpaceName
 from shared.search_space import SearchSpace, SearchSpaceError, get_space
 
 router = APIRouter(prefix="/v1", tags=["lut"], dependencies=[Depends(require_token)])
@@ -43,11 +45,12 @@ def _lut_response(table: CompleteTable) -> LutResponse:
 
 
 def _body_or_job(
-    service: LatencyService, measuring: MeasureSettings, space: SearchSpace, resolution: int
-) -> bytes | Job:
-    """The serialised complete table (kept for later requests) or its build job; blocks, so run in a thread."""
-    result = service.tables.complete_or_build(measuring, space, resolution)
-    if isinstance(result, Job):
+    service: LatencyService, measuring: MeasureSettings, space: SearchSpace, resolution: int, build: bool
+) -> bytes | Job | None:
+    """The serialised complete table (kept for later requests), its build job, or ``None`` if incomplete and
+    ``build`` is false; blocks, so run in a thread."""
+    result = service.tables.complete_or_build(measuring, space, resolution, build=build)
+    if result is None or isinstance(result, Job):
         return result
     body = _lut_response(result).model_dump_json().encode()
     service.tables.keep_body(result, body)
@@ -57,14 +60,17 @@ def _body_or_job(
 @router.get(
     "/lut",
     response_model=LutResponse,
-    responses={202: {"model": JobAccepted, "description": "table incomplete: build started or joined"}},
+    responses={202: {"model": JobAccepted, "description": "table incomplete: build started or joined"},
+               **{status: answer for status, answer in MEASURING_RESPONSES.items() if status != 400}},
 )
 async def get_lut(
     service: ServiceDep,
     settings: SettingsDep,
     measuring: Annotated[MeasureSettings, Depends(settings_query)],
-    space: Annotated[str, Query(max_length=64)] = "hardcorenas",
-    resolution: Annotated[int, Query(ge=1)] = 224,
+    request: Request,
+    space: Annotated[SpaceName, Query()] = "hardcorenas",
+    resolution: Annotated[int, Query(ge=32, le=INT_CAP, multiple_of=32, description="input size, a multiple "
+                                     "of 32")] = 224,
 ) -> Response:
     """Latency table of ``space`` at ``resolution`` for these settings: blocks under ``entries``,
     stem/first/last/head under ``fixed`` (summed in ``fixed_ms``)."""
@@ -79,7 +85,10 @@ async def get_lut(
     except SearchSpaceError as exc:
         field = "space" if str(exc).startswith("space") else "resolution"
         raise InputError(("query", field), str(exc)) from None
-    result = await run_in_threadpool(_body_or_job, service, measuring, search_space, resolution)
+    build = not request.app.state.device_guard.read_only
+    result = await run_in_threadpool(_body_or_job, service, measuring, search_space, resolution, build)
+    if result is None:
+        refuse_if_read_only(request.app)
     if isinstance(result, bytes):
         return Response(result, media_type="application/json")
     body = JobAccepted(job_id=result.id, done=result.done, total=result.total)

@@ -1,0 +1,66 @@
+"""Schemathesis against a live server: its OpenAPI schema is the contract it enforces.
+
+The server runs with small limits (so that the networks and blocks the fuzzer makes up measure in
+milliseconds) and a token; its served schema carries those limits. Every check must pass except "positive
+data acceptance", which also fires on the few limits across fields that a schema cannot state (an ir block's
+in_chs x exp_ratio, a network's total block count); they are declared in the descriptions, and most valid
+requests must be served all the same.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.live import TOKEN
+
+pytest.importorskip("schemathesis", reason="schemathesis is a dev dependency (pip install -e '.[dev]')")
+
+#: Small limits: fuzzed blocks and networks stay tiny, and the schema's defaults stay within them.
+FUZZ_ENV = {
+    "LATENCY_SERVER_TOKEN": TOKEN,
+    "LATENCY_SERVER_MAX_CHANNELS": "16",
+    "LATENCY_SERVER_MAX_RESOLUTION": "64",
+    "LATENCY_SERVER_MAX_KERNEL": "5",
+    "LATENCY_SERVER_MAX_EXP_RATIO": "4",
+    "LATENCY_SERVER_MAX_BATCH_SIZE": "2",
+    "LATENCY_SERVER_MAX_THREADS": "1",
+    "LATENCY_SERVER_MAX_BLOCKS_PER_REQUEST": "2",
+    "LATENCY_SERVER_MAX_NETWORK_BLOCKS": "32",
+    "LATENCY_SERVER_MAX_ARCH_LENGTH": "2048",
+    "LATENCY_SERVER_MAX_NUM_CLASSES": "16",
+    "LATENCY_SERVER_NETWORK_ROUNDS": "1",
+    "LATENCY_SERVER_CALIBRATION_NETWORKS": "0",
+    "LATENCY_SERVER_DRIFT_REFERENCE": "false",
+    "LATENCY_SERVER_WARMUP": "1",
+    "LATENCY_SERVER_MIN_REPEATS": "2",
+    "LATENCY_SERVER_BUDGET_S": "0.0005",
+}
+WARNINGS = ("missing_auth,missing_test_data,base_url_mismatch,validation_mismatch,missing_deserializer,"
+            "unsupported_regex,low_valid_rate,rate_limited,dictionary_mismatch")
+MEASURING = ("POST /v1/latency/blocks", "POST /v1/latency/network")
+
+
+def test_schema_fuzz_finds_no_server_error_and_no_contract_mismatch(live_server, tmp_path: Path) -> None:
+    server = live_server(**FUZZ_ENV)
+    report = tmp_path / "schemathesis.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "schemathesis.cli", "run", f"{server.url}/openapi.json", "--max-examples", "20",
+         "--seed", "1", "--workers", "1", "--checks", "all", "--exclude-checks", "positive_data_acceptance",
+         "--continue-on-failure", "--warnings", WARNINGS, "-H", f"Authorization: Bearer {TOKEN}",
+         "--report", "json", "--report-json-path", str(report), "--request-timeout", "120"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=900,
+    )
+    summary = proc.stdout[-6000:]
+    assert proc.returncode == 0, summary + proc.stderr[-2000:]
+    result = json.loads(report.read_text())
+    assert result["test_cases"]["generated"] >= 300 and result["test_cases"]["with_failures"] == 0, summary
+    assert not [name for name, labels in result["warnings"].items() if labels], result["warnings"]
+    for operation in MEASURING:
+        rates = result["valid_rates"][operation].values()
+        accepted, rejected = sum(r["accepted"] for r in rates), sum(r["rejected"] for r in rates)
+        assert accepted >= 10 and accepted > 2 * rejected, (operation, accepted, rejected)
