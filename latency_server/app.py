@@ -5,18 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-import torch
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from latency_server.api.body_limit import BodyLimitMiddleware
 from latency_server.api.error_handlers import install_error_handlers
 from latency_server.api.fast_lut import FastLutMiddleware
 from latency_server.api.openapi_limits import install_limited_openapi
 from latency_server.api.routes import device, health, jobs, latency, lut
-from latency_server.api.routes.latency import MeasurementFailed
+from latency_server.api.service_errors import install_service_error_handlers
 from latency_server.config import Settings
 from latency_server.db import upgrade_database
 from latency_server.device_lock import install_device_lock
@@ -26,14 +24,6 @@ from latency_server.store import Store
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
-
-
-def _error(status: int, items: list[dict[str, Any]]) -> JSONResponse:
-    return JSONResponse({"detail": items}, status_code=status)
-
-
-async def _measurement_failed(_: Request, exc: MeasurementFailed) -> JSONResponse:
-    return _error(422, [{"loc": list(exc.loc), "msg": exc.msg, "type": "measurement_failed"}])
 
 
 def create_app(settings: Settings | None = None, *, service: LatencyService | None = None, migrate: bool = True):
@@ -48,14 +38,13 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
             if migrate:
                 upgrade_database(url)
             svc = LatencyService(settings, Store(url))
-        torch.set_num_threads(settings.default_threads)
+        await run_in_threadpool(svc.start)  # the measurement worker's process says hello
         app.state.service = svc
-        svc.start()
         log.info("latency server ready: backends %s, database %s", svc.available, settings.database_url())
         try:
             yield
         finally:
-            svc.stop()
+            await run_in_threadpool(svc.stop)
 
     app = FastAPI(
         title="HardCoRe-NAS latency server",
@@ -65,7 +54,7 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_exception_handler(MeasurementFailed, _measurement_failed)
+    install_service_error_handlers(app)
     app.add_middleware(FastLutMiddleware)
     install_device_lock(app, settings)
     for module in (health, device, latency, lut, jobs):

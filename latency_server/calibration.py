@@ -3,9 +3,9 @@
 This module owns what a build measures besides the table's entries and what it derives from that: the plan
 (which fit networks, which drift reference), the reference task (the reference network timed alone at the
 start, middle and end of the build), the calibration rounds (the fit networks and the reference timed
-round-robin in fresh sessions), and the fit of the whole-network correction, returned as the table metadata
-to store. Each task runs on the measurement queue's worker thread, which alone mutates a
-:class:`BuildCalibration`; storing the metadata and forgetting the served table is the table module's job.
+round-robin in fresh sessions, one worker task per round), and the fit of the whole-network correction,
+returned as the table metadata to store. Each task runs on the measurement queue's thread, which alone mutates
+a :class:`BuildCalibration`; storing the metadata and forgetting the served table is the table module's job.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from latency_server.correction import FLOOR_FRACTION, CorrectionError, FitNetwork, fit_correction, sample_choices
-from latency_server.measure import NetworkSet, Stats
 from latency_server.measurement_settings import calibration_settings, fitted_on
 from latency_server.prediction import TableView
+from latency_server.stats import Stats
+from latency_server.tasks import NetworksResult, NetworkTask
 from shared.api_schemas import MeasureSettings
 from shared.block_key import BlockKey
 from shared.search_space import SearchSpace
@@ -51,11 +52,20 @@ class BuildCalibration:
     fp_id: str
     space: SearchSpace
     resolution: int
-    table_id: int
     reference_arch: str | None
     fit: list[tuple[str, str]]  # (arch, role) of the fit networks
     references: list[dict[str, Any]] = field(default_factory=list)
-    nets: NetworkSet | None = None
+    per_round: list[list[Stats]] = field(default_factory=list)  # per fit network (reference last): each round's
+    rounds: int = 0
+
+    @property
+    def round_archs(self) -> list[str]:
+        """The networks of a calibration round: the fit networks, then the reference."""
+        return [a for a, _ in self.fit] + ([self.reference_arch] if self.reference_arch else [])
+
+    @property
+    def failure_key(self) -> tuple[str, str, str, int]:
+        return ("table", self.fp_id, self.space.name, self.resolution)
 
 
 class Calibrator:
@@ -65,9 +75,7 @@ class Calibrator:
         self.service = service
         self.settings = service.settings
 
-    def plan(
-        self, measuring: MeasureSettings, fp_id: str, space: SearchSpace, resolution: int, table_id: int
-    ) -> BuildCalibration:
+    def plan(self, measuring: MeasureSettings, fp_id: str, space: SearchSpace, resolution: int) -> BuildCalibration:
         """The fit networks (lightest, heaviest, seeded random ones) and the reference a build measures."""
         fit: list[tuple[str, str]] = []
         if self.settings.calibration_networks > 0:
@@ -75,42 +83,55 @@ class Calibrator:
             fit += [(str(space.arch_from_choice(c)), "random")
                     for c in sample_choices(space, self.settings.calibration_networks, self.settings.calibration_seed)]
         ref = reference_arch(space) if self.settings.drift_reference else None
-        return BuildCalibration(measuring, fp_id, space, resolution, table_id, ref, fit)
+        return BuildCalibration(measuring, fp_id, space, resolution, ref, fit)
 
-    def _network_set(self, cal: BuildCalibration, archs: list[str]) -> NetworkSet:
-        return NetworkSet(self.service.backend(cal.measuring), archs, cal.resolution, self.service.method,
-                          batch_size=cal.measuring.batch_size, num_classes=cal.space.num_classes)
+    def network_task(self, cal: BuildCalibration, archs: list[str], first_round: int = 0) -> NetworkTask:
+        """One round of ``archs`` in a fresh session each (the worker keeps their exports between rounds)."""
+        return NetworkTask(cal.measuring, tuple(archs), cal.resolution, self.service.method, rounds=1,
+                           num_classes=cal.space.num_classes, first_round=first_round)
+
+    def tasks(self, cal: BuildCalibration, *, references: int) -> list[NetworkTask]:
+        """What a build's reference and calibration phases will ask of the worker (for its budget)."""
+        out = [self.network_task(cal, [cal.reference_arch])] * references if cal.reference_arch else []
+        if cal.fit:
+            out += [self.network_task(cal, cal.round_archs, r) for r in range(self.settings.calibration_rounds)]
+        return out
 
     def reference_task(self, cal: BuildCalibration, phase: str) -> float:
         """Measure the reference network once (a fresh session) during a build."""
         assert cal.reference_arch is not None
-        stats = self._network_set(cal, [cal.reference_arch]).measure_round()[0]
+        result: NetworksResult = self.service.run_task(self.network_task(cal, [cal.reference_arch]),
+                                                       (cal.failure_key,))
+        stats = result.figures[0].rounds[0]
         self.service.add_counts(calibration=1)
-        self._keep_reference(cal, stats, phase)
+        self._keep_reference(cal, stats, phase, result.backend)
         cal.references.append({"phase": phase, "median_ms": stats.median_ms, "at": _now()})
         log.info("table build reference (%s): %.4f ms", phase, stats.median_ms)
         return stats.median_ms
 
-    def _keep_reference(self, cal: BuildCalibration, stats: Stats, phase: str) -> None:
+    def _keep_reference(self, cal: BuildCalibration, stats: Stats, phase: str, backend: dict[str, Any]) -> None:
         """A build's reference figure joins the device's history (what network verdicts bound with)."""
         assert cal.reference_arch is not None
-        method = {**self.service.method_record(cal.measuring, self.service.backend(cal.measuring)),
-                  "source": f"table build ({phase})"}
+        method = {**self.service.method_record(cal.measuring, backend), "source": f"table build ({phase})"}
         self.service.store.save_reference_figures(cal.fp_id, cal.reference_arch, cal.resolution, [stats], method)
 
     def round_task(self, cal: BuildCalibration) -> int:
         """One interleaved round of the fit networks (and the reference, measured last in the list)."""
-        if cal.nets is None:
-            cal.nets = self._network_set(
-                cal, [a for a, _ in cal.fit] + ([cal.reference_arch] if cal.reference_arch else []))
-        stats = cal.nets.measure_round()
+        result: NetworksResult = self.service.run_task(self.network_task(cal, cal.round_archs, cal.rounds),
+                                                       (cal.failure_key,))
+        stats = [figure.rounds[0] for figure in result.figures]
+        if not cal.per_round:
+            cal.per_round = [[] for _ in stats]
+        for series, round_stats in zip(cal.per_round, stats, strict=True):
+            series.append(round_stats)
+        cal.rounds += 1
         self.service.add_counts(calibration=len(stats))
         if cal.reference_arch:
-            cal.references.append({"phase": f"calibration:{cal.nets.rounds - 1}", "median_ms": stats[-1].median_ms,
+            cal.references.append({"phase": f"calibration:{cal.rounds - 1}", "median_ms": stats[-1].median_ms,
                                    "at": _now()})
-            self._keep_reference(cal, stats[-1], "calibration")
-        log.info("table build calibration round %d: %d networks", cal.nets.rounds, len(stats))
-        return cal.nets.rounds
+            self._keep_reference(cal, stats[-1], "calibration", result.backend)
+        log.info("table build calibration round %d: %d networks", cal.rounds, len(stats))
+        return cal.rounds
 
     def fitted_meta(self, cal: BuildCalibration, view: TableView, searchable: list[BlockKey]) -> dict[str, Any]:
         """The table metadata the build stores: the reference summary, the fitted correction, the time."""
@@ -133,8 +154,8 @@ class Calibrator:
     def _correction_meta(
         self, cal: BuildCalibration, view: TableView, ref_ms: float | None, searchable: list[BlockKey]
     ) -> dict[str, Any]:
-        assert cal.nets is not None, "the calibration rounds did not run"
-        per_round = cal.nets.per_round
+        assert cal.rounds > 0, "the calibration rounds did not run"
+        per_round = cal.per_round
         n_fit = len(cal.fit)
         networks = []
         for i, (arch, role) in enumerate(cal.fit):
@@ -156,7 +177,7 @@ class Calibrator:
         floored = [str(k) for k in searchable
                    if correction.unfloored_entry_ms(k, medians[str(k)]) < FLOOR_FRACTION * medians[str(k)]]
         record = correction.to_json()
-        record.update({"rounds": cal.nets.rounds, "seed": self.settings.calibration_seed,
+        record.update({"rounds": cal.rounds, "seed": self.settings.calibration_seed,
                        "floored_entries": floored, "fitted_on": fitted_on(
                            self.service.store.settings_hash, calibration_settings(self.settings), medians)})
         log.info("table correction: %s, fixed offset %.4f ms; naive MAPE %.1f %% -> leave-one-out %.2f %% "

@@ -130,13 +130,12 @@ def _serve(args: argparse.Namespace) -> int:
     _logging(settings.log_level)
     _upgrade(settings.database_url())
 
-    import uvicorn
-
     from latency_server.app import create_app
+    from latency_server.serving import serve
 
     app = create_app(settings, migrate=False)
     log.info("serving on http://%s:%d (database %s)", settings.host, settings.port, settings.database_url())
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    serve(app, settings)
     return 0
 
 

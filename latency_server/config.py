@@ -92,6 +92,35 @@ class Settings(BaseSettings):
     max_num_classes: int = Field(100000, ge=1)
     max_activation_elements: int = Field(1 << 28, ge=1, description="batch x channels x H x W of any tensor")
 
+    # -- budgets before work: a request whose estimated cost is over one of these is refused (422) ----
+    max_parameters: int = Field(100_000_000, ge=1, description="parameters of any one model measured")
+    #: weights, their exported copies and activations of one measurement; the worker's own memory excluded
+    max_memory_mb: int = Field(4096, ge=1, description="estimated memory of one measurement")
+    #: a table build counts its missing entries and its calibration networks
+    max_request_s: float = Field(3600.0, gt=0, description="estimated measuring time of one request's work")
+    #: multiply-adds per second, cautious; learned from stored block figures once there are some
+    assumed_macs_per_s: float = Field(2e9, gt=0, description="device speed assumed before any figure is stored")
+
+    # -- the measurement worker process: a task over its time or memory limit gets the worker killed and
+    #    restarted; the worker is also recycled between tasks after N tasks or M minutes (0 = never) --------
+    task_timeout_s: float = Field(900.0, gt=0, description="wall-clock limit of one measurement task")
+    task_memory_mb: int = Field(6144, ge=64, description="the worker's resident memory limit while a task runs")
+    worker_recycle_tasks: int = Field(1000, ge=0, description="recycle the worker after this many tasks")
+    worker_recycle_minutes: float = Field(30.0, ge=0, description="recycle the worker after this many minutes")
+    worker_start_timeout_s: float = Field(180.0, gt=0, description="how long a task waits for a worker to start")
+    worker_restart_hold_file: Path | None = Field(
+        None, description="test hook: while this file exists, a worker that died is not restarted")
+    #: work that killed or crashed the worker is refused this long, so retrying clients cannot loop
+    failure_cooldown_s: float = Field(600.0, ge=0, description="refusal after a kill or crash (0 = none)")
+
+    # -- queue, jobs, health, shutdown ---------------------------------------------------------------
+    max_queued_tasks: int = Field(1024, ge=1, description="measurement tasks pending at once (429 above)")
+    max_jobs: int = Field(1000, ge=1, description="jobs kept for GET /v1/jobs (finished ones expire first)")
+    job_ttl_s: float = Field(3600.0, gt=0, description="how long a finished job stays visible")
+    health_timeout_s: float = Field(2.0, gt=0, description="worker ping and database check of /healthz")
+    #: pending work is cancelled at once; the running measurement may finish within this time
+    shutdown_timeout_s: float = Field(10.0, ge=0, description="time for the running measurement at shutdown")
+
     def database_url(self) -> str:
         """The SQLAlchemy URL, defaulting to ``sqlite:///<data_dir>/latency.db``."""
         if self.db:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import platform
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,7 @@ from typing import IO, Any
 from fastapi import FastAPI, HTTPException
 
 from latency_server.config import Settings
-from latency_server.fingerprint import hardware_info
+from latency_server.fingerprint import cpu_model
 
 __all__ = ["DeviceGuard", "DeviceLockMiddleware", "default_lock_path", "device_status", "install_device_lock",
            "refuse_if_read_only"]
@@ -33,8 +34,12 @@ log = logging.getLogger(__name__)
 
 
 def default_lock_path() -> Path:
-    """``<temp dir>/hardcore-nas-latency-<device hash>.lock``: the same file for every server of this device."""
-    text = json.dumps(hardware_info(), sort_keys=True, default=str)
+    """``<temp dir>/hardcore-nas-latency-<device hash>.lock``: the same file for every server of this machine.
+
+    The machine's CPU identifies it (a GPU's name would need torch, which the server process never imports; one
+    measuring server per machine also keeps two GPUs' servers from sharing the CPU that drives them)."""
+    host = {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "machine": platform.machine()}
+    text = json.dumps(host, sort_keys=True, default=str)
     return Path(tempfile.gettempdir()) / f"hardcore-nas-latency-{hashlib.sha256(text.encode()).hexdigest()[:16]}.lock"
 
 

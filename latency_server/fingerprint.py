@@ -130,8 +130,15 @@ class DeviceFingerprint:
 
 
 def fingerprint_for(
-    backend: str, threads: int, batch_size: int, *, onnx_exporter: str | None = None
+    backend: str, threads: int, batch_size: int, *, onnx_exporter: str | None = None,
+    hardware: dict[str, Any] | None = None, software: dict[str, Any] | None = None,
 ) -> DeviceFingerprint:
-    """The fingerprint of this device for the given settings (the ONNX exporter counts for onnxruntime)."""
+    """The fingerprint of this device for the given settings (the ONNX exporter counts for onnxruntime).
+
+    ``hardware`` and ``software`` default to this process's (which imports torch); the server passes what its
+    measurement worker reported instead.
+    """
     extra = {"onnx_exporter": onnx_exporter} if backend == "onnxruntime" and onnx_exporter else {}
-    return DeviceFingerprint(backend=backend, threads=threads, batch_size=batch_size, extra=extra)
+    return DeviceFingerprint(backend=backend, threads=threads, batch_size=batch_size,
+                             hardware=hardware if hardware is not None else hardware_info(),
+                             software=software if software is not None else software_info(), extra=extra)

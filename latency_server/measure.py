@@ -1,5 +1,6 @@
-"""The measurement method: warm up, time repeats that fill a budget, summarise in milliseconds per image.
+"""The timing code (run in the measurement worker): warm up, time repeats that fill a budget, summarise.
 
+The method and the figures it yields are plain values in :mod:`latency_server.stats` (re-exported here).
 Reusable pieces: :func:`time_runner` (one prepared runner), :func:`measure_module` (one module),
 :func:`measure_interleaved` (several modules timed round-robin, so slow drift hits all alike),
 :func:`measure_block`, :func:`measure_network` (a whole network over independent rounds, a fresh
@@ -11,17 +12,14 @@ from __future__ import annotations
 
 import gc
 import math
-import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from latency_server.backends import Backend, Runner
+from latency_server.stats import Method, NetworkFigure, RoundSeries, Stats
 from shared.arch_string import ArchDef, format_arch, parse_arch
 from shared.block_key import BlockKey
 from shared.builders import block_input, build_block, build_network
@@ -38,66 +36,6 @@ __all__ = [
     "measure_networks",
     "time_runner",
 ]
-
-
-@dataclass(frozen=True)
-class Method:
-    """How to time: warm-up runs, then repeats until ``budget_s`` is spent and ``min_repeats`` reached."""
-
-    warmup: int = 10
-    min_repeats: int = 30
-    max_repeats: int = 20000
-    budget_s: float = 0.25
-    #: test hook: every timed duration is multiplied by this (simulates a slower or faster device); 1 in use
-    time_scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        if (self.warmup < 0 or self.min_repeats < 1 or self.max_repeats < self.min_repeats or self.budget_s < 0
-                or not self.time_scale > 0):
-            raise ValueError(f"invalid measurement method {self}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Stats:
-    """Statistics of one measurement in milliseconds per image."""
-
-    median_ms: float
-    iqr_ms: float
-    p90_ms: float
-    mean_ms: float
-    min_ms: float
-    samples: int
-    warmup: int
-
-    @classmethod
-    def from_seconds(cls, samples_s: Sequence[float], *, batch_size: int = 1, warmup: int = 0) -> Stats:
-        """Summarise per-run durations (seconds per batch) as ms per image."""
-        if not samples_s:
-            raise ValueError("no samples to summarise")
-        ms = np.asarray(samples_s, dtype=np.float64) * 1000.0 / batch_size
-        q25, q50, q75, q90 = np.percentile(ms, [25, 50, 75, 90])
-        return cls(
-            median_ms=float(q50),
-            iqr_ms=float(q75 - q25),
-            p90_ms=float(q90),
-            mean_ms=float(ms.mean()),
-            min_ms=float(ms.min()),
-            samples=int(ms.size),
-            warmup=int(warmup),
-        )
-
-    def public(self) -> dict[str, Any]:
-        """The REST contract's ``stats`` object."""
-        return {
-            "median_ms": self.median_ms,
-            "iqr_ms": self.iqr_ms,
-            "p90_ms": self.p90_ms,
-            "samples": self.samples,
-            "warmup": self.warmup,
-        }
 
 
 def _warm(runner: Runner, count: int) -> None:
@@ -184,37 +122,6 @@ def measure_block(backend: Backend, key: BlockKey, method: Method, *, batch_size
     return measure_module(backend, module, block_input(key, batch_size), method, batch_size=batch_size)
 
 
-@dataclass(frozen=True)
-class NetworkFigure:
-    """A whole-network measurement: the headline stats and each independent round's."""
-
-    stats: Stats
-    rounds: list[Stats] = field(default_factory=list)
-
-    @property
-    def spread_ms(self) -> float:
-        """Max minus min of the round medians (0 for one round)."""
-        medians = [r.median_ms for r in self.rounds]
-        return max(medians) - min(medians) if medians else 0.0
-
-
-def _headline(per_round: list[Stats], pooled: list[float], batch_size: int, warmup: int) -> NetworkFigure:
-    """Median of the round medians; IQR and p90 from all samples pooled."""
-    if len(per_round) == 1:
-        return NetworkFigure(per_round[0], per_round)
-    total = Stats.from_seconds(pooled, batch_size=batch_size, warmup=warmup)
-    headline = Stats(
-        median_ms=float(statistics.median(r.median_ms for r in per_round)),
-        iqr_ms=total.iqr_ms,
-        p90_ms=total.p90_ms,
-        mean_ms=total.mean_ms,
-        min_ms=total.min_ms,
-        samples=total.samples,
-        warmup=warmup * len(per_round),
-    )
-    return NetworkFigure(headline, per_round)
-
-
 class NetworkSet:
     """Whole networks prepared for repeated independent rounds: exported once, a fresh session per round.
 
@@ -232,6 +139,7 @@ class NetworkSet:
         batch_size: int = 1,
         num_classes: int = 1000,
         seed: int = 0,
+        first_round: int = 0,
     ) -> None:
         torch.manual_seed(seed)
         example = torch.randn(batch_size, 3, resolution, resolution)
@@ -245,9 +153,9 @@ class NetworkSet:
                 build_network(arch, num_classes=num_classes).eval(), example,
                 cache_key=("network", format_arch(arch), resolution, batch_size, num_classes, seed),
             ))
-        self.per_round: list[list[Stats]] = [[] for _ in archs]
-        self.pooled: list[list[float]] = [[] for _ in archs]
-        self.rounds = 0
+        self.series = RoundSeries(len(self.factories), batch_size=batch_size, warmup=method.warmup)
+        self.per_round, self.pooled = self.series.per_round, self.series.pooled
+        self.rounds = first_round  # the order alternates with the round's index, also across sets
 
     def measure_round(self) -> list[Stats]:
         """One fresh session of every network in turn; returns this round's stats (input order)."""
@@ -267,8 +175,7 @@ class NetworkSet:
 
     def figures(self) -> list[NetworkFigure]:
         """Each network's figure over the rounds measured so far."""
-        return [_headline(r, p, self.batch_size, self.method.warmup) for r, p in zip(self.per_round, self.pooled,
-                                                                                      strict=True)]
+        return self.series.figures()
 
 
 def measure_networks(

@@ -7,7 +7,9 @@ which queues a measurement. A measurement times the network and the drift refere
 back to back in each round, the rounds spread out in time (``verdict_round_gap_s``); a sequential rule takes rounds
 until more could hardly tighten the bound (:func:`~latency_server.verdict.enough_rounds`). Every reference round
 joins the device's history, and the verdict (:func:`~latency_server.verdict.prediction_bound`) bounds a later
-measurement of the network at the requested confidence from its ratio to the reference and that history.
+measurement of the network at the requested confidence from its ratio to the reference and that history. The
+worker times the networks (:class:`~latency_server.tasks.NetworkTask`): all rounds in one task without a
+reference, one task per round with one, so that the stopping rule sees each round as it comes.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from latency_server.calibration import reference_arch
-from latency_server.measure import NetworkFigure, NetworkSet
 from latency_server.prediction import Prediction, choice_in, predict
 from latency_server.queue import INTERACTIVE
+from latency_server.stats import NetworkFigure, RoundSeries
+from latency_server.tasks import NetworksResult, NetworkTask
 from latency_server.verdict import VerdictStats, enough_rounds, prediction_bound
 from shared.api_schemas import MeasureSettings
 from shared.arch_string import ArchDef, format_arch
@@ -97,16 +100,30 @@ class NetworkMeasurements:
         self.service = service
         self.settings = service.settings
 
+    def task(self, measuring: MeasureSettings, archs: list[ArchDef | str], resolution: int, space: SearchSpace,
+             *, rounds: int = 1, first_round: int = 0) -> NetworkTask:
+        """The worker task that times ``archs`` (a network, then the reference) over ``rounds`` rounds."""
+        return NetworkTask(measuring, tuple(a if isinstance(a, str) else format_arch(a) for a in archs), resolution,
+                           self.service.method, rounds=rounds, num_classes=space.num_classes, first_round=first_round)
+
     def submit(
         self, measuring: MeasureSettings, arch: ArchDef, resolution: int, space: SearchSpace, *,
         confidence: float = 0.95,
     ) -> Future:
-        """Queue a whole-network measurement (merged with an identical pending one)."""
-        fp_id = self.service.fingerprint(measuring).id
-        return self.service.queue.submit(
-            ("network", fp_id, format_arch(arch), resolution, space.name, confidence),
-            lambda: self._measure(measuring, fp_id, arch, resolution, space, confidence),
-            priority=INTERACTIVE,
+        """Queue a whole-network measurement (merged with an identical pending one); refused before any work when
+        over budget (counting the most rounds the sequential rule may take) or when it recently killed the worker."""
+        service, settings = self.service, self.settings
+        fp_id = service.fingerprint(measuring).id
+        failure_key = ("network", fp_id, format_arch(arch), resolution, space.name)
+        service.failures.refuse_if_recent(failure_key, f"the network at {resolution} px", ("body", "arch"))
+        archs: list[ArchDef | str] = [arch] + ([reference_arch(space)] if settings.drift_reference else [])
+        rounds = max(settings.verdict_max_rounds, settings.network_rounds) if settings.drift_reference \
+            else settings.network_rounds
+        service.budget.check([(self.task(measuring, archs, resolution, space, rounds=rounds), ("body", "arch"))])
+        return service.queue.submit(
+            (*failure_key, confidence),
+            lambda: self._measure(measuring, fp_id, arch, resolution, space, confidence, failure_key),
+            priority=INTERACTIVE, label=f"network at {resolution} px",
         )
 
     def history(self, fp_id: str, reference: str, resolution: int) -> list[float]:
@@ -115,45 +132,48 @@ class NetworkMeasurements:
         return self.service.store.reference_history(fp_id, reference, resolution, limit=self.settings.verdict_history,
                                                     since=since)
 
-    def _rounds(self, nets: NetworkSet, past: list[float], with_reference: bool) -> None:
+    def _rounds(self, task: NetworkTask, series: RoundSeries, past: list[float], with_reference: bool,
+                failure_key: tuple) -> NetworksResult:
         """Rounds, spread out in time, until the sequential rule stops (a fixed count without a reference)."""
-        settings = self.settings
+        settings, service = self.settings, self.service
+        if not with_reference:
+            result = service.run_task(dataclasses.replace(task, rounds=settings.network_rounds), (failure_key,))
+            series.add_task(result.figures, result.samples_s)
+            return result
         logs = np.log([v for v in past if v > 0])
         sd_device = float(np.std(logs, ddof=1)) if logs.size >= 3 else None
         while True:
-            nets.measure_round()
-            if not with_reference:
-                if nets.rounds >= settings.network_rounds:
-                    return
-            elif enough_rounds([r.median_ms for r in nets.per_round[0]], [r.median_ms for r in nets.per_round[1]],
-                               sd_device=sd_device, min_rounds=settings.network_rounds,
-                               max_rounds=max(settings.verdict_max_rounds, settings.network_rounds),
-                               share=settings.verdict_share, future_rounds=settings.network_rounds):
-                return
+            result = service.run_task(dataclasses.replace(task, first_round=series.rounds), (failure_key,))
+            series.add_task(result.figures, result.samples_s)
+            if enough_rounds([r.median_ms for r in series.per_round[0]], [r.median_ms for r in series.per_round[1]],
+                             sd_device=sd_device, min_rounds=settings.network_rounds,
+                             max_rounds=max(settings.verdict_max_rounds, settings.network_rounds),
+                             share=settings.verdict_share, future_rounds=settings.network_rounds):
+                return result
             time.sleep(settings.verdict_round_gap_s)
 
     def _measure(
         self, measuring: MeasureSettings, fp_id: str, arch: ArchDef, resolution: int, space: SearchSpace,
-        confidence: float,
+        confidence: float, failure_key: tuple,
     ) -> NetworkResult:
         service = self.service
-        backend = service.backend(measuring)
         choice = choice_in(space, arch, resolution)
         view = None if choice is None else service.tables.view(measuring, space, resolution)
         prediction = None if choice is None or view is None else predict(view, space, choice, resolution)
         reference = reference_arch(space) if self.settings.drift_reference else None
         past = self.history(fp_id, reference, resolution) if reference else []
-        nets = NetworkSet(backend, [arch] + ([reference] if reference else []), resolution, service.method,
-                          batch_size=measuring.batch_size, num_classes=space.num_classes)
-        self._rounds(nets, past, reference is not None)
-        figures = nets.figures()
+        archs: list[ArchDef | str] = [arch] + ([reference] if reference else [])
+        series = RoundSeries(len(archs), batch_size=measuring.batch_size, warmup=service.method.warmup)
+        last = self._rounds(self.task(measuring, archs, resolution, space), series, past, reference is not None,
+                            failure_key)
+        figures = series.figures()
         figure = figures[0]
         service.add_counts(networks=1)
-        method = service.method_record(measuring, backend)
+        method = service.method_record(measuring, last.backend)
         verdict = None
         if reference:
-            ref_rounds = nets.per_round[1]
-            verdict = prediction_bound([r.median_ms for r in nets.per_round[0]], [r.median_ms for r in ref_rounds],
+            ref_rounds = series.per_round[1]
+            verdict = prediction_bound([r.median_ms for r in series.per_round[0]], [r.median_ms for r in ref_rounds],
                                        past + [r.median_ms for r in ref_rounds], confidence=confidence,
                                        future_rounds=self.settings.network_rounds)
             service.store.save_reference_figures(fp_id, reference, resolution, ref_rounds,

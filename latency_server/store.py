@@ -18,9 +18,9 @@ from sqlalchemy.exc import IntegrityError
 
 from latency_server.db import make_engine, make_sessionmaker, session_scope
 from latency_server.fingerprint import DeviceFingerprint
-from latency_server.measure import Stats
 from latency_server.measurement_settings import settings_hash as method_hash
 from latency_server.models import BlockMeasurement, Fingerprint, LutTable, NetworkMeasurement, utcnow
+from latency_server.stats import Stats
 from shared.block_key import BlockKey
 
 __all__ = ["Store", "stats_of"]

@@ -3,7 +3,9 @@
 This module owns a table's keys (fixed parts and searchable blocks of a space at a resolution), the test
 of completeness (every entry stored, plus the reference and correction the settings ask for), the build job
 (missing entries, the reference and calibration tasks of :mod:`latency_server.calibration`, the fit, each
-queued at background priority and tracked by one :class:`~latency_server.queue.Job`), the views of a stored
+queued at background priority and tracked by one :class:`~latency_server.jobs.Job`; refused before any work
+when over budget or when the table's last build killed the worker, stopped at the first such kill), the views
+of a stored
 table (:class:`CompleteTable` to serve, :class:`~latency_server.prediction.TableView` to predict from), and
 the cache of complete tables' serialised response bodies. The bodies are opaque bytes that the REST layer
 serialises once and stores here, so that the pure-ASGI fast path can answer from memory; they live here
@@ -15,17 +17,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from latency_server.calibration import BuildCalibration, Calibrator
-from latency_server.measure import Stats
+from latency_server.errors import TaskKilled
+from latency_server.jobs import Job
 from latency_server.measurement_settings import calibration_settings, usable_meta
 from latency_server.models import BlockMeasurement
 from latency_server.prediction import TableView
-from latency_server.queue import BACKGROUND, Job
+from latency_server.queue import BACKGROUND
+from latency_server.stats import Stats
 from latency_server.store import stats_of
+from latency_server.tasks import BlockTask
 from shared.api_schemas import MeasureSettings
 from shared.block_key import BlockKey
 from shared.search_space import SearchSpace
@@ -38,6 +44,8 @@ __all__ = ["CompleteTable", "TableBuilds", "table_keys"]
 log = logging.getLogger(__name__)
 
 TableId = tuple[str, str, int]  # (fingerprint, space, resolution)
+#: serialised complete tables kept for the fast path (least recently stored dropped first)
+_BODIES_KEPT = 64
 
 
 def table_keys(space: SearchSpace, resolution: int) -> tuple[dict[str, BlockKey], list[BlockKey]]:
@@ -92,7 +100,7 @@ class TableBuilds:
         self.store = service.store
         self.calibrator = Calibrator(service)
         self._active: dict[TableId, Job] = {}
-        self._bodies: dict[TableId, bytes] = {}
+        self._bodies: OrderedDict[TableId, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- served bodies --------------------------------------------------------------------------------
@@ -107,11 +115,18 @@ class TableBuilds:
         """Remember the serialised ``table`` for later requests (complete tables do not change)."""
         with self._lock:
             self._bodies[(table.fingerprint, table.space, table.resolution)] = body
+            while len(self._bodies) > _BODIES_KEPT:
+                self._bodies.popitem(last=False)
 
     def forget_body(self, fp_id: str, space: str, resolution: int) -> None:
         """Forget the serialised table (its metadata changed)."""
         with self._lock:
             self._bodies.pop((fp_id, space, resolution), None)
+
+    def forget_bodies(self) -> None:
+        """Forget every serialised table (the device's fingerprints changed)."""
+        with self._lock:
+            self._bodies.clear()
 
     # -- reading --------------------------------------------------------------------------------------
     def _stored(self, fp_id: str, space: SearchSpace, resolution: int) -> _StoredEntries:
@@ -148,14 +163,38 @@ class TableBuilds:
         (interleaved rounds), then fits the correction; a table is complete when all of that is stored.
         """
         fp_id = self.service.fingerprint(measuring).id
+        with self._lock:
+            job = self._active.get((fp_id, space.name, resolution))
+        if job is not None:
+            return job
         stored = self._stored(fp_id, space, resolution)
-        table = self.store.ensure_table(fp_id, space.name, resolution, len(stored.keys))
-        meta = self._usable_meta(table.meta, stored)
+        for key, row in stored.rows.items():
+            self.service.speed.observe(key, row.median_ms)
+        table = self.store.get_table(fp_id, space.name, resolution)
+        meta = self._usable_meta(table.meta if table is not None else {}, stored)
         if not stored.missing and not self._needs_calibration(meta):
-            if table.completed_at is None:
+            if table is None or table.completed_at is None:
+                table = self.store.ensure_table(fp_id, space.name, resolution, len(stored.keys))
                 self.store.mark_table_complete(table.id)
             return self._complete(measuring, fp_id, space, resolution, stored, meta)
-        return self._build(measuring, fp_id, space, resolution, stored, table.id) if build else None
+        if not build:
+            return None
+        calibration = self.calibrator.plan(measuring, fp_id, space, resolution)
+        self._check_build(calibration, stored)
+        table = self.store.ensure_table(fp_id, space.name, resolution, len(stored.keys))
+        return self._build(calibration, stored, table.id)
+
+    def _check_build(self, cal: BuildCalibration, stored: _StoredEntries) -> None:
+        """Refuse a build that recently killed the worker or whose estimated cost is over the limits."""
+        failures, loc = self.service.failures, ("query", "resolution")
+        failures.refuse_if_recent(cal.failure_key, f"the table {cal.space.name} at {cal.resolution} px", loc)
+        for key in stored.missing:
+            failures.refuse_if_recent(("block", cal.fp_id, str(key)), f"the table's entry {key}", loc)
+        method = self.service.method
+        work = [(BlockTask(cal.measuring, str(key), method), loc) for key in stored.missing]
+        references = (3 if stored.missing else 2) if cal.reference_arch else 0
+        work += [(task, loc) for task in self.calibrator.tasks(cal, references=references)]
+        self.service.budget.check(work)
 
     @staticmethod
     def _complete(
@@ -179,24 +218,23 @@ class TableBuilds:
         )
 
     # -- building -------------------------------------------------------------------------------------
-    def _build(
-        self, measuring: MeasureSettings, fp_id: str, space: SearchSpace, resolution: int, stored: _StoredEntries,
-        table_id: int,
-    ) -> Job:
+    def _build(self, calibration: BuildCalibration, stored: _StoredEntries, table_id: int) -> Job:
         """Join the table's running build, or queue a new one."""
+        measuring, fp_id, space, resolution = (calibration.measuring, calibration.fp_id, calibration.space,
+                                               calibration.resolution)
         table = (fp_id, space.name, resolution)
         keys, missing, done = stored.keys, stored.missing, len(stored.rows)
         with self._lock:
             job = self._active.get(table)
             if job is not None:
                 return job
-            calibration = self.calibrator.plan(measuring, fp_id, space, resolution, table_id)
             references = (3 if missing else 2) if calibration.reference_arch else 0
             rounds = self.settings.calibration_rounds if calibration.fit else 0
+            self.service.queue.reserve(len(missing) + references + rounds + 1)
             job = Job(kind="lut", total=len(keys) + references + rounds + 1, done=done,
                       params={"space": space.name, "resolution": resolution, **measuring.model_dump(),
                               "fingerprint": fp_id})
-            self.service.jobs[job.id] = job
+            self.service.jobs.add(job)
             self._active[table] = job
         log.info("table build %s: %s at %d px, %s/%d threads/batch %d: %d of %d entries to measure, "
                  "%d fit networks x %d rounds, reference %s",
@@ -208,7 +246,6 @@ class TableBuilds:
         def finished(done_job: Job) -> None:
             with self._lock:
                 self._active.pop(table, None)
-            calibration.nets = None  # release the exported networks
             elapsed = time.perf_counter() - started
             if done_job.state == "done":
                 self.store.mark_table_complete(table_id)
@@ -218,29 +255,48 @@ class TableBuilds:
                 log.warning("table build %s failed after %.1f s: %s", done_job.id, elapsed, done_job.error)
 
         job.on_finish = finished
-        futures = self._queue_steps(job, calibration, missing, done, started)
+        futures = self._queue_steps(job, calibration, missing, done, started, table_id)
         job.total = done + len(futures)  # the count announced above, now from the tasks themselves
         job.track(futures)
+        if job.error is not None:  # a step was killed before the job followed its futures
+            self._abandon(job)
         return job
 
+    def _abandon(self, job: Job) -> None:
+        """Cancel the job's steps that have not started (the ones a request also waits for still run)."""
+        for _, future in job.futures:
+            self.service.queue.disown(future)
+
+    def _step(self, job: Job, cal: BuildCalibration, name: str, fn: Any) -> Any:
+        """Run one build step; a step that killed the worker ends the build and is remembered for the table."""
+        job.mark_running()
+        try:
+            return fn()
+        except TaskKilled as exc:
+            job.fail(f"{name}: {exc.msg}")
+            self.service.failures.remember(exc, [cal.failure_key], message=f"step {name}: {exc.msg}")
+            self._abandon(job)
+            raise
+
     def _queue_steps(
-        self, job: Job, cal: BuildCalibration, missing: list[BlockKey], done_before: int, started: float
+        self, job: Job, cal: BuildCalibration, missing: list[BlockKey], done_before: int, started: float,
+        table_id: int,
     ) -> list[tuple[str, Future]]:
         """Queue a build's steps in order: reference, missing entries (reference midway), reference, rounds, fit."""
         queue, service = self.service.queue, self.service
         progress_every = max(1, len(missing) // 10)
+        where = f"table build {job.id}"
 
         def run(key: BlockKey) -> BlockFigure:
-            job.mark_running()
-            figure = service._measure_block_task(cal.measuring, cal.fp_id, key)
+            figure = self._step(job, cal, str(key), lambda: service._measure_block_task(cal.measuring, cal.fp_id, key))
             done = job.done + 1
             if self.settings.progress and (done - done_before) % progress_every == 0:
-                log.info("table build %s: %d/%d steps (%.0f s)", job.id, done, job.total,
-                         time.perf_counter() - started)
+                log.info("%s: %d/%d steps (%.0f s)", where, done, job.total, time.perf_counter() - started)
             return figure
 
         def submit(name: str, fn: Any) -> tuple[str, Future]:
-            return name, queue.submit(("build", job.id, name), fn, priority=BACKGROUND)
+            return name, queue.submit(("build", job.id, name), lambda: self._step(job, cal, name, fn),
+                                      priority=BACKGROUND, label=f"{where}: {name}", owned=True, bounded=False)
 
         futures: list[tuple[str, Future]] = []
         if cal.reference_arch:
@@ -251,22 +307,23 @@ class TableBuilds:
                 futures.append(submit("reference:middle", lambda: self.calibrator.reference_task(cal, "middle")))
             # keyed like an interactive request for the same block, so the two merge into one measurement
             futures.append((str(key), queue.submit(("block", cal.fp_id, str(key)), lambda key=key: run(key),
-                                                   priority=BACKGROUND)))
+                                                   priority=BACKGROUND, label=f"block {key}", owned=True,
+                                                   bounded=False)))
         if cal.reference_arch:
             futures.append(submit("reference:end", lambda: self.calibrator.reference_task(cal, "end")))
         if cal.fit:
             for r in range(self.settings.calibration_rounds):
                 futures.append(submit(f"calibration:{r}", lambda: self.calibrator.round_task(cal)))
-        futures.append(submit("fit", lambda: self._fit_task(cal)))
+        futures.append(submit("fit", lambda: self._fit_task(cal, table_id)))
         return futures
 
-    def _fit_task(self, cal: BuildCalibration) -> dict[str, Any]:
+    def _fit_task(self, cal: BuildCalibration, table_id: int) -> dict[str, Any]:
         """Fit the correction on the calibration rounds and store it with the reference in the table's meta."""
         stored = self._stored(cal.fp_id, cal.space, cal.resolution)
         if stored.missing:  # a block failed: the job fails with its error; a retry calibrates again
             log.warning("table correction not fitted: %d table entries are missing", len(stored.missing))
             return {}
         meta = self.calibrator.fitted_meta(cal, stored.view({}), stored.searchable)
-        self.store.update_table_meta(cal.table_id, meta)
+        self.store.update_table_meta(table_id, meta)
         self.forget_body(cal.fp_id, cal.space.name, cal.resolution)
         return meta

@@ -68,10 +68,7 @@ def check_block(spec: BlockSpec, batch_size: int, settings: Settings, index: int
         raise InputError(loc + ((field,) if field in BlockSpec.model_fields else ()), f"{where}.{exc}") from None
     mid = key.in_chs * key.exp_ratio if key.type in ("ir",) else key.in_chs
     _limit(mid, settings.max_channels, loc + ("exp_ratio",), f"{where}.exp_ratio x in_chs", "MAX_CHANNELS")
-    elements = batch_size * max(key.in_chs, key.out_chs, mid) * key.resolution**2
-    _limit(elements, settings.max_activation_elements, loc, f"{where}: batch_size x channels x resolution^2",
-           "MAX_ACTIVATION_ELEMENTS")
-    return key
+    return key  # its cost (parameters, activations, memory, time) is budgeted by latency_server.budget
 
 
 def check_network(req: NetworkRequest, settings: Settings) -> ArchDef:
@@ -86,7 +83,6 @@ def check_network(req: NetworkRequest, settings: Settings) -> ArchDef:
     blocks = [block for stage in arch.stages for block in stage]
     repeats = sum(block.repeats for block in blocks)
     _limit(repeats, settings.max_network_blocks, loc, "arch: block count", "MAX_NETWORK_BLOCKS")
-    widest = 32
     for s, stage in enumerate(arch.stages):
         for j, block in enumerate(stage):
             where = f"arch: stage {s}, block {j}"
@@ -94,15 +90,10 @@ def check_network(req: NetworkRequest, settings: Settings) -> ArchDef:
             kernel = max(*block.kernel, block.exp_kernel or 1, block.pw_kernel or 1)
             _limit(kernel, settings.max_kernel, loc, f"{where}: kernel", "MAX_KERNEL")
             _limit(block.exp_ratio or 1.0, settings.max_exp_ratio, loc, f"{where}: expansion ratio", "MAX_EXP_RATIO")
-            width = (block.out_chs or 0) * max(1.0, float(block.exp_ratio or 1.0))
-            widest = max(widest, int(width))
     if not _compiled(arch_pattern(settings)).fullmatch(req.arch):
         raise InputError(loc, "arch: outside the accepted grammar: ir, er, ds, dsa or cn blocks with their options "
                          "in the order r k s e c [noskip] [n] [se] (the OpenAPI schema has the pattern)")
-    elements = req.batch_size * widest * (req.resolution // 2) ** 2
-    _limit(elements, settings.max_activation_elements, loc, "batch_size x channels x resolution^2",
-           "MAX_ACTIVATION_ELEMENTS")
-    return arch
+    return arch  # its cost (parameters, activations, memory, time) is budgeted by latency_server.budget
 
 
 # -- the accepted arch-string grammar as one regular expression ---------------------------------------------

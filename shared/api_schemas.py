@@ -26,6 +26,8 @@ __all__ = [
     "BlockSpec",
     "BlocksRequest",
     "BlocksResponse",
+    "CurrentTask",
+    "DatabaseHealth",
     "DeviceResponse",
     "INT_CAP",
     "MIN_EXP_RATIO",
@@ -41,10 +43,12 @@ __all__ = [
     "MeasureSettings",
     "NetworkRequest",
     "NetworkResponse",
+    "QueueHealth",
     "ReferenceFigure",
     "ServerStats",
     "SpaceName",
     "Verdict",
+    "WorkerHealth",
 ]
 
 BACKEND_NAMES = ("onnxruntime", "torch-cpu", "torch-cuda")
@@ -264,11 +268,47 @@ class DeviceResponse(BaseModel):
     settings: MeasureSettings = Field(default_factory=MeasureSettings)
 
 
+class WorkerHealth(BaseModel):
+    """The measurement worker process."""
+
+    state: Literal["ready", "busy", "starting", "down", "stopped"]
+    alive: bool
+    answered_ping: bool
+    pid: int | None = None
+    rss_mb: float | None = None
+    tasks: int = 0
+    restarts: int = 0
+    recycles: int = 0
+    uptime_s: float | None = None
+    last_error: str | None = None
+
+
+class DatabaseHealth(BaseModel):
+    reachable: bool
+    error: str | None = None
+
+
+class QueueHealth(BaseModel):
+    depth: int
+    capacity: int
+    oldest_age_s: float | None = None
+
+
 class HealthResponse(BaseModel):
-    status: Literal["ok"] = "ok"
+    """``GET /healthz``: 200 when the worker answers and the database is reachable, 503 otherwise."""
+
+    status: Literal["ok", "unavailable"] = "ok"
+    worker: WorkerHealth | None = None
+    database: DatabaseHealth | None = None
+    queue: QueueHealth | None = None
     #: another server holds this device: this one serves stored figures only
     read_only: bool = False
     read_only_reason: str | None = None
+
+
+class CurrentTask(BaseModel):
+    label: str
+    running_s: float
 
 
 class ServerStats(BaseModel):
@@ -281,6 +321,14 @@ class ServerStats(BaseModel):
     calibration_measurements: int = 0
     queued: int
     active_jobs: int
+    #: measurement tasks that failed since start, by reason (timeout, memory, crash, error)
+    failures: dict[str, int] = Field(default_factory=dict)
+    #: what the worker measures now
+    current_task: CurrentTask | None = None
+    worker_restarts: int = 0
+    worker_recycles: int = 0
+    #: queued tasks cancelled because every request waiting for them had disconnected
+    abandoned: int = 0
     #: another server holds this device: this one serves stored figures only
     read_only: bool = False
     read_only_reason: str | None = None

@@ -106,8 +106,8 @@ def test_server_faults_are_retried_until_the_answer() -> None:
     assert isinstance(answer, NetworkResponse) and answer.measured.median_ms == 4.25 and answer.spread_ms == 0.2
     assert fake.count("POST", "/v1/latency/network") == 3
     body = httpx.Response(200, content=fake.bodies[-1]).json()
-    assert body == {"arch": "arch-string", "resolution": 32, "space": "hardcorenas", "backend": "onnxruntime",
-                    "batch_size": 1, "threads": 1}
+    assert body == {"arch": "arch-string", "resolution": 32, "space": "hardcorenas", "confidence": 0.95,
+                    "backend": "onnxruntime", "batch_size": 1, "threads": 1}
 
 
 def test_rate_limits_are_retried_and_other_client_errors_are_not() -> None:

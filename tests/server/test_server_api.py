@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from latency_server.api.deps import get_service
 from latency_server.app import create_app
 from latency_server.db import upgrade_database
+from latency_server.errors import TaskError
 from latency_server.service import LatencyService
 from latency_server.store import Store
 from shared.api_schemas import BlocksResponse, DeviceResponse, JobStatus, LutResponse, NetworkResponse
@@ -26,7 +27,9 @@ SPEC = {"type": "ir", "in_chs": 16, "out_chs": 24, "stride": 2, "resolution": 16
 
 
 def test_health_and_device(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "read_only": False, "read_only_reason": None}
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert health.json()["read_only"] is False and health.json()["read_only_reason"] is None
     device = DeviceResponse.model_validate(client.get("/v1/device").json())
     assert {"onnxruntime", "torch-cpu"} <= set(device.backends)
     assert device.hardware["cpu_count"] >= 1 and device.hardware["cpu_model"]
@@ -107,14 +110,14 @@ def _wait(client: TestClient, location: str, timeout_s: float = 120) -> dict:
 
 
 class _FailingService(LatencyService):
-    """Fails the measurement of one key (a fault injected into the real service)."""
+    """Fails the measurement of one key as the worker reports a measurement that raised (an injected fault)."""
 
     fail_key = str(HARDCORENAS.searchable_keys(32)[5])
 
-    def _measure_block_task(self, ms, fp_id, key):  # noqa: ANN001, ANN202
+    def _measure_block_task(self, measuring, fp_id, key):  # noqa: ANN001, ANN202
         if str(key) == self.fail_key:
-            raise RuntimeError("injected fault")
-        return super()._measure_block_task(ms, fp_id, key)
+            raise TaskError(f"block {key}", "RuntimeError", "injected fault", "Traceback: injected")
+        return super()._measure_block_task(measuring, fp_id, key)
 
 
 @pytest.mark.slow
@@ -126,11 +129,13 @@ def test_failed_measurement_fails_the_job_and_the_server_keeps_serving(tmp_path:
         resp = client.get("/v1/lut", params={"resolution": 32})
         assert resp.status_code == 202
         job = JobStatus.model_validate(_wait(client, resp.headers["location"]))
-        assert job.state == "failed" and _FailingService.fail_key in job.error and "injected fault" in job.error
+        assert job.state == "failed" and _FailingService.fail_key in job.error and "RuntimeError" in job.error
         assert job.done == job.total - 1
         assert client.get("/healthz").status_code == 200
         bad = client.post("/v1/latency/blocks", json={"blocks": [BlockKey.parse(_FailingService.fail_key).to_dict()]})
-        assert bad.status_code == 422 and "injected fault" in bad.text
+        # a server-side fault: 5xx (clients may retry), naming the block, without the exception's text
+        assert bad.status_code == 500 and _FailingService.fail_key in bad.text and "injected" not in bad.text
+        assert bad.json()["detail"][0]["type"] == "measurement_error"
         # a new request starts a new job that only retries the missing entry
         _FailingService.fail_key = "none"
         resp = client.get("/v1/lut", params={"resolution": 32})

@@ -11,7 +11,7 @@ from latency_server.api.deps import ServiceDep, SettingsDep
 from latency_server.api.routes.common import settings_query
 from latency_server.device_lock import device_status
 from latency_server.validate import check_settings
-from shared.api_schemas import DeviceResponse, MeasureSettings, ServerStats
+from shared.api_schemas import CurrentTask, DeviceResponse, MeasureSettings, ServerStats
 
 router = APIRouter(prefix="/v1", tags=["device"])
 
@@ -34,13 +34,20 @@ async def device(
 
 @router.get("/stats", response_model=ServerStats)
 async def stats(service: ServiceDep, request: Request) -> ServerStats:
-    """Counters of this server process (measurements taken, queue depth, active jobs)."""
+    """Counters of this server process: measurements taken, queue depth, active jobs, failures by reason, the
+    task the worker runs now, and whether it serves read-only."""
+    current = service.queue.current()
     return ServerStats(
         measurements=service.measurements,
         block_measurements=service.block_measurements,
         network_measurements=service.network_measurements,
         calibration_measurements=service.calibration_measurements,
         queued=service.queue.depth,
-        active_jobs=sum(1 for job in list(service.jobs.values()) if not job.finished),
+        active_jobs=service.jobs.active(),
+        failures=dict(service.failures.counts),
+        current_task=None if current is None else CurrentTask(label=current[0], running_s=current[1]),
+        worker_restarts=service.worker.restarts,
+        worker_recycles=service.worker.recycles,
+        abandoned=service.queue.abandoned,
         **device_status(request.app),
     )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
-from concurrent.futures import Future
 
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from latency_server.api.deps import ServiceDep, SettingsDep, require_token
+from latency_server.api.waiting import results_or_release
 from latency_server.device_lock import refuse_if_read_only
 from latency_server.networks import NetworkResult
 from latency_server.service import BlockFigure, LatencyService
@@ -36,29 +35,16 @@ MEASURING_RESPONSES: dict[int | str, dict] = {
     400: {"model": ErrorResponse, "description": "the body is not UTF-8 text"},
     401: {"model": ErrorResponse, "description": "a token is configured and the request lacks it"},
     413: {"model": ErrorResponse, "description": "the body exceeds LATENCY_SERVER_MAX_BODY_BYTES"},
-    503: {"model": ErrorResponse, "description": "read-only: another server measures on this device"},
+    429: {"model": ErrorResponse, "description": "the measurement queue is full (see Retry-After)"},
+    500: {"model": ErrorResponse, "description": "a measurement raised, ran over its memory limit or crashed the "
+          "worker (refused for a cool-down after a kill or crash)"},
+    503: {"model": ErrorResponse, "description": "read-only (another server measures on this device), the worker "
+          "or the database is down, or the server is stopping (see Retry-After)"},
+    504: {"model": ErrorResponse, "description": "a measurement ran over LATENCY_SERVER_TASK_TIMEOUT_S"},
 }
 
 router = APIRouter(prefix="/v1/latency", tags=["latency"], dependencies=[Depends(require_token)],
                    responses=MEASURING_RESPONSES)
-
-
-class MeasurementFailed(Exception):
-    """A measurement raised; answered as 422 naming the input it was about."""
-
-    def __init__(self, loc: tuple[str | int, ...], msg: str) -> None:
-        super().__init__(msg)
-        self.loc = loc
-        self.msg = msg
-
-
-async def _wait(item: BlockFigure | Future, loc: tuple[str | int, ...]) -> BlockFigure:
-    if isinstance(item, BlockFigure):
-        return item
-    try:
-        return await asyncio.wrap_future(item)
-    except Exception as exc:  # noqa: BLE001 - any measurement fault is reported, the server keeps serving
-        raise MeasurementFailed(loc, f"measurement failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _stored_only(service: LatencyService, measuring: MeasureSettings, keys: list[BlockKey]) -> list[BlockFigure] | None:
@@ -89,11 +75,7 @@ async def measure_blocks(
         if stored is None:
             refuse_if_read_only(request.app)
     items = stored or await run_in_threadpool(service.lookup_blocks, req, keys)
-    figures = await asyncio.gather(*(_wait(item, ("body", "blocks", i)) for i, item in enumerate(items)),
-                                   return_exceptions=True)
-    for figure in figures:
-        if isinstance(figure, BaseException):
-            raise figure
+    figures = await results_or_release(request, service.queue, items)
     results = []
     for item, figure in zip(items, figures, strict=True):
         results.append(
@@ -118,10 +100,7 @@ async def measure_network(
     refuse_if_read_only(request.app)
     future = await run_in_threadpool(
         functools.partial(service.networks.submit, req, arch, req.resolution, space, confidence=req.confidence))
-    try:
-        result = await asyncio.wrap_future(future)
-    except Exception as exc:  # noqa: BLE001
-        raise MeasurementFailed(("body", "arch"), f"measurement failed: {type(exc).__name__}: {exc}") from exc
+    (result,) = await results_or_release(request, service.queue, [future])
     prediction = result.prediction
     reference = None
     if result.reference is not None and prediction is not None and prediction.reference_ms:
