@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 #: near-tied knapsacks (scores proportional to latency) minutes of proving the last digits
 MIP_REL_GAP = 1e-6
 
+#: HiGHS's primal feasibility tolerance (its default): a row may exceed its bound by this much
+FEASIBILITY_TOL = 1e-7
+
 #: (latency model, limit in ms) pairs a network must all meet
 Constraints = Sequence[tuple[LatencyModel, float]]
 
@@ -175,12 +178,15 @@ def best_network(score: NetworkScore, constraints: Constraints, *, time_limit_s:
         if model.alpha_shape != score.option.shape or model.beta_shape != score.depth.shape:
             raise ValueError("the score and the latency model describe different spaces")
     rhs = [limit - model.fixed_ms for model, limit in constraints]
-    for _ in range(max_tightenings):
+    for attempt in range(max_tightenings):
         choice = _solve_milp(score, constraints, rhs, time_limit_s)
         excess = [model.choice_latency_ms(choice) - limit for model, limit in constraints]
         if all(e <= 0.0 for e in excess):
             return _polish(score, choice, constraints)
         for k, (e, (_, limit)) in enumerate(zip(excess, constraints, strict=True)):
-            if e > 0.0:  # the solver's tolerance let a rounding error through: ask for that much less
-                rhs[k] -= 2.0 * e + 4.0 * math.ulp(max(1.0, abs(limit)))
+            if e > 0.0:
+                # the solver's feasibility tolerance let a rounding error through: ask for less, by at least that
+                # tolerance (a smaller step would get the same answer back), doubling while it keeps happening
+                step = max(2.0 * e, FEASIBILITY_TOL * max(1.0, abs(limit)))
+                rhs[k] -= step * 2.0**attempt
     raise DiscretizationError(f"no network within the limits after {max_tightenings} tightenings")
