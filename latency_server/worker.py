@@ -162,10 +162,12 @@ class MeasurementWorker:
         return old
 
     def _takes_tasks(self) -> bool:
-        """A worker is up, idle and not due for recycling (a due one is recycled by the monitor first, so that a
-        steady stream of tasks cannot postpone it for ever)."""
+        """A worker is up, alive, idle and not due for recycling (a due one is recycled by the monitor first, so
+        that a steady stream of tasks cannot postpone it for ever). A worker that died idle takes no task even
+        before the monitor has buried it: the task waits for its successor instead of failing with it."""
         proc = self._proc
-        return self._ready and not self._busy and proc is not None and not self._due_for_recycling(proc)
+        return (self._ready and not self._busy and proc is not None and proc.alive
+                and not self._due_for_recycling(proc))
 
     def _due_for_recycling(self, proc: WorkerProcess) -> bool:
         limits = self.limits

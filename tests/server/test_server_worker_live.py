@@ -252,10 +252,16 @@ def test_shutdown_answers_waiting_requests_and_ends_without_a_kill(live_server, 
     _kill_worker(server)
     _until(lambda: _health(server).status_code == 503, "the worker to be down")
     answers: list[httpx.Response] = []
+
+    def queued(n: int) -> bool:
+        if answers:  # answered before the server stopped: it must have waited for the worker instead
+            pytest.fail(f"answered while the worker was down: {answers[0].status_code} {answers[0].text}")
+        return _stats(server)["queued"] == n
+
     waiting = [_post_in_thread(server, {"blocks": [_block(1)]}, answers)]
-    _until(lambda: _stats(server)["queued"] == 1, "a task waiting for the worker")
+    _until(lambda: queued(1), "a task waiting for the worker")
     waiting.append(_post_in_thread(server, {"blocks": [_block(2)]}, answers))
-    _until(lambda: _stats(server)["queued"] == 2, "a second task queued")
+    _until(lambda: queued(2), "a second task queued")
     server.stop(timeout_s=120)  # SIGTERM, then SIGKILL only if it has not ended
     assert "Finished server process" in server.log_path.read_text(errors="replace")  # its shutdown code ran
     for thread in waiting:
