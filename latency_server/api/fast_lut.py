@@ -23,6 +23,17 @@ Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
 
 
+_PARAMETERS = frozenset({"backend", "batch_size", "threads", "resolution", "space"})
+_INTEGERS = ("batch_size", "threads", "resolution")
+
+
+def _as_int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
 class FastLutMiddleware:
     """Serve cached complete tables straight from memory."""
 
@@ -38,16 +49,23 @@ class FastLutMiddleware:
         if not token_accepted(settings, await bearer(HTTPConnection(scope))):
             return None  # the route answers 401
         try:
-            query = dict(parse_qsl(scope.get("query_string", b"").decode("ascii"), strict_parsing=False))
-            backend = query.get("backend", "onnxruntime")
-            if backend not in BACKEND_NAMES:
-                return None
-            measuring = MeasureSettings.model_construct(
-                backend=backend, batch_size=int(query.get("batch_size", 1)), threads=int(query.get("threads", 1))
-            )
-            resolution = int(query.get("resolution", 224))
+            pairs = parse_qsl(scope.get("query_string", b"").decode("ascii"), keep_blank_values=True)
         except (ValueError, UnicodeDecodeError):
             return None
+        query = dict(pairs)
+        # only plainly valid queries take the shortcut; anything odd (blank, repeated or unknown parameters,
+        # non-canonical numbers) goes to the route, whose validation answers it
+        if len(query) != len(pairs) or not query.keys() <= _PARAMETERS:
+            return None
+        if any(query.get(k, "1") != str(_as_int(query.get(k, "1"))) for k in _INTEGERS):
+            return None
+        backend = query.get("backend", "onnxruntime")
+        if backend not in BACKEND_NAMES:
+            return None
+        measuring = MeasureSettings.model_construct(
+            backend=backend, batch_size=int(query.get("batch_size", 1)), threads=int(query.get("threads", 1))
+        )
+        resolution = int(query.get("resolution", 224))
         return service.tables.cached_body(measuring, query.get("space", "hardcorenas"), resolution)
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[dict]],
