@@ -6,7 +6,7 @@ random ones; each with BN statistics re-estimated on the same training batches, 
 Reports the mean top-1 of each and the paired difference (with / without) with its standard error; the last line
 is one JSON object. ``--epochs 0`` skips training and compares the seeded supernets themselves.
 
-    python bench/reorder_channels.py --teacher HEAVIEST.pth.tar --data digits-clutter --epochs 2 --children 30
+    python bench/reorder_channels.py --teacher HEAVIEST.pth.tar --data digits --epochs 2 --children 30
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _trained(args: argparse.Namespace, reorder: bool):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--teacher", required=True, help="train-heaviest checkpoint")
-    p.add_argument("--data", default="digits-clutter")
+    p.add_argument("--data", default="digits")
     p.add_argument("--resolution", type=int, default=32)
     p.add_argument("--epochs", type=int, default=2, help="supernet epochs of each run (0: the seeded supernets)")
     p.add_argument("--children", type=int, default=30, help="uniform random children besides lightest/heaviest")
