@@ -101,18 +101,9 @@ class _Walker:
         ))
 
 
-def sample_in_band(
-    model: LatencyModel,
-    low_ms: float,
-    high_ms: float,
-    count: int,
-    *,
-    seed: int = 0,
-    mix_steps: int = 300,
-    max_walk_steps: int = 5000,
-    max_attempts: int | None = None,
-    distinct: bool = True,
-) -> list[tuple[ArchChoice, float]]:
+def sample_in_band(model: LatencyModel, low_ms: float, high_ms: float, count: int, *, seed: int = 0,
+                   mix_steps: int = 300, max_walk_steps: int = 5000, max_attempts: int | None = None,
+                   distinct: bool = True) -> list[tuple[ArchChoice, float]]:
     """``count`` networks with table latency in ``[low_ms, high_ms]`` and their latencies (ms), distinct unless
     ``distinct`` is false (then independent draws, repeats possible).
 

@@ -71,14 +71,12 @@ class DemoRun:
     rows: list[dict[str, Any]] = field(default_factory=list)  # one per limit
     versus_random: Any = None  # nas.versus_random.VersusRandom
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    out: Path = field(init=False)
+    train_dir: Path = field(init=False)
 
-    @property
-    def out(self) -> Path:
-        return self.cfg.out_dir
-
-    @property
-    def train_dir(self) -> Path:
-        return self.cfg.out_dir / "train"
+    def __post_init__(self) -> None:
+        self.out = self.cfg.out_dir
+        self.train_dir = self.out / "train"
 
 
 @contextmanager
