@@ -55,7 +55,7 @@ class TrainConfig:
     real_kd: bool = True
     initial_checkpoint: str = ""
     bn_recal_batches: int = 10
-    reorder_channels: bool = False
+    reorder_channels: bool = True  # children after 2 supernet epochs on digits: 31 % -> 60 % mean top-1
     # finetune
     arch: str = ""
     search_result: str = ""

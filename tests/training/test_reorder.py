@@ -93,13 +93,15 @@ def test_narrow_children_keep_the_important_channels(teacher_and_batches) -> Non
     assert mid[:narrow].min() >= mid[narrow:].max() * (1 - 1e-4)
 
 
-def test_train_supernet_reorders_the_teacher_when_asked(tmp_path, heaviest_dir) -> None:
+def test_train_supernet_can_skip_the_reordering(tmp_path, heaviest_dir, caplog) -> None:
+    """On by default (the supernet fixture of the other tests reorders); --no-reorder-channels skips it."""
     teacher = str(heaviest_dir / "last.pth.tar")
-    out = tmp_path / "reordered"
-    argv = ["train-supernet", "digits", *FAST, "--teacher", teacher, "--output", str(out), "--reorder-channels"]
-    assert main(argv) == 0
-    ckpt = load_checkpoint(run_dir(out) / "last.pth.tar")
-    assert ckpt["args"]["reorder_channels"] is True
+    out = tmp_path / "plain"
+    argv = ["train-supernet", "digits", *FAST, "--teacher", teacher, "--output", str(out), "--no-reorder-channels"]
+    with caplog.at_level("INFO"):
+        assert main(argv) == 0
+    assert load_checkpoint(run_dir(out) / "last.pth.tar")["args"]["reorder_channels"] is False
+    assert "reordered" not in caplog.text
 
 
 def _copy(net):
