@@ -63,7 +63,7 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         assert len(limit["random"]) == 3
         assert all(limit["band_ms"][0] <= r["table_latency_ms"] <= limit["band_ms"][1] for r in limit["random"])
     md = (out / "results.md").read_text()
-    assert md.count("th percentile") == 3 and "Spearman" in md and "Stage times" in md
+    assert md.count("percentile of the searched network among them") == 3 and "Spearman" in md and "Stage times" in md
     assert "stopping the latency server" in printed
 
 

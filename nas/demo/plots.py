@@ -42,9 +42,9 @@ def _accuracy_vs_latency(run: DemoRun, table: list[dict[str, Any]]) -> None:
             label="searched, fine-tuned")
     for r in table:
         ax.axvline(r["limit_ms"], color="grey", lw=0.6, ls="--")
-        ax.annotate(f"T={r['limit_ms']:.2f}", (r["limit_ms"], ax.get_ylim()[0]), textcoords="offset points",
-                    xytext=(-34, 4), fontsize=8)
-    ax.legend(fontsize=8, loc="lower right")
+        ax.text(r["limit_ms"], 0.99, f"T={r['limit_ms']:.2f} ", transform=ax.get_xaxis_transform(), fontsize=8,
+                ha="right", va="top", color="grey")
+    ax.legend(fontsize=8, loc="best")
     _save(fig, ax, run.out / "accuracy_vs_latency.png", "table latency (ms, this device)", "top-1 (%, val split)",
           "Accuracy vs latency: searched networks among random ones")
 

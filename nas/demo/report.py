@@ -83,8 +83,8 @@ def _versus_random_lines(run: DemoRun) -> list[str]:
         tops = [x.top1 for x in c.random]
         lines.append(f"- T = {c.latency_limit_ms:.3f} ms: searched {c.top1:.1f} % at {c.table_latency_ms:.3f} ms; "
                      f"{len(tops)} random networks in [{c.band_ms[0]:.3f}, {c.band_ms[1]:.3f}] ms: median "
-                     f"{statistics.median(tops):.1f} % ({min(tops):.1f} .. {max(tops):.1f}); the searched network "
-                     f"is at the {c.percentile_vs_random:.0f}th percentile")
+                     f"{statistics.median(tops):.1f} % ({min(tops):.1f} .. {max(tops):.1f}); percentile of the "
+                     f"searched network among them: {c.percentile_vs_random:.0f}")
     lines += ["", "Spearman correlation of table latency and top-1 over all random networks (does the task separate "
               "architectures at all?): " + ("undefined" if rho is None else f"{rho:.2f}")]
     return lines
