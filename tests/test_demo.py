@@ -1,7 +1,8 @@
-"""`nas demo` end to end in a smoke configuration: every stage runs, the report and plots are written, each
-network keeps its limit in the table and its measurement's verdict is reported, and the server it started is gone
-afterwards. (Whether a network measures under its limit depends on the machine's load, so it is reported, not
-asserted.)"""
+"""`nas demo` end to end in a smoke configuration: every stage runs, the report, results.json and plots are
+written, each network keeps its limit in the table, is ranked among random networks of its latency band and its
+measurement's verdict is reported, and the server it started is gone afterwards. (Whether a network measures
+under its limit depends on the machine's load, and its percentile on training that a smoke run barely does, so
+both are reported, not asserted.)"""
 
 from __future__ import annotations
 
@@ -22,16 +23,16 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     out = tmp_path / "demo"
     code = main([
         "demo", "--out", str(out), "--heaviest-epochs", "1", "--supernet-epochs", "1", "--finetune-epochs", "1",
-        "--steps-per-epoch", "2", "--bcfw-steps", "3", "--no-progress",
+        "--steps-per-epoch", "2", "--bcfw-steps", "3", "--random-networks", "3", "--no-progress",
         "--server-env", "LATENCY_SERVER_BUDGET_S=0.002", "--server-env", "LATENCY_SERVER_MIN_REPEATS=5",
         "--server-env", "LATENCY_SERVER_CALIBRATION_NETWORKS=4",
     ])
     assert code == 0
     printed = capsys.readouterr().out
-    for stage in range(1, 8):
-        assert f"[{stage}/7]" in printed
-    for name in ("results.md", "results.csv", "accuracy_vs_latency.png", "predicted_vs_measured.png",
-                 "search_trajectories.png", "lut.json"):
+    for stage in range(1, 10):
+        assert f"[{stage}/9]" in printed
+    for name in ("results.md", "results.csv", "results.json", "versus_random.json", "accuracy_vs_latency.png",
+                 "predicted_vs_measured.png", "search_trajectories.png", "lut.json"):
         assert (out / name).stat().st_size > 0, name
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == 3
@@ -45,6 +46,25 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
                f"[{verdict(figures)}]" in printed
         result = json.loads((out / f"search-{i}" / "result.json").read_text())
         assert result["arch"] == row["arch"] and "met" in result["guarantee"]
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["data"] == "digits" and "Metropolis" in summary["random_sampling"]
+    assert set(summary["stage_seconds"]) >= {"latency_table", "heaviest", "supernet", "search", "versus_random",
+                                             "finetune", "measure"}
+    searches = summary["searches"]
+    assert [s["latency_limit_ms"] for s in searches] == limits
+    for s, row in zip(searches, rows, strict=True):
+        assert s["measured_latency_ms"] == float(row["measured_ms"]) and s["top1"] == float(row["top1"])
+        assert 0.0 <= s["percentile_vs_random"] <= 100.0 and s["random_networks"] == 3
+        assert s["spearman_random"] is None or -1.0 <= s["spearman_random"] <= 1.0
+        assert 0.0 <= s["child_top1"] <= 100.0
+        low, high = s["band_ms"]
+        assert high == s["latency_limit_ms"] and low == pytest.approx(0.95 * high)
+    versus = json.loads((out / "versus_random.json").read_text())
+    for limit in versus["limits"]:
+        assert len(limit["random"]) == 3
+        assert all(limit["band_ms"][0] <= r["table_latency_ms"] <= limit["band_ms"][1] for r in limit["random"])
+    md = (out / "results.md").read_text()
+    assert md.count("percentile of the searched network among them") == 3 and "Spearman" in md and "Stage times" in md
     assert "stopping the latency server" in printed
 
 

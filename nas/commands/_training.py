@@ -8,12 +8,13 @@ from collections.abc import Callable
 from nas.cli import UserError
 
 
-def run_phase(phase: Callable, args: argparse.Namespace) -> int:
-    """Run one training phase; user-caused errors become :class:`~nas.cli.UserError`."""
+def run_phase(phase: Callable, args: argparse.Namespace, name: str) -> int:
+    """Run training phase ``name`` (``heaviest``, ``supernet``, ``finetune``) with its recipe's settings and the
+    options typed on top; user-caused errors become :class:`~nas.cli.UserError`."""
     from nas.training import TrainConfig
-    from nas.training.config import config_from_args
+    from nas.training.options import config_from_args
 
-    cfg: TrainConfig = config_from_args(args)
+    cfg: TrainConfig = config_from_args(args, name)
     for name in ("epochs", "batch_size", "val_batch_size", "resolution"):
         if getattr(cfg, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")

@@ -5,18 +5,18 @@ from __future__ import annotations
 import argparse
 
 from nas.commands._training import run_phase
-from nas.training.config import add_train_arguments
+from nas.training.options import add_train_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train-heaviest", help="train the heaviest network of the space (the teacher)", description=__doc__
     )
-    add_train_arguments(p)
+    add_train_arguments(p, "heaviest")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from nas.training import train_heaviest
 
-    return run_phase(train_heaviest, args)
+    return run_phase(train_heaviest, args, "heaviest")

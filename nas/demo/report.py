@@ -1,18 +1,20 @@
-"""The demo's report: the results table (Markdown and CSV), a verdict per network and three plots.
+"""The demo's report: the results table (Markdown and CSV), ``results.json``, a verdict per network, and the
+search-versus-random lines; the plots are :mod:`nas.demo.plots`.
 
-This module owns what the demo writes after its stages ran; matplotlib is imported only when the plots are drawn.
+This module owns what the demo writes after its stages ran.
 """
 
 from __future__ import annotations
 
 import csv
-from pathlib import Path
+import json
+import statistics
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nas.demo.run import DemoConfig
+    from nas.demo.run import DemoRun
 
-__all__ = ["verdict", "write_report"]
+__all__ = ["searches_json", "verdict", "write_report"]
 
 
 def _params(arch: str, num_classes: int) -> int:
@@ -21,13 +23,11 @@ def _params(arch: str, num_classes: int) -> int:
     return sum(p.numel() for p in build_network(arch, num_classes=num_classes).parameters())
 
 
-def write_report(cfg: DemoConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``results.csv``, ``results.md`` and the three plots from the stages' rows; print the table and each
-    network's verdict; return the table's rows."""
-    out = cfg.out_dir
+def _table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     table: list[dict[str, Any]] = []
     for row in rows:
         result, validation, figure = row["result"], row["validation"], row["final_measurement"]
+        versus = row.get("versus_random")
         table.append({
             "limit_ms": row["limit_ms"],
             "expected_ms": result["expected_latency_ms"],
@@ -38,30 +38,98 @@ def write_report(cfg: DemoConfig, rows: list[dict[str, Any]]) -> list[dict[str, 
             "budget_used": figure.measured.median_ms / row["limit_ms"],
             "top1": validation["top1"],
             "top5": validation.get("top5"),
+            "child_top1": versus.top1 if versus else None,
+            "percentile_vs_random": versus.percentile_vs_random if versus else None,
             "params_m": _params(result["arch"], int(validation.get("num_classes", 10))) / 1e6,
             "arch": result["arch"],
         })
+    return table
+
+
+def searches_json(run: DemoRun, table: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One object per limit for ``results.json``: the limit, the final measurement, the fine-tuned top-1 and the
+    comparison with random networks of the limit's latency band."""
+    versus = run.versus_random
+    out = []
+    for r, row in zip(table, run.rows, strict=True):
+        c = row.get("versus_random")
+        out.append({
+            "latency_limit_ms": r["limit_ms"],
+            "table_latency_ms": r["expected_ms"],
+            "measured_latency_ms": r["measured_ms"],
+            "measured_spread_ms": r["measured_spread_ms"],
+            "top1": r["top1"],  # fine-tuned, on the val split
+            "child_top1": r["child_top1"],  # sliced from the supernet, BN recalibrated, no fine-tuning
+            "percentile_vs_random": r["percentile_vs_random"],
+            "spearman_random": versus.spearman_random if versus else None,
+            "spearman_in_band": c.spearman_in_band if c else None,
+            "random_networks": len(c.random) if c else 0,
+            "random_top1_median": statistics.median(x.top1 for x in c.random) if c and c.random else None,
+            "band_ms": list(c.band_ms) if c else None,
+            "arch": r["arch"],
+        })
+    return out
+
+
+def _versus_random_lines(run: DemoRun) -> list[str]:
+    versus = run.versus_random
+    if versus is None:
+        return []
+    rho = versus.spearman_random
+    lines = ["", "## Searched networks against random networks of the same latency", "",
+             "Every network a supernet child with its BN statistics re-estimated on the same training batches, "
+             "evaluated on the val split, no fine-tuning. Random networks: " + versus.sampling + ".", ""]
+    for c in versus.limits:
+        tops = [x.top1 for x in c.random]
+        lines.append(f"- T = {c.latency_limit_ms:.3f} ms: searched {c.top1:.1f} % at {c.table_latency_ms:.3f} ms; "
+                     f"{len(tops)} random networks in [{c.band_ms[0]:.3f}, {c.band_ms[1]:.3f}] ms: median "
+                     f"{statistics.median(tops):.1f} % ({min(tops):.1f} .. {max(tops):.1f}); percentile of the "
+                     f"searched network among them: {c.percentile_vs_random:.0f}")
+    lines += ["", "Spearman correlation of table latency and top-1 over all random networks (does the task separate "
+              "architectures at all?): " + ("undefined" if rho is None else f"{rho:.2f}")]
+    return lines
+
+
+def write_report(run: DemoRun) -> list[dict[str, Any]]:
+    """``results.csv``, ``results.md``, ``results.json`` and the plots from the stages' rows; print the table and
+    each network's verdict; return the table's rows."""
+    from nas.demo.plots import draw_plots
+
+    cfg, out = run.cfg, run.out
+    table = _table_rows(run.rows)
     with (out / "results.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(table)
     header = ["limit (ms)", "expected (ms)", "measured (ms)", "predicted (ms)", "budget used", "top-1 (%)",
-              "params (M)", "architecture"]
+              "vs random (percentile)", "params (M)", "architecture"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in table:
         cells = [f"{r['limit_ms']:.3f}", f"{r['expected_ms']:.3f}", f"{r['measured_ms']:.3f}",
                  "-" if r["predicted_ms"] is None else f"{r['predicted_ms']:.3f}", f"{r['budget_used']:.0%}",
-                 f"{r['top1']:.1f}", f"{r['params_m']:.2f}", f"`{r['arch']}`"]
+                 f"{r['top1']:.1f}", "-" if r["percentile_vs_random"] is None else f"{r['percentile_vs_random']:.0f}",
+                 f"{r['params_m']:.2f}", f"`{r['arch']}`"]
         lines.append("| " + " | ".join(cells) + " |")
     settings = (f"{cfg.data} at {cfg.resolution}px; latency: {cfg.backend}, {cfg.threads} thread, batch 1, "
                 "median of independent rounds on this machine")
-    (out / "results.md").write_text("# Demo results\n\n" + settings + "\n\n" + "\n".join(lines) + "\n")
-    _plots(out, table, rows)
+    versus_lines = _versus_random_lines(run)
+    timing = "Stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in run.stage_seconds.items())
+    (out / "results.md").write_text("# Demo results\n\n" + settings + "\n\n" + "\n".join(lines) + "\n"
+                                    + "\n".join(versus_lines) + "\n\n" + timing + "\n")
+    (out / "results.json").write_text(json.dumps({
+        "data": cfg.data,
+        "resolution": cfg.resolution,
+        "searches": searches_json(run, table),
+        "random_sampling": run.versus_random.sampling if run.versus_random else None,
+        "stage_seconds": {k: round(v, 1) for k, v in run.stage_seconds.items()},
+    }, indent=1))
+    draw_plots(run, table)
     print("\n" + "\n".join(lines))
     print("\n" + settings)
     for r in table:
         print(f"  limit {r['limit_ms']:.3f} ms -> measured {r['measured_ms']:.3f} ms "
               f"(spread {r['measured_spread_ms']:.3f} ms) [{verdict(r)}], top-1 {r['top1']:.1f}%")
+    print("\n".join(versus_lines))
     return table
 
 
@@ -72,54 +140,3 @@ def verdict(row: dict[str, Any]) -> str:
     if row["measured_ms"] <= row["limit_ms"] + row["measured_spread_ms"]:
         return "at the limit, within the measurement's spread"
     return "OVER the limit"
-
-
-def _save(fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str) -> None:
-    """Label, grid, save and close one figure."""
-    import matplotlib.pyplot as plt
-
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _plots(out: Path, table: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    ax.plot([r["measured_ms"] for r in table], [r["top1"] for r in table], "o-")
-    for r in table:
-        ax.axvline(r["limit_ms"], color="grey", lw=0.6, ls="--")
-        ax.annotate(f"T={r['limit_ms']:.2f}", (r["measured_ms"], r["top1"]), textcoords="offset points",
-                    xytext=(4, -12), fontsize=8)
-    _save(fig, ax, out / "accuracy_vs_latency.png", "measured latency (ms, this device)", "top-1 (%)",
-          "Accuracy vs measured latency")
-
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    pairs = [(r["expected_ms"], r["measured_ms"]) for r in table]
-    ax.scatter([p for p, _ in pairs], [m for _, m in pairs], label="found networks")
-    lo = min(min(p) for p in pairs) * 0.9
-    hi = max(max(p) for p in pairs) * 1.1
-    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="y = x")
-    ax.legend()
-    _save(fig, ax, out / "predicted_vs_measured.png", "predicted by the table (ms)", "measured (ms)",
-          "Predicted vs measured latency")
-
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for row in rows:
-        steps, lat = [], []
-        with (row["search_dir"] / "trajectory.csv").open() as f:
-            for rec in csv.DictReader(f):
-                steps.append(int(rec["step"]))
-                lat.append(float(rec["expected_latency_ms"]))
-        (line,) = ax.plot(steps, lat, lw=1)
-        ax.axhline(row["limit_ms"], color=line.get_color(), ls="--", lw=0.8)
-    _save(fig, ax, out / "search_trajectories.png", "BCFW step", "expected latency (ms)",
-          "Search trajectories (dashed: the hard limits)")

@@ -1,10 +1,12 @@
-"""The main job end to end on the embedded default: a local latency server on SQLite, the bundled ``digits``
-data, heaviest and supernet training, three searches under hard limits, fine-tuning, validation and on-device
-measurement; one results table (Markdown + CSV) and three plots under ``outputs/demo/``.
+"""The main job end to end on the embedded default: a local latency server on SQLite, the bundled data, heaviest and
+supernet training, three searches under hard limits, each searched network ranked among random networks of its
+latency band, fine-tuning, validation and on-device measurement; one results table (Markdown, CSV, JSON) and three
+plots under ``outputs/demo/``.
 
 Every stage runs the same CLI commands a user would type (``nas lut``, ``nas train-heaviest``, ...), in this
 process; only the latency server is a separate process (``latency-server serve``, :mod:`nas.local_server`), stopped
-on exit, Ctrl-C or failure. This module owns the stages and their order; :mod:`nas.demo.report` writes the results.
+on exit, Ctrl-C or failure. This module owns the stages (one function each, timed) and their order;
+:mod:`nas.demo.report` writes the results and :mod:`nas.demo.plots` draws them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import logging
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,9 +51,32 @@ class DemoConfig:
     bcfw_steps: int = 60
     max_step: float = 0.05
     limit_fractions: tuple[float, ...] = (0.2, 0.5, 0.8)
+    random_networks: int = 30  # random networks per limit the searched one is ranked among
+    recal_batches: int = 4  # training batches (64 images) re-estimating each compared child's BN statistics
     seed: int = 0
     progress: bool = True
     extra_server_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DemoRun:
+    """What the stages share: the settings, the server, the files written so far and each stage's wall time."""
+
+    cfg: DemoConfig
+    server: LocalServer
+    lut_path: Path | None = None
+    feasible_ms: tuple[float, float] = (0.0, 0.0)
+    heaviest: Path | None = None
+    supernet: Path | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)  # one per limit
+    versus_random: Any = None  # nas.versus_random.VersusRandom
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    out: Path = field(init=False)
+    train_dir: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.out = self.cfg.out_dir
+        self.train_dir = self.out / "train"
 
 
 @contextmanager
@@ -67,7 +92,6 @@ def _terminate_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-# -- stages ----------------------------------------------------------------------------------------------------
 def _nas(argv: Sequence[str], stage: str) -> None:
     from nas.cli import main
 
@@ -86,10 +110,6 @@ def _newest_run(output: Path, experiment: str) -> Path:
     raise DemoError(f"no checkpoint of '{experiment}' under {output}")
 
 
-def _banner(step: int, total: int, text: str) -> None:
-    print(f"\n==> [{step}/{total}] {text}", flush=True)
-
-
 def _train_args(cfg: DemoConfig, epochs: int, experiment: str, train_dir: Path) -> list[str]:
     args = [cfg.data, "--resolution", str(cfg.resolution), "--epochs", str(epochs), "--output", str(train_dir),
             "--experiment", experiment, "--seed", str(cfg.seed), "--threads", str(cfg.train_threads)]
@@ -100,80 +120,164 @@ def _train_args(cfg: DemoConfig, epochs: int, experiment: str, train_dir: Path) 
     return args
 
 
-def run_demo(cfg: DemoConfig) -> list[dict[str, Any]]:
-    """Run every stage; return the rows of the results table."""
+# -- stages ----------------------------------------------------------------------------------------------------
+def build_table(run: DemoRun) -> str:
+    cfg = run.cfg
     from nas.latency_table import LatencyTable
 
-    out = cfg.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    train_dir = out / "train"
-    total = 7
+    run.lut_path = run.out / "lut.json"
+    _nas(["lut", "--latency-endpoint", run.server.url, "--resolution", str(cfg.resolution), "--backend",
+          cfg.backend, "--threads", str(cfg.threads), "--out", str(run.lut_path)], "latency table")
+    model = LatencyTable.load(run.lut_path).model()
+    run.feasible_ms = (model.min_latency_ms(), model.max_latency_ms())
+    return f"feasible range of the table: {run.feasible_ms[0]:.3f} .. {run.feasible_ms[1]:.3f} ms"
+
+
+def train_heaviest(run: DemoRun) -> str:
+    _nas(["train-heaviest", *_train_args(run.cfg, run.cfg.heaviest_epochs, "heaviest", run.train_dir)], "heaviest")
+    run.heaviest = _newest_run(run.train_dir, "heaviest")
+    return f"teacher: {run.heaviest}"
+
+
+def train_supernet(run: DemoRun) -> str:
+    _nas(["train-supernet", *_train_args(run.cfg, run.cfg.supernet_epochs, "supernet", run.train_dir),
+          "--teacher", str(run.heaviest)], "supernet")
+    run.supernet = _newest_run(run.train_dir, "supernet")
+    return f"supernet: {run.supernet}"
+
+
+def search(run: DemoRun) -> str:
+    cfg, (lo, hi) = run.cfg, run.feasible_ms
+    for i, fraction in enumerate(cfg.limit_fractions):
+        limit = round(lo + fraction * (hi - lo), 4)
+        search_dir = run.out / f"search-{i}"
+        argv = ["search", cfg.data, "--latency-limit-ms", str(limit), "--latency-endpoint", run.server.url,
+                "--supernet", str(run.supernet), "--resolution", str(cfg.resolution), "--bcfw-steps",
+                str(cfg.bcfw_steps), "--max-step", str(cfg.max_step), "--seed", str(cfg.seed), "--backend",
+                cfg.backend, "--threads", str(cfg.threads), "--out", str(search_dir)]
+        if not cfg.progress:
+            argv.append("--no-progress")
+        _nas(argv, f"search {i}")
+        result = json.loads((search_dir / "result.json").read_text())
+        run.rows.append({"limit_ms": limit, "search_dir": search_dir, "result": result})
+    return "found: " + ", ".join(f"{r['result']['expected_latency_ms']:.3f} ms" for r in run.rows)
+
+
+def compare_with_random(run: DemoRun) -> str:
+    """Each searched network's held-out accuracy among random networks of its latency band (no fine-tuning)."""
+    import torch
+
+    from nas.child_accuracy import evaluator_for
+    from nas.latency_table import LatencyTable
+    from nas.versus_random import compare_with_random as compare
+    from shared.search_space import get_space
+
+    cfg = run.cfg
+    table = LatencyTable.load(run.lut_path)
+    space = get_space(table.space)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.train_threads)
+    try:
+        evaluator = evaluator_for(str(run.supernet), cfg.data, cfg.resolution, recal_batches=cfg.recal_batches,
+                                  seed=cfg.seed)
+        searched = [(r["limit_ms"], space.choice_from_arch(r["result"]["arch"])) for r in run.rows]
+        run.versus_random = compare(evaluator.evaluate, table.model(space), space, searched,
+                                    count=cfg.random_networks, seed=cfg.seed, on_child=_progress_printer())
+    finally:
+        torch.set_num_threads(threads)
+    for row, comparison in zip(run.rows, run.versus_random.limits, strict=True):
+        row["versus_random"] = comparison
+    (run.out / "versus_random.json").write_text(json.dumps(run.versus_random.to_json(), indent=1))
+    rho = run.versus_random.spearman_random
+    return ("percentiles " + ", ".join(f"{c.percentile_vs_random:.0f}" for c in run.versus_random.limits)
+            + "; Spearman(latency, top-1) of the random networks " + ("undefined" if rho is None else f"{rho:.2f}"))
+
+
+def _progress_printer() -> Callable[[int, int], None]:
+    def report(done: int, total: int) -> None:
+        if done == total or done % 10 == 0:
+            print(f"    {done}/{total} networks evaluated", flush=True)
+
+    return report
+
+
+def finetune_and_validate(run: DemoRun) -> str:
+    cfg = run.cfg
+    for i, row in enumerate(run.rows):
+        experiment = f"finetune-{i}"
+        _nas(["finetune", *_train_args(cfg, cfg.finetune_epochs, experiment, run.train_dir), "--search-result",
+              str(row["search_dir"] / "result.json"), "--supernet", str(run.supernet), "--teacher",
+              str(run.heaviest)], f"fine-tune {i}")
+        checkpoint = _newest_run(run.train_dir, experiment)
+        validation = run.out / f"validate-{i}.json"
+        _nas(["validate", cfg.data, "--arch", row["result"]["arch"], "--checkpoint", str(checkpoint),
+              "--resolution", str(cfg.resolution), "--json", str(validation)], f"validate {i}")
+        row["validation"] = json.loads(validation.read_text())
+        row["checkpoint"] = checkpoint
+    return "top-1 " + ", ".join(f"{r['validation']['top1']:.1f} %" for r in run.rows)
+
+
+def measure(run: DemoRun) -> str:
+    cfg = run.cfg
+    with LatencyClient(run.server.url) as client:
+        for row in run.rows:
+            row["final_measurement"] = client.measure_network(
+                row["result"]["arch"], resolution=cfg.resolution, backend=cfg.backend, threads=cfg.threads)
+    return "measured: " + ", ".join(f"{r['final_measurement'].measured.median_ms:.3f} ms" for r in run.rows)
+
+
+def _stages(cfg: DemoConfig) -> list[tuple[str, str, Callable[[DemoRun], str]]]:
+    """(name, banner, stage) in order; the server's start is stage 1."""
+    return [
+        ("latency_table", f"building the latency table at {cfg.resolution}px ({cfg.backend}, {cfg.threads} thread, "
+         "batch 1)", build_table),
+        ("heaviest", f"training the heaviest network on {cfg.data} ({cfg.heaviest_epochs} epochs)", train_heaviest),
+        ("supernet", f"training the one-shot supernet with distillation ({cfg.supernet_epochs} epochs)",
+         train_supernet),
+        ("search", "searching under the hard limits (" + ", ".join(f"{f:.0%}" for f in cfg.limit_fractions)
+         + " of the table's range)", search),
+        ("versus_random", f"ranking each searched network among {cfg.random_networks} random networks of its "
+         "latency band (supernet children, BN recalibrated, no fine-tuning)", compare_with_random),
+        ("finetune", "fine-tuning and validating each network (with distillation from the heaviest)",
+         finetune_and_validate),
+        ("measure", "measuring each network on this device", measure),
+    ]
+
+
+def run_demo(cfg: DemoConfig) -> list[dict[str, Any]]:
+    """Run every stage; write the report; return the rows of the results table."""
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    db_path = (out / "latency.db").resolve()
-    server = LocalServer(f"sqlite:///{db_path}", log_path=out / "latency-server.log", env=cfg.extra_server_env)
+    db_path = (cfg.out_dir / "latency.db").resolve()
+    server = LocalServer(f"sqlite:///{db_path}", log_path=cfg.out_dir / "latency-server.log",
+                         env=cfg.extra_server_env)
+    run = DemoRun(cfg, server)
+    stages = _stages(cfg)
+    total = len(stages) + 2  # the server's start, the stages, the report
     with _terminate_on_sigterm():
-        _banner(1, total, f"starting latency-server on 127.0.0.1:{server.port} (SQLite {db_path})")
+        print(f"\n==> [1/{total}] starting latency-server on 127.0.0.1:{server.port} (SQLite {db_path})", flush=True)
+        t0 = time.monotonic()
         try:
             server.start()
         except ServerStartError as exc:
             raise DemoError(str(exc)) from None
+        run.stage_seconds["server_start"] = time.monotonic() - t0
         try:
             print(f"    server ready at {server.url} (log: {server.log_path})", flush=True)
-            _banner(2, total, f"building the latency table at {cfg.resolution}px ({cfg.backend}, "
-                    f"{cfg.threads} thread, batch 1)")
-            lut_path = out / "lut.json"
-            _nas(["lut", "--latency-endpoint", server.url, "--resolution", str(cfg.resolution), "--backend",
-                  cfg.backend, "--threads", str(cfg.threads), "--out", str(lut_path)], "latency table")
-            table = LatencyTable.load(lut_path)
-            model = table.model()
-            lo, hi = model.min_latency_ms(), model.max_latency_ms()
-            print(f"    feasible range of the table: {lo:.3f} .. {hi:.3f} ms", flush=True)
-
-            _banner(3, total, f"training the heaviest network on {cfg.data} ({cfg.heaviest_epochs} epochs)")
-            _nas(["train-heaviest", *_train_args(cfg, cfg.heaviest_epochs, "heaviest", train_dir)], "heaviest")
-            heaviest = _newest_run(train_dir, "heaviest")
-
-            _banner(4, total, f"training the one-shot supernet with distillation ({cfg.supernet_epochs} epochs)")
-            _nas(["train-supernet", *_train_args(cfg, cfg.supernet_epochs, "supernet", train_dir),
-                  "--teacher", str(heaviest)], "supernet")
-            supernet = _newest_run(train_dir, "supernet")
-
-            limits = [round(lo + f * (hi - lo), 4) for f in cfg.limit_fractions]
-            rows: list[dict[str, Any]] = []
-            _banner(5, total, "searching under the hard limits " + ", ".join(f"{t:.3f} ms" for t in limits))
-            for i, limit in enumerate(limits):
-                search_dir = out / f"search-{i}"
-                search_args = ["search", cfg.data, "--latency-limit-ms", str(limit), "--latency-endpoint", server.url,
-                               "--supernet", str(supernet), "--resolution", str(cfg.resolution), "--bcfw-steps",
-                               str(cfg.bcfw_steps), "--max-step", str(cfg.max_step), "--seed", str(cfg.seed),
-                               "--backend", cfg.backend, "--threads", str(cfg.threads), "--out", str(search_dir)]
-                if not cfg.progress:
-                    search_args.append("--no-progress")
-                _nas(search_args, f"search {i}")
-                result = json.loads((search_dir / "result.json").read_text())
-                rows.append({"limit_ms": limit, "search_dir": search_dir, "result": result})
-
-            _banner(6, total, "fine-tuning and validating each network (with distillation from the heaviest)")
-            for i, row in enumerate(rows):
-                experiment = f"finetune-{i}"
-                _nas(["finetune", *_train_args(cfg, cfg.finetune_epochs, experiment, train_dir), "--search-result",
-                      str(row["search_dir"] / "result.json"), "--supernet", str(supernet), "--teacher",
-                      str(heaviest)], f"fine-tune {i}")
-                checkpoint = _newest_run(train_dir, experiment)
-                validation = out / f"validate-{i}.json"
-                _nas(["validate", cfg.data, "--arch", row["result"]["arch"], "--checkpoint", str(checkpoint),
-                      "--resolution", str(cfg.resolution), "--json", str(validation)], f"validate {i}")
-                row["validation"] = json.loads(validation.read_text())
-                row["checkpoint"] = checkpoint
-
-            _banner(7, total, "measuring each network on this device and writing the report")
-            with LatencyClient(server.url) as client:
-                for row in rows:
-                    row["final_measurement"] = client.measure_network(
-                        row["result"]["arch"], resolution=cfg.resolution, backend=cfg.backend, threads=cfg.threads)
+            for step, (name, banner, stage) in enumerate(stages, start=2):
+                print(f"\n==> [{step}/{total}] {banner}", flush=True)
+                t0 = time.monotonic()
+                summary = stage(run)
+                run.stage_seconds[name] = time.monotonic() - t0
+                print(f"    {summary} ({run.stage_seconds[name]:.0f} s)", flush=True)
         finally:
             print("    stopping the latency server", flush=True)
             server.stop()
-    table_rows = write_report(cfg, rows)
-    print(f"\ndemo finished in {(time.monotonic() - started) / 60:.1f} min; outputs in {out}/", flush=True)
+    print(f"\n==> [{total}/{total}] writing the report", flush=True)
+    t0 = time.monotonic()
+    table_rows = write_report(run)
+    run.stage_seconds["report"] = time.monotonic() - t0
+    minutes = (time.monotonic() - started) / 60
+    print("stage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in run.stage_seconds.items()), flush=True)
+    print(f"\ndemo finished in {minutes:.1f} min; outputs in {cfg.out_dir}/", flush=True)
     return table_rows

@@ -56,6 +56,7 @@ def test_resume_continues_from_saved_epoch(tmp_path, heaviest_dir):
 def test_train_supernet_is_seeded_from_teacher(supernet_dir, heaviest_dir):
     ckpt = load_checkpoint(supernet_dir / "last.pth.tar")
     assert ckpt["kind"] == "supernet" and ckpt["arch"] is None and ckpt["space"] == "hardcorenas"
+    assert ckpt["args"]["reorder_channels"] is True  # the teacher's channels are sorted by importance by default
     row = summary(supernet_dir)[0]
     assert {"eval_top1_heaviest", "eval_top1_lightest"} <= set(row)
     sd = ckpt["state_dict"]

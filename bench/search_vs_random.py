@@ -1,0 +1,115 @@
+"""Benchmark: the searched network against random networks of its latency band, on a trained supernet.
+
+For each limit T (fractions of the table's feasible range, or given searches) the searched network's held-out
+accuracy is ranked among ``--count`` random networks whose table latency lies in [0.95 T, T]; every network is a
+child sliced from the supernet with its BN statistics re-estimated on the same training batches and evaluated on
+the data's fixed val split (:mod:`nas.child_accuracy`, no fine-tuning). The random networks are uniform sampling
+conditioned on the band, drawn by a random walk of single-block changes inside it (:mod:`nas.band_sampling`):
+uniform sampling alone finds almost none near the top of the range. Prints per limit the searched network's
+percentile, and the Spearman correlation of latency and accuracy over all random networks (whether the proxy
+separates architectures at all); the last line is one JSON object.
+
+    python bench/search_vs_random.py --supernet SUPERNET.pth.tar --lut outputs/demo/lut.json --data digits
+    python bench/search_vs_random.py --supernet S.pth.tar --lut L.json \
+        --search-results outputs/demo/search-*/result.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nas.child_accuracy import evaluator_for  # noqa: E402
+from nas.cli import main as nas_main  # noqa: E402
+from nas.demo.run import DemoConfig  # noqa: E402
+from nas.latency_table import LatencyTable  # noqa: E402
+from nas.versus_random import compare_with_random  # noqa: E402
+from shared.search_space import get_space  # noqa: E402
+
+
+def _search(args: argparse.Namespace, limit_ms: float, out: Path) -> Path:
+    argv = ["search", args.data, "--latency-limit-ms", str(limit_ms), "--lut", args.lut, "--supernet", args.supernet,
+            "--resolution", str(args.resolution), "--bcfw-steps", str(args.bcfw_steps), "--max-step",
+            str(args.max_step), "--seed", str(args.seed), "--no-progress", "--out", str(out)]
+    if nas_main(argv) != 0:
+        raise SystemExit(f"`nas {' '.join(argv)}` failed")
+    return out / "result.json"
+
+
+def main() -> None:
+    demo = DemoConfig()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--supernet", required=True, help="train-supernet checkpoint")
+    p.add_argument("--lut", required=True, help="the latency table the searches use (nas lut)")
+    p.add_argument("--data", default=demo.data)
+    p.add_argument("--resolution", type=int, default=demo.resolution)
+    p.add_argument("--fractions", type=float, nargs="+", default=list(demo.limit_fractions),
+                   help="limits as fractions of the table's feasible range (default: the demo's)")
+    p.add_argument("--search-results", nargs="+", default=None,
+                   help="rank these searches' networks (result.json) instead of searching")
+    p.add_argument("--count", type=int, default=demo.random_networks, help="random networks per limit")
+    p.add_argument("--recal-batches", type=int, default=demo.recal_batches)
+    p.add_argument("--bcfw-steps", type=int, default=demo.bcfw_steps)
+    p.add_argument("--max-step", type=float, default=demo.max_step)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--out", type=Path, default=Path("outputs/search_vs_random"))
+    args = p.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    table = LatencyTable.load(args.lut)
+    space = get_space(table.space)
+    model = table.model(space)
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if args.search_results:
+        results = [json.loads(Path(r).read_text()) for r in args.search_results]
+    else:
+        lo, hi = model.min_latency_ms(), model.max_latency_ms()
+        limits = [round(lo + f * (hi - lo), 4) for f in args.fractions]
+        results = [json.loads(_search(args, t, args.out / f"search-{i}").read_text()) for i, t in enumerate(limits)]
+    search_s = time.perf_counter() - t0
+    searched = [(float(r["latency_limit_ms"]), space.choice_from_arch(r["arch"])) for r in results]
+
+    t1 = time.perf_counter()
+    evaluator = evaluator_for(args.supernet, args.data, args.resolution, recal_batches=args.recal_batches,
+                              seed=args.seed)
+    report = compare_with_random(evaluator.evaluate, model, space, searched, count=args.count, seed=args.seed)
+    compare_s = time.perf_counter() - t1
+    (args.out / "versus_random.json").write_text(json.dumps(report.to_json(), indent=1))
+
+    print(f"{args.data} at {args.resolution} px, supernet {args.supernet}; {evaluator.val_images} val images")
+    print(report.sampling)
+    for c in report.limits:
+        tops = [r.top1 for r in c.random]
+        print(f"T {c.latency_limit_ms:.3f} ms: searched {c.top1:.2f} % at {c.table_latency_ms:.3f} ms; random "
+              f"median {statistics.median(tops):.2f} % (min {min(tops):.2f}, max {max(tops):.2f}); percentile "
+              f"{c.percentile_vs_random:.0f}")
+    rho = report.spearman_random
+    print(f"Spearman(latency, top-1) over the {sum(len(c.random) for c in report.limits)} random networks: "
+          + ("undefined" if rho is None else f"{rho:.3f}"))
+    print(f"searches {search_s:.0f} s, comparison {compare_s:.0f} s ({torch.get_num_threads()} threads)")
+    print(json.dumps({
+        "data": args.data,
+        "resolution": args.resolution,
+        "spearman_random": rho,
+        "limits": [{"latency_limit_ms": c.latency_limit_ms, "table_latency_ms": round(c.table_latency_ms, 4),
+                    "top1": round(c.top1, 3), "percentile_vs_random": round(c.percentile_vs_random, 1),
+                    "random_top1_median": round(statistics.median(r.top1 for r in c.random), 3)}
+                   for c in report.limits],
+        "count": args.count,
+        "compare_s": round(compare_s, 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()

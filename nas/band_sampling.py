@@ -1,0 +1,138 @@
+"""Random networks whose table latency lies in a band ``[low, high]``: the baseline a search is compared with.
+
+The reference distribution is uniform sampling (each stage's depth uniform, each block's option uniform)
+*conditioned* on the band. Drawing it by rejection fails near the top of the feasible range, where almost no
+uniform network lies (at 80 % of the range, none of tens of thousands). So each network is drawn by a random walk
+instead: start from a uniform network, walk into the band by single changes that never move away from it, then
+take ``mix_steps`` Metropolis steps inside it. A step proposes one change of the full state (a new depth for one
+stage, or a new option for one of the 20 block positions, used or not) uniformly at random and accepts it iff the
+latency stays in the band. The proposal is symmetric, so the walk's stationary distribution is uniform over the
+full states in the band, and a network's probability is that of uniform sampling conditioned on the band. Every
+network starts from its own uniform draw; networks are distinct, and each is checked against the exact table sum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nas.search.expected_latency import LatencyModel
+from shared.search_space import ArchChoice
+
+__all__ = ["BandError", "band_of_limit", "sample_in_band"]
+
+#: The share of the limit the comparison band spans: random networks lie in ``[(1 - BAND) T, T]``.
+BAND = 0.05
+
+
+class BandError(ValueError):
+    """A latency band that holds no network, or too few distinct ones for the request."""
+
+
+def band_of_limit(limit_ms: float, width: float = BAND) -> tuple[float, float]:
+    """The band ``[(1 - width) T, T]`` of random networks comparable with a search under ``T``."""
+    return (1.0 - width) * limit_ms, limit_ms
+
+
+@dataclass
+class _State:
+    """Options of every block position (used or not) and each stage's depth index."""
+
+    options: np.ndarray  # [stages, positions] int
+    depth_idx: np.ndarray  # [stages] int
+
+
+class _Walker:
+    def __init__(self, model: LatencyModel, low_ms: float, high_ms: float, rng: np.random.Generator):
+        self.model, self.low, self.high, self.rng = model, low_ms, high_ms, rng
+        self.num_s, self.num_j, self.num_o = model.block_ms.shape
+        self.depths = np.array(model.depths)
+        self.stage_idx = np.arange(self.num_s)[:, None]
+        self.pos_idx = np.arange(self.num_j)[None, :]
+
+    def uniform(self) -> _State:
+        return _State(
+            self.rng.integers(self.num_o, size=(self.num_s, self.num_j)),
+            self.rng.integers(len(self.depths), size=self.num_s),
+        )
+
+    def latency(self, st: _State) -> float:
+        used = self.pos_idx < self.depths[st.depth_idx][:, None]
+        return float(self.model.fixed_ms + self.model.block_ms[self.stage_idx, self.pos_idx, st.options][used].sum())
+
+    def distance(self, latency: float) -> float:
+        return max(0.0, self.low - latency, latency - self.high)
+
+    def propose(self, st: _State) -> _State:
+        """One uniformly drawn single change of the full state (symmetric: the reverse has the same chance)."""
+        options, depth_idx = st.options.copy(), st.depth_idx.copy()
+        s = int(self.rng.integers(self.num_s))
+        if len(self.depths) > 1 and self.rng.random() < 0.5:
+            depth_idx[s] = (depth_idx[s] + self.rng.integers(1, len(self.depths))) % len(self.depths)
+        else:
+            j = int(self.rng.integers(self.num_j))
+            options[s, j] = (options[s, j] + self.rng.integers(1, self.num_o)) % self.num_o
+        return _State(options, depth_idx)
+
+    def into_band(self, st: _State, max_steps: int) -> _State | None:
+        """Single changes that never increase the distance to the band, until inside (None: not reached)."""
+        dist = self.distance(self.latency(st))
+        for _ in range(max_steps):
+            if dist == 0.0:
+                return st
+            cand = self.propose(st)
+            d = self.distance(self.latency(cand))
+            if d <= dist:
+                st, dist = cand, d
+        return st if dist == 0.0 else None
+
+    def mix(self, st: _State, steps: int) -> _State:
+        """Metropolis steps with a uniform target on the band: accept iff the latency stays inside."""
+        for _ in range(steps):
+            cand = self.propose(st)
+            if self.distance(self.latency(cand)) == 0.0:
+                st = cand
+        return st
+
+    def choice(self, st: _State) -> ArchChoice:
+        return ArchChoice(tuple(
+            tuple(int(o) for o in st.options[s, : self.depths[st.depth_idx[s]]]) for s in range(self.num_s)
+        ))
+
+
+def sample_in_band(model: LatencyModel, low_ms: float, high_ms: float, count: int, *, seed: int = 0,
+                   mix_steps: int = 300, max_walk_steps: int = 5000, max_attempts: int | None = None,
+                   distinct: bool = True) -> list[tuple[ArchChoice, float]]:
+    """``count`` networks with table latency in ``[low_ms, high_ms]`` and their latencies (ms), distinct unless
+    ``distinct`` is false (then independent draws, repeats possible).
+
+    See the module docstring for the distribution. Raises :class:`BandError` when the band lies outside the
+    table's feasible range or ``max_attempts`` walks (default ``20 * count``) give fewer networks.
+    """
+    if count < 1:
+        raise BandError(f"count must be positive, got {count}")
+    if not low_ms <= high_ms:
+        raise BandError(f"band: low {low_ms} ms is above high {high_ms} ms")
+    lo, hi = model.min_latency_ms(), model.max_latency_ms()
+    if high_ms < lo or low_ms > hi:
+        raise BandError(f"band [{low_ms:.4g}, {high_ms:.4g}] ms lies outside the table's range [{lo:.4g}, {hi:.4g}] ms")
+    walker = _Walker(model, low_ms, high_ms, np.random.default_rng(seed))
+    attempts = max_attempts if max_attempts is not None else 20 * count
+    found: list[tuple[ArchChoice, float]] = []
+    seen: set[ArchChoice] = set()
+    for _ in range(attempts):
+        st = walker.into_band(walker.uniform(), max_walk_steps)
+        if st is None:
+            continue
+        choice = walker.choice(walker.mix(st, mix_steps))
+        latency = model.choice_latency_ms(choice)  # the exact sum decides, not the walk's running figure
+        if low_ms <= latency <= high_ms and not (distinct and choice in seen):
+            found.append((choice, latency))
+            seen.add(choice)
+        if len(found) == count:
+            return found
+    raise BandError(
+        f"band [{low_ms:.4g}, {high_ms:.4g}] ms: only {len(found)} {'distinct ' if distinct else ''}networks in "
+        f"{attempts} walks, {count} asked"
+    )

@@ -1,0 +1,89 @@
+"""The demo's three plots: accuracy against latency (searched networks among the random cloud), the table's
+prediction against the measurement, and the search trajectories. matplotlib is imported only here."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nas.demo.run import DemoRun
+
+__all__ = ["draw_plots"]
+
+
+def _save(fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str) -> None:
+    """Label, grid, save and close one figure."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _accuracy_vs_latency(run: DemoRun, table: list[dict[str, Any]]) -> None:
+    """Table latency on x for every network, so the searched ones and the random cloud share one axis."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    versus = run.versus_random
+    if versus is not None:
+        cloud = [r for c in versus.limits for r in c.random]
+        ax.scatter([r.table_latency_ms for r in cloud], [r.top1 for r in cloud], s=12, color="0.6", alpha=0.7,
+                   label=f"random networks ({len(cloud)}), supernet children")
+        ax.scatter([c.table_latency_ms for c in versus.limits], [c.top1 for c in versus.limits], s=90, marker="*",
+                   color="tab:red", zorder=3, label="searched, supernet children")
+    ax.plot([r["expected_ms"] for r in table], [r["top1"] for r in table], "D-", color="tab:blue", ms=5,
+            label="searched, fine-tuned")
+    for r in table:
+        ax.axvline(r["limit_ms"], color="grey", lw=0.6, ls="--")
+        ax.text(r["limit_ms"], 0.99, f"T={r['limit_ms']:.2f} ", transform=ax.get_xaxis_transform(), fontsize=8,
+                ha="right", va="top", color="grey")
+    ax.legend(fontsize=8, loc="best")
+    _save(fig, ax, run.out / "accuracy_vs_latency.png", "table latency (ms, this device)", "top-1 (%, val split)",
+          "Accuracy vs latency: searched networks among random ones")
+
+
+def _predicted_vs_measured(run: DemoRun, table: list[dict[str, Any]]) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    pairs = [(r["expected_ms"], r["measured_ms"]) for r in table]
+    ax.scatter([p for p, _ in pairs], [m for _, m in pairs], label="found networks")
+    lo = min(min(p) for p in pairs) * 0.9
+    hi = max(max(p) for p in pairs) * 1.1
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="y = x")
+    ax.legend()
+    _save(fig, ax, run.out / "predicted_vs_measured.png", "predicted by the table (ms)", "measured (ms)",
+          "Predicted vs measured latency")
+
+
+def _search_trajectories(run: DemoRun) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for row in run.rows:
+        steps, lat = [], []
+        with (row["search_dir"] / "trajectory.csv").open() as f:
+            for rec in csv.DictReader(f):
+                steps.append(int(rec["step"]))
+                lat.append(float(rec["expected_latency_ms"]))
+        (line,) = ax.plot(steps, lat, lw=1)
+        ax.axhline(row["limit_ms"], color=line.get_color(), ls="--", lw=0.8)
+    _save(fig, ax, run.out / "search_trajectories.png", "BCFW step", "expected latency (ms)",
+          "Search trajectories (dashed: the hard limits)")
+
+
+def draw_plots(run: DemoRun, table: list[dict[str, Any]]) -> None:
+    """``accuracy_vs_latency.png``, ``predicted_vs_measured.png`` and ``search_trajectories.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    _accuracy_vs_latency(run, table)
+    _predicted_vs_measured(run, table)
+    _search_trajectories(run)

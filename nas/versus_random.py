@@ -1,0 +1,140 @@
+"""Search versus random at equal latency: each searched network against random networks of its latency band.
+
+For every limit ``T`` the searched network's held-out accuracy (:mod:`nas.child_accuracy`) is ranked among
+``count`` random networks whose table latency lies in ``[0.95 T, T]`` (:mod:`nas.band_sampling`, uniform sampling
+conditioned on the band). Two figures per run: the searched network's percentile among its band's random networks
+(ties count half), and the Spearman correlation between table latency and accuracy over all random networks of
+all bands: how far the proxy task separates architectures at all. Where it does not (a correlation near 0), the
+percentiles are ranks in noise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from nas.band_sampling import BAND, band_of_limit, sample_in_band
+from nas.child_accuracy import ChildAccuracy
+from nas.search.expected_latency import LatencyModel
+from shared.arch_string import format_arch
+from shared.search_space import ArchChoice, SearchSpace
+
+__all__ = ["LimitComparison", "RandomChild", "VersusRandom", "compare_with_random", "rank_statistics"]
+
+#: ``evaluate(choice) -> ChildAccuracy`` (:meth:`nas.child_accuracy.ChildEvaluator.evaluate`, or a test's function)
+EvaluateFn = Callable[[ArchChoice], ChildAccuracy]
+
+
+def _spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Spearman's rho, or None where it is undefined (fewer than 3 points, or a constant series)."""
+    from scipy.stats import spearmanr
+
+    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return None
+    rho = float(spearmanr(x, y).statistic)
+    return None if math.isnan(rho) else rho
+
+
+def rank_statistics(
+    searched_top1: float, random_top1: Sequence[float], random_latency_ms: Sequence[float]
+) -> tuple[float, float | None]:
+    """(percentile of ``searched_top1`` among ``random_top1``, ties counting half; Spearman of the random
+    networks' latency and accuracy, None where undefined)."""
+    from scipy.stats import percentileofscore
+
+    if not random_top1:
+        raise ValueError("no random networks to rank against")
+    percentile = float(percentileofscore(list(random_top1), searched_top1, kind="mean"))
+    return percentile, _spearman(list(random_latency_ms), list(random_top1))
+
+
+@dataclass(frozen=True)
+class RandomChild:
+    """One random network of a band: its architecture, table latency and accuracy."""
+
+    arch: str
+    table_latency_ms: float
+    top1: float
+    loss: float
+
+
+@dataclass
+class LimitComparison:
+    """The searched network of one limit against the random networks of its band."""
+
+    latency_limit_ms: float
+    band_ms: tuple[float, float]
+    arch: str
+    table_latency_ms: float
+    top1: float
+    loss: float
+    percentile_vs_random: float
+    spearman_in_band: float | None
+    random: list[RandomChild] = field(default_factory=list)
+
+
+@dataclass
+class VersusRandom:
+    """Every limit's comparison, the Spearman over all random networks and how they were drawn."""
+
+    limits: list[LimitComparison]
+    spearman_random: float | None
+    sampling: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compare_with_random(
+    evaluate: EvaluateFn,
+    model: LatencyModel,
+    space: SearchSpace,
+    searched: Sequence[tuple[float, ArchChoice]],
+    *,
+    count: int = 30,
+    seed: int = 0,
+    band_width: float = BAND,
+    on_child: Callable[[int, int], None] | None = None,
+) -> VersusRandom:
+    """Rank each ``(limit_ms, searched choice)`` among ``count`` random networks of ``[(1 - band_width) T, T]``.
+
+    ``on_child(done, total)`` is called after each evaluated network (progress).
+    """
+    total = len(searched) * (count + 1)
+    done = 0
+    comparisons: list[LimitComparison] = []
+    for i, (limit_ms, choice) in enumerate(searched):
+        low, high = band_of_limit(limit_ms, band_width)
+        randoms = []
+        for rand_choice, latency in sample_in_band(model, low, high, count, seed=seed + 7919 * i):
+            acc = evaluate(rand_choice)
+            randoms.append(RandomChild(str(format_arch(space.arch_from_choice(rand_choice))), latency, acc.top1,
+                                       acc.loss))
+            done += 1
+            if on_child:
+                on_child(done, total)
+        acc = evaluate(choice)
+        done += 1
+        if on_child:
+            on_child(done, total)
+        percentile, rho = rank_statistics(acc.top1, [r.top1 for r in randoms],
+                                          [r.table_latency_ms for r in randoms])
+        comparisons.append(LimitComparison(
+            latency_limit_ms=limit_ms,
+            band_ms=(low, high),
+            arch=str(format_arch(space.arch_from_choice(choice))),
+            table_latency_ms=model.choice_latency_ms(choice),
+            top1=acc.top1,
+            loss=acc.loss,
+            percentile_vs_random=percentile,
+            spearman_in_band=rho,
+            random=randoms,
+        ))
+    pooled = [r for c in comparisons for r in c.random]
+    sampling = (f"{count} distinct networks per limit with table latency in [{1 - band_width:.2f} T, T]: uniform "
+                f"sampling conditioned on the band, drawn by a random walk of single-block changes inside the band "
+                f"(Metropolis, uniform target) from uniform starting networks, seed {seed}")
+    return VersusRandom(comparisons, _spearman([r.table_latency_ms for r in pooled], [r.top1 for r in pooled]),
+                        sampling)

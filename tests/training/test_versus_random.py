@@ -1,0 +1,126 @@
+"""Search versus random: networks drawn inside a latency band, their distribution, and the rank statistics."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nas.band_sampling import BandError, band_of_limit, sample_in_band
+from nas.child_accuracy import ChildAccuracy
+from nas.search.expected_latency import LatencyModel
+from nas.versus_random import compare_with_random, rank_statistics
+from shared.search_space import HARDCORENAS, ArchChoice
+
+
+def _model(seed: int, shape=(5, 4, 12), depths=(2, 3, 4)) -> LatencyModel:
+    rng = np.random.default_rng(seed)
+    # per-position scale like a real table: early stages at high resolution cost more per option
+    scale = rng.uniform(0.2, 1.0, size=shape[:2])[:, :, None]
+    return LatencyModel(scale * rng.uniform(0.02, 0.3, size=shape), float(rng.uniform(0.2, 1.0)), depths)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), fraction=st.floats(0.02, 1.0), count=st.integers(1, 8))
+def test_sampled_networks_lie_in_the_band_and_are_distinct(seed: int, fraction: float, count: int) -> None:
+    model = _model(seed)
+    lo, hi = model.min_latency_ms(), model.max_latency_ms()
+    limit = lo + fraction * (hi - lo)
+    low, high = band_of_limit(limit)
+    drawn = sample_in_band(model, low, high, count, seed=seed, mix_steps=50)
+    assert len(drawn) == count
+    assert len({c for c, _ in drawn}) == count
+    for choice, latency in drawn:
+        HARDCORENAS.check_choice(choice)
+        assert latency == model.choice_latency_ms(choice)
+        assert low <= latency <= high
+
+
+def test_the_top_of_the_range_is_reached_where_uniform_sampling_finds_nothing() -> None:
+    model = _model(3)
+    lo, hi = model.min_latency_ms(), model.max_latency_ms()
+    low, high = band_of_limit(lo + 0.8 * (hi - lo))
+    rng = np.random.default_rng(0)
+    uniform_hits = 0
+    for _ in range(2000):
+        choice = ArchChoice(tuple(tuple(int(o) for o in rng.integers(12, size=rng.choice([2, 3, 4])))
+                                  for _ in range(5)))
+        uniform_hits += low <= model.choice_latency_ms(choice) <= high
+    assert uniform_hits < 30  # rejection sampling would need far more than 2,000 draws for 30 networks
+    assert len(sample_in_band(model, low, high, 30, seed=1)) == 30
+
+
+def test_draws_follow_uniform_sampling_conditioned_on_the_band() -> None:
+    """On a space small enough to enumerate, the walk's draws match the exact conditional distribution."""
+    from scipy.stats import chisquare
+
+    model = _model(7, shape=(2, 2, 3), depths=(1, 2))
+    states = itertools.product(range(3), repeat=4)  # options of the 4 positions, used or not
+    weight: Counter[ArchChoice] = Counter()
+    for opts in states:
+        for depths in itertools.product((1, 2), repeat=2):
+            choice = ArchChoice((tuple(opts[:depths[0]]), tuple(opts[2:2 + depths[1]])))
+            weight[choice] += 1
+    latencies = {c: model.choice_latency_ms(c) for c in weight}
+    ordered = sorted(latencies.values())
+    low, high = ordered[len(ordered) // 3], ordered[2 * len(ordered) // 3]
+    inside = {c: w for c, w in weight.items() if low <= latencies[c] <= high}
+    draws = sample_in_band(model, low, high, 2000, seed=0, mix_steps=30, distinct=False)
+    counts = Counter(c for c, _ in draws)
+    assert set(counts) <= set(inside)
+    total = sum(inside.values())
+    observed = [counts[c] for c in inside]
+    expected = [len(draws) * w / total for w in inside.values()]
+    assert chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_a_band_outside_the_table_is_refused() -> None:
+    model = _model(0)
+    with pytest.raises(BandError, match="outside"):
+        sample_in_band(model, 0.5 * model.min_latency_ms(), 0.9 * model.min_latency_ms(), 3)
+    with pytest.raises(BandError, match="only"):  # one network at the very bottom: three distinct ones do not exist
+        m = model.min_latency_ms()
+        sample_in_band(model, m, m, 3, max_attempts=20, max_walk_steps=100)
+
+
+def test_rank_statistics_on_known_inputs() -> None:
+    randoms = [10.0, 20.0, 30.0, 40.0]
+    latency = [1.0, 2.0, 3.0, 4.0]
+    assert rank_statistics(50.0, randoms, latency) == (100.0, pytest.approx(1.0))
+    assert rank_statistics(5.0, randoms, latency)[0] == 0.0
+    assert rank_statistics(30.0, randoms, latency)[0] == 62.5  # 2 below, 1 tie counted half: (2 + 0.5) / 4
+    assert rank_statistics(25.0, randoms, latency[::-1])[1] == pytest.approx(-1.0)
+    rho = rank_statistics(25.0, [1.0, 3.0, 2.0, 4.0], latency)[1]
+    assert rho == pytest.approx(0.8)  # 1 - 6 * (1 + 1) / (4 * 15)
+    assert rank_statistics(25.0, [7.0, 7.0, 7.0], [1.0, 2.0, 3.0])[1] is None  # constant accuracy: undefined
+    with pytest.raises(ValueError):
+        rank_statistics(1.0, [], [])
+
+
+def test_compare_with_random_ranks_each_limit_in_its_own_band() -> None:
+    """A proxy whose accuracy is the table latency: the heaviest network tops its band, the lightest trails its."""
+    model = _model(11)
+    lo, hi = model.min_latency_ms(), model.max_latency_ms()
+    mid = lo + 0.5 * (hi - lo)
+
+    def evaluate(choice: ArchChoice) -> ChildAccuracy:
+        return ChildAccuracy(top1=model.choice_latency_ms(choice), loss=0.0)
+
+    calls = []
+    report = compare_with_random(evaluate, model, HARDCORENAS, [(mid, model.lightest_choice()),
+                                                               (hi, model.heaviest_choice())],
+                                 count=10, seed=2, on_child=lambda done, total: calls.append((done, total)))
+    low, high = report.limits
+    assert low.percentile_vs_random == 0.0 and high.percentile_vs_random == 100.0
+    for comparison, limit in ((low, mid), (high, hi)):
+        assert len(comparison.random) == 10 and math.isclose(comparison.band_ms[1], limit)
+        assert all(0.95 * limit <= r.table_latency_ms <= limit for r in comparison.random)
+    assert report.spearman_random == pytest.approx(1.0)
+    assert calls[-1] == (22, 22)
+    assert "Metropolis" in report.sampling
+    assert report.to_json()["limits"][1]["arch"] == str(HARDCORENAS.arch_from_choice(model.heaviest_choice()))
