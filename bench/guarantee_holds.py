@@ -38,7 +38,7 @@ from scipy import stats
 
 from nas.client import LatencyClient
 from nas.local_server import LocalServer
-from nas.search import BCFWConfig, Gradients, SearchSettings, measured_guarantee, search
+from nas.search import Gradients, SearchSettings, measured_guarantee, search
 from shared.search_space import HARDCORENAS
 
 
@@ -67,7 +67,7 @@ def run_searches(client: LatencyClient, args: argparse.Namespace) -> list[dict[s
     for i, fraction in enumerate(args.limits):
         limit = lo + fraction * (hi - lo)
         settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=200, resolution=args.resolution, seed=i,
-                                  bcfw=BCFWConfig(max_step=0.05), threads=args.threads, confidence=args.confidence)
+                                  threads=args.threads, confidence=args.confidence)
         result = search(model, big_network_gradients(i), settings, space=HARDCORENAS, progress=False)
         met = measured_guarantee(result, lambda arch: client.measure_network(
             arch, resolution=args.resolution, threads=args.threads, confidence=args.confidence), max_retries=4)
