@@ -36,8 +36,8 @@ from shared.search_space import get_space  # noqa: E402
 
 def _search(args: argparse.Namespace, limit_ms: float, out: Path) -> Path:
     argv = ["search", args.data, "--latency-limit-ms", str(limit_ms), "--lut", args.lut, "--supernet", args.supernet,
-            "--resolution", str(args.resolution), "--bcfw-steps", str(args.bcfw_steps), "--max-step",
-            str(args.max_step), "--seed", str(args.seed), "--no-progress", "--out", str(out)]
+            "--resolution", str(args.resolution), "--bcfw-steps", str(args.bcfw_steps), "--seed", str(args.seed),
+            "--no-progress", "--out", str(out)]
     if nas_main(argv) != 0:
         raise SystemExit(f"`nas {' '.join(argv)}` failed")
     return out / "result.json"
@@ -57,7 +57,6 @@ def main() -> None:
     p.add_argument("--count", type=int, default=demo.random_networks, help="random networks per limit")
     p.add_argument("--recal-batches", type=int, default=demo.recal_batches)
     p.add_argument("--bcfw-steps", type=int, default=demo.bcfw_steps)
-    p.add_argument("--max-step", type=float, default=demo.max_step)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", type=Path, default=Path("outputs/search_vs_random"))
