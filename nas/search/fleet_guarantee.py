@@ -1,0 +1,128 @@
+"""The measured guarantee for a fleet: every target's server gives its verdict on the found network; a target
+whose upper bound is over its limit tightens its own internal limit (the others keep theirs) and the final steps
+re-run under all internal limits; a network is accepted only when every target accepts it.
+
+One target keeps :func:`nas.search.guarantee.measured_guarantee` (which also moves its internal limit back up to
+use the budget well). With several, a tighter limit for one target can push the network's latency up on another,
+so this policy only tightens: each rejecting target's internal limit becomes ``E_k * T_k / U_k`` (its table
+latency scaled by how far its bound ran over), which is below ``E_k``, so the next network differs. A target
+given as a table file has no server: its table guarantee (``E_k <= T_k``, always met) stands for its verdict.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from nas.search.bcfw import LatencyLimitError
+from nas.search.discretize import DiscretizationError
+from nas.search.driver import refinalize
+from nas.search.finalize import Finalization
+from nas.search.guarantee import HEADLINE_FIELDS, MeasureFn, verdict_of
+from nas.search.result import SearchResult
+
+__all__ = ["fleet_guarantee"]
+
+log = logging.getLogger(__name__)
+
+
+def _worst_ratio(attempt: dict[str, Any], limits: Sequence[float]) -> float:
+    """How far the attempt's worst target ran over its limit (bound / limit; table latency for a file)."""
+    return max(t.get("upper_latency_ms", t["expected_latency_ms"]) / limit
+               for t, limit in zip(attempt["targets"], limits, strict=True))
+
+
+def fleet_guarantee(
+    result: SearchResult,
+    measures: Sequence[MeasureFn | None],
+    *,
+    max_retries: int = 3,
+    on_attempt: Callable[[], Any] | None = None,
+) -> bool:
+    """Verdicts from every target (``measures[k]`` answers for target ``k``; ``None`` for a table file) on the
+    found network, re-running the final steps under tighter internal limits of the rejecting targets (at most
+    ``max_retries`` times); met means every target's bound is at or under its limit for the returned network.
+
+    The network returned is the accepted one of highest score (the least tightened), or without one the one whose
+    worst target ran over least. ``result.attempts`` holds each attempt's verdicts per target;
+    ``result.extra["guarantee"]`` says whether the returned network met every limit.
+    """
+    limits = [result.settings.latency_limit_ms, *(limit for _, limit in result.others)]
+    if len(measures) != len(limits):
+        raise ValueError(f"{len(measures)} measuring functions for {len(limits)} targets")
+    first = len(result.attempts) - 1
+    finals: dict[int, Finalization] = {first: result.finalization}
+    retries = 0
+    reason = ""
+    while True:
+        fin = result.finalization
+        attempt = result.attempts[-1]
+        for k, (measure, entry) in enumerate(zip(measures, attempt["targets"], strict=True)):
+            if measure is None:
+                entry.update(accepted=entry["expected_latency_ms"] <= limits[k], verdict=None)
+                continue
+            figures = verdict_of(measure(result.arch))
+            entry.update({**figures, "accepted": figures["upper_latency_ms"] <= limits[k]})
+        attempt["accepted"] = all(entry["accepted"] for entry in attempt["targets"])
+        log.info("attempt %d: %s: %s", len(result.attempts), result.arch, "; ".join(
+            f"target {k + 1} table {e['expected_latency_ms']:.4f} bound {e.get('upper_latency_ms', float('nan')):.4f} "
+            f"<= {limits[k]:.4f} ms? {'yes' if e['accepted'] else 'NO'}" for k, e in enumerate(attempt["targets"])))
+        tried = [(i, a) for i, a in enumerate(result.attempts) if i >= first and "accepted" in a]
+        accepted = [i for i, a in tried if a["accepted"]]
+        if accepted:
+            returned = max(accepted, key=lambda i: (result.attempts[i]["score"], -i))
+        else:
+            returned = min((i for i, _ in tried), key=lambda i: _worst_ratio(result.attempts[i], limits))
+        _return_attempt(result, finals, returned)
+        if on_attempt is not None:
+            on_attempt()
+        if attempt["accepted"]:
+            break
+        if retries >= max_retries:
+            reason = f"a target's upper bound stayed above its limit after {retries} retries"
+            break
+        nxt = list(fin.limits_ms)
+        models = [result.model, *(m for m, _ in result.others)]
+        at_floor = []
+        for k, entry in enumerate(attempt["targets"]):
+            if not entry["accepted"]:
+                floor = models[k].min_latency_ms()
+                at_floor.append(fin.limits_ms[k] <= floor)
+                nxt[k] = max(entry["expected_latency_ms"] * limits[k] / entry["upper_latency_ms"], floor)
+        if all(at_floor):
+            reason = "even the lightest network's bound is above a target's limit"
+            break
+        try:
+            refinalize(result, nxt[0], nxt[1:])
+        except (LatencyLimitError, DiscretizationError) as exc:
+            reason = f"cannot tighten further: {exc}"
+            break
+        retries += 1
+        finals[len(result.attempts) - 1] = result.finalization
+    if reason:
+        log.warning("measured guarantee: %s", reason)
+    met = bool(result.attempts[returned]["accepted"])
+    confidences = {e.get("confidence") for e in result.attempts[returned]["targets"] if e.get("verdict")}
+    result.extra["guarantee"] = {
+        "met": met,
+        "criterion": "every target: upper bound of a later measurement at its confidence <= its latency limit "
+                     "(a table file: table latency <= its limit)",
+        "confidence": confidences.pop() if len(confidences) == 1 else None,
+        "retries": retries,
+        "max_retries": max_retries,
+        "returned_attempt": returned,
+        **({"reason": reason} if reason and not met else {}),
+    }
+    return met
+
+
+def _return_attempt(result: SearchResult, finals: dict[int, Finalization], index: int) -> None:
+    """Make attempt ``index`` the result's network, and its first target's verdict the headline figures."""
+    result.finalization = finals[index]
+    for i, attempt in enumerate(result.attempts):
+        attempt["returned"] = i == index
+    head = result.attempts[index]["targets"][0]
+    result.extra.update({key: head.get(key) for key in HEADLINE_FIELDS})
+    if head.get("measured_latency_ms") is not None:
+        result.extra["measured_budget_used"] = head["measured_latency_ms"] / result.settings.latency_limit_ms
