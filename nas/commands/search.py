@@ -114,6 +114,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="with --latency-endpoint: use the server's raw block medians, not its whole-network correction",
     )
+    p.add_argument(
+        "--sweep",
+        metavar="F1,F2,...",
+        help="search once per point, reusing the supernet and the tables, and write OUT/sweep.csv and OUT/sweep.png "
+        "(held-out top-1, BN recalibrated, against each target's latency) with each point's outputs in "
+        "OUT/sweep-N: a point is a factor on every target's limit (0.8), or one factor per target joined by ':' "
+        "(0.8:1.2 scales the first target's limit by 0.8 and the second's by 1.2)",
+    )
     p.add_argument("--device", default="cpu", help="torch device of the supernet passes (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
@@ -140,6 +148,28 @@ def _targets(args: argparse.Namespace) -> list | None:
     return targets
 
 
+def _sweep_points(spec: str | None, num_targets: int) -> list[tuple[float, ...]] | None:
+    """``--sweep`` as points of one factor per target (a single factor applies to every target)."""
+    import math
+
+    if spec is None:
+        return None
+    points = []
+    for entry in spec.split(","):
+        try:
+            factors = tuple(float(x) for x in entry.split(":"))
+        except ValueError:
+            raise UserError(f"--sweep: {entry!r} is not a factor or factors joined by ':'") from None
+        if not all(math.isfinite(f) and f > 0 for f in factors):
+            raise UserError(f"--sweep: factors must be positive numbers, got {entry!r}")
+        if len(factors) == 1:
+            factors *= num_targets
+        if len(factors) != num_targets:
+            raise UserError(f"--sweep: {entry!r} has {len(factors)} factors for {num_targets} target(s)")
+        points.append(factors)
+    return points
+
+
 def run(args: argparse.Namespace) -> int:
     from nas.search import BCFWConfig, SearchSettings, run_search
 
@@ -150,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0.5 <= args.confidence <= 0.999:
         raise UserError("--confidence must be between 0.5 and 0.999")
     targets = _targets(args)
+    sweep = _sweep_points(args.sweep, len(targets) if targets else 1)
     try:
         settings = SearchSettings(
             latency_limit_ms=targets[0].limit_ms if targets else args.latency_limit_ms,
@@ -187,9 +218,16 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             max_retries=args.max_retries,
             use_correction=not args.raw_table,
+            sweep=sweep,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
+    if sweep is not None:
+        for n, (point, r) in enumerate(zip(sweep, result, strict=True)):
+            print(f"point {n + 1} ({':'.join(f'{x:g}' for x in point)}): {r.arch}")
+            _print_targets(r)
+        print(f"wrote {args.out}/sweep.csv, sweep.png and sweep-1 .. sweep-{len(sweep)}")
+        return 0
     print(f"network: {result.arch}")
     if targets:
         _print_targets(result)

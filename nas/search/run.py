@@ -21,7 +21,7 @@ from nas.search.driver import search
 from nas.search.fleet import Target, check_distinct, check_fleet
 from nas.search.fleet_guarantee import fleet_guarantee
 from nas.search.guarantee import measured_guarantee
-from nas.search.outputs import write_outputs
+from nas.search.outputs import write_frontier, write_outputs
 from nas.search.result import SearchResult, SearchSettings
 from shared.api_schemas import NetworkResponse
 from shared.search_space import HARDCORENAS, SearchSpace, get_space
@@ -49,12 +49,16 @@ def run_search(
     progress: bool = True,
     max_retries: int = 3,
     use_correction: bool = True,
-) -> SearchResult:
+    sweep: Sequence[Sequence[float]] | None = None,
+) -> SearchResult | list[SearchResult]:
     """Tables -> models, held-out data, frozen supernet, BCFW, outputs, and (with endpoints) the measured
     guarantee (at most ``max_retries`` re-runs of the final steps). One target is ``lut_path`` or
     ``latency_endpoint`` with ``settings.latency_limit_ms``; a fleet is ``targets`` (the first one's limit and
     settings become ``settings``'). A server's table is used with its fitted whole-network correction unless
-    ``use_correction`` is false. Raises ``ValueError`` subclasses for user errors."""
+    ``use_correction`` is false. ``sweep``: points, each one factor per target scaling its limit: one search
+    per point with the supernet and tables loaded once, each in ``OUT/sweep-N``, and the accuracy/latency
+    frontier (:func:`~nas.search.outputs.write_frontier`); then the list of results is returned. Raises
+    ``ValueError`` subclasses for user errors."""
     from nas.client import LatencyClient
 
     space = get_space(space) if isinstance(space, str) else space
@@ -78,30 +82,74 @@ def run_search(
         first = targets[0]
         settings = replace(settings, latency_limit_ms=first.limit_ms, backend=first.backend, threads=first.threads,
                            latency_batch_size=first.batch_size)
-        constraints = [(table.model(space), t.limit_ms) for table, t in zip(tables, targets, strict=True)]
-        if len(constraints) == 1:
-            check_limit(*constraints[0])  # stop before any data or network work
-        else:
-            check_fleet(constraints, [t.label for t in targets])
-        result = _search(data, settings, space, tables[0].fingerprint, constraints, supernet_path, device, progress)
-        result.target_info = [_describe(t, table) for t, table in zip(targets, tables, strict=True)]
-        table = tables[0]
-        result.extra["lut"] = {"source": table.source, "backend": table.backend, "batch_size": table.batch_size,
-                               "threads": table.threads, "resolution": table.resolution, "fixed_ms": table.fixed_ms,
-                               "correction": table.corrections.get("method")}
-        write_outputs(result, out_dir)  # the table-guaranteed result is on disk before any measurement
-        measures = [None if t.endpoint is None else _measure_fn(result, clients[t.endpoint], t, settings, space)
-                    for t in targets]
-        on_attempt = lambda: write_outputs(result, out_dir)  # noqa: E731
-        if len(targets) == 1 and measures[0] is not None:
-            measured_guarantee(result, measures[0], max_retries=max_retries, on_attempt=on_attempt)
-        elif len(targets) > 1 and any(m is not None for m in measures):
-            fleet_guarantee(result, measures, max_retries=max_retries, on_attempt=on_attempt)
-        write_outputs(result, out_dir)
+        models = [table.model(space) for table in tables]
+        points = [tuple(1.0 for _ in targets)] if sweep is None else [tuple(p) for p in sweep]
+        for point in points:  # every limit checked before any data or network work
+            if len(point) != len(targets):
+                raise ValueError(f"sweep point {':'.join(map(str, point))}: {len(point)} factors for "
+                                 f"{len(targets)} targets")
+            constraints = [(m, f * t.limit_ms) for m, f, t in zip(models, point, targets, strict=True)]
+            if len(constraints) == 1:
+                check_limit(*constraints[0])
+            else:
+                check_fleet(constraints, [t.label for t in targets])
+        supernet, held_out, classes = _load(data, settings, space, supernet_path)
+        results = []
+        for n, point in enumerate(points):
+            point_targets = [replace(t, limit_ms=f * t.limit_ms) for f, t in zip(point, targets, strict=True)]
+            point_dir = Path(out_dir) if sweep is None else Path(out_dir) / f"sweep-{n + 1}"
+            results.append(_search_and_verify(data, replace(settings, latency_limit_ms=point_targets[0].limit_ms),
+                                              space, tables, models, point_targets, clients, supernet, held_out,
+                                              classes, supernet_path, device, progress, max_retries, point_dir))
+        if sweep is not None:
+            write_frontier(results, points, _accuracies(supernet, data, settings, results, device), out_dir)
     finally:
         for client in clients.values():
             client.close()
+    return results[0] if sweep is None else results
+
+
+def _search_and_verify(data, settings, space, tables, models, targets, clients, supernet, held_out, classes,
+                       supernet_path, device, progress, max_retries, out_dir) -> SearchResult:
+    """One search under ``targets``' limits, its outputs in ``out_dir`` and, with servers, the verdicts."""
+    import torch
+
+    from nas.search.gradients import SupernetGradients
+
+    torch.manual_seed(settings.seed)
+    grads = SupernetGradients(supernet, held_out, batch_size=settings.batch_size, seed=settings.seed,
+                              aggregate_batches=settings.aggregate_batches, bn_statistics=settings.bn_statistics,
+                              device=device)
+    result = search(models[0], grads, settings, space=space, lut_fingerprint=tables[0].fingerprint,
+                    progress=progress, others=[(m, t.limit_ms) for m, t in zip(models[1:], targets[1:], strict=True)])
+    result.extra.update({"data": data, "supernet": str(supernet_path) if supernet_path else None,
+                         "num_classes": classes, "held_out_images": len(held_out), "skipped_batches": grads.skipped})
+    result.target_info = [_describe(t, table) for t, table in zip(targets, tables, strict=True)]
+    table = tables[0]
+    result.extra["lut"] = {"source": table.source, "backend": table.backend, "batch_size": table.batch_size,
+                           "threads": table.threads, "resolution": table.resolution, "fixed_ms": table.fixed_ms,
+                           "correction": table.corrections.get("method")}
+    write_outputs(result, out_dir)  # the table-guaranteed result is on disk before any measurement
+    measures = [None if t.endpoint is None else _measure_fn(result, clients[t.endpoint], t, settings, space)
+                for t in targets]
+    on_attempt = lambda: write_outputs(result, out_dir)  # noqa: E731
+    if len(targets) == 1 and measures[0] is not None:
+        measured_guarantee(result, measures[0], max_retries=max_retries, on_attempt=on_attempt)
+    elif len(targets) > 1 and any(m is not None for m in measures):
+        fleet_guarantee(result, measures, max_retries=max_retries, on_attempt=on_attempt)
+    write_outputs(result, out_dir)
     return result
+
+
+def _accuracies(supernet, data: str, settings: SearchSettings, results: list[SearchResult], device: str) -> list:
+    """Held-out top-1 of every result's network: the supernet's child, BN recalibrated, on the data's val split."""
+    from nas.child_accuracy import ChildEvaluator
+    from nas.data import build_dataset
+
+    train = build_dataset(data, "train", settings.resolution, train_transforms=False)
+    val = build_dataset(data, "val", settings.resolution, train_transforms=False)
+    evaluator = ChildEvaluator(supernet, train, val, seed=settings.seed, device=device)
+    return [evaluator.evaluate(r.choice) for r in results]
 
 
 def _table(target: Target, settings: SearchSettings, space: SearchSpace, clients: dict, token: str | None,
@@ -143,13 +191,11 @@ def _describe(target: Target, table: LatencyTable) -> dict:
     }
 
 
-def _search(data: str, settings: SearchSettings, space: SearchSpace, fingerprint: str, constraints: list,
-            supernet_path: str | Path | None, device: str, progress: bool) -> SearchResult:
-    """Held-out data, the frozen supernet and the search under every ``(model, limit)``."""
+def _load(data: str, settings: SearchSettings, space: SearchSpace, supernet_path: str | Path | None):
+    """The frozen supernet, the held-out images the gradients come from, and the number of classes."""
     import torch
 
     from nas.data import build_dataset, num_classes, split_per_class
-    from nas.search.gradients import SupernetGradients
     from nas.supernet import ElasticSupernet
     from nas.training.models import load_supernet
 
@@ -162,15 +208,7 @@ def _search(data: str, settings: SearchSettings, space: SearchSpace, fingerprint
         supernet = ElasticSupernet(space, num_classes=classes)
     else:
         supernet = load_supernet(supernet_path, space=space)
-    grads = SupernetGradients(supernet, held_out, batch_size=settings.batch_size, seed=settings.seed,
-                              aggregate_batches=settings.aggregate_batches, bn_statistics=settings.bn_statistics,
-                              device=device)
-    model, limit = constraints[0]
-    result = search(model, grads, settings, space=space, lut_fingerprint=fingerprint, progress=progress,
-                    others=constraints[1:])
-    result.extra.update({"data": data, "supernet": str(supernet_path) if supernet_path else None,
-                         "num_classes": classes, "held_out_images": len(held_out), "skipped_batches": grads.skipped})
-    return result
+    return supernet, held_out, classes
 
 
 def _measure_fn(result: SearchResult, client, target: Target, settings: SearchSettings, space: SearchSpace):

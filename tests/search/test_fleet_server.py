@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -84,3 +85,24 @@ def test_two_targets_on_a_real_server(module_server: LocalServer, tmp_path: Path
     assert returned["arch"] == result["arch"] and len(returned["targets"]) == 2
     assert result["upper_latency_ms"] == result["targets"][0]["upper_latency_ms"]  # the one-target fields: first's
     assert "target 2 (" in proc.stdout and "measured" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_sweep_writes_the_frontier(tmp_path: Path) -> None:
+    path_a, table_a = _lut_file(tmp_path)
+    limit = _at(table_a, 0.6)
+    out = tmp_path / "sweep"
+    proc = _nas("search", "digits", "--lut", str(path_a), "--latency-limit-ms", repr(limit), "--sweep", "0.6,0.8,1",
+                *SEARCH, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader((out / "sweep.csv").open()))
+    assert [r["factors"] for r in rows] == ["0.6", "0.8", "1"]
+    for row, factor in zip(rows, (0.6, 0.8, 1.0), strict=True):
+        result = json.loads((out / f"sweep-{row['point']}" / "result.json").read_text())
+        assert result["arch"] == row["arch"] and result["latency_limit_ms"] == pytest.approx(factor * limit)
+        assert float(row["target1_expected_latency_ms"]) == result["expected_latency_ms"] <= factor * limit
+        assert 0.0 <= float(row["top1"]) <= 100.0 and row["target1_measured_latency_ms"] == ""
+    assert (out / "sweep.png").stat().st_size > 1000
+    proc = _nas("search", "digits", "--lut", str(path_a), "--latency-limit-ms", repr(limit), "--sweep", "0.8:1",
+                *SEARCH, "--out", str(tmp_path / "bad"))
+    assert proc.returncode == 2 and "2 factors for 1 target(s)" in proc.stderr
