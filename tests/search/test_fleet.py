@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from nas.search import BCFWConfig, SearchSettings, search
 from nas.search.bcfw import BCFW
-from nas.search.discretize import NetworkScore
+from nas.search.discretize import NetworkScore, best_network
 from nas.search.expected_latency import LatencyModel
 from nas.search.finalize import finalize, search_score
 from nas.search.fleet import FleetInfeasibleError, Target, check_distinct, check_fleet, parse_target, parse_target_lut
@@ -176,3 +176,26 @@ def test_a_table_file_target_is_judged_by_its_table() -> None:
     never = 2.0 * limits[0] / a.min_latency_ms()
     assert not fleet_guarantee(result, [_slow_device(a, never), None], max_retries=2)
     assert result.extra["guarantee"]["reason"] and len(result.attempts) <= 3
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), u=st.tuples(st.floats(0.1, 0.9), st.floats(0.1, 0.9)))
+def test_a_planted_preference_is_recovered_under_two_limits(seed: int, u: tuple[float, float]) -> None:
+    """Small gradient noise: the fleet search returns the exact optimum of the utility under both limits."""
+    a, b = _pair(seed, shape=(5, 4, 12), depths=(2, 3, 4))
+    constraints = [(a, _at(a, u[0])), (b, _at(b, u[1]))]
+    try:
+        witness = check_fleet(constraints)
+    except FleetInfeasibleError:
+        return
+    rng = np.random.default_rng(seed)
+    gain = np.log(a.block_ms / a.block_ms.min(axis=-1, keepdims=True)) + 0.5
+    utility = NetworkScore(gain * rng.lognormal(0.0, 0.3, size=gain.shape), rng.normal(0.0, 0.3, a.beta_shape))
+    grads = planted_gradients(a, utility, 0.05 * float(np.std(utility.option)), seed)
+    result = search(a, grads, SearchSettings(constraints[0][1], seed=seed), progress=False, others=constraints[1:])
+    assert all(m.choice_latency_ms(result.choice) <= limit for m, limit in constraints)
+    optimum = best_network(utility, constraints)
+    found, best = utility.of(result.choice, a.depths), utility.of(optimum, a.depths)
+    trivial = [c for c in (witness, a.lightest_choice(), b.lightest_choice())
+               if all(m.choice_latency_ms(c) <= limit for m, limit in constraints)]
+    assert (best - found) <= 0.005 * (best - min(utility.of(c, a.depths) for c in trivial))
