@@ -19,7 +19,7 @@ from nas.search.bcfw import LatencyLimitError
 from nas.search.discretize import DiscretizationError
 from nas.search.driver import refinalize
 from nas.search.finalize import Finalization
-from nas.search.guarantee import HEADLINE_FIELDS, MeasureFn, verdict_of
+from nas.search.guarantee import MeasureFn, record_guarantee, return_attempt, verdict_of
 from nas.search.result import SearchResult
 
 __all__ = ["fleet_guarantee"]
@@ -74,7 +74,7 @@ def fleet_guarantee(
             returned = max(accepted, key=lambda i: (result.attempts[i]["score"], -i))
         else:
             returned = min((i for i, _ in tried), key=lambda i: _worst_ratio(result.attempts[i], limits))
-        _return_attempt(result, finals, returned)
+        return_attempt(result, finals, returned, result.attempts[returned]["targets"][0])
         if on_attempt is not None:
             on_attempt()
         if attempt["accepted"]:
@@ -104,25 +104,7 @@ def fleet_guarantee(
         log.warning("measured guarantee: %s", reason)
     met = bool(result.attempts[returned]["accepted"])
     confidences = {e.get("confidence") for e in result.attempts[returned]["targets"] if e.get("verdict")}
-    result.extra["guarantee"] = {
-        "met": met,
-        "criterion": "every target: upper bound of a later measurement at its confidence <= its latency limit "
-                     "(a table file: table latency <= its limit)",
-        "confidence": confidences.pop() if len(confidences) == 1 else None,
-        "retries": retries,
-        "max_retries": max_retries,
-        "returned_attempt": returned,
-        **({"reason": reason} if reason and not met else {}),
-    }
+    record_guarantee(result, met, "every target: upper bound of a later measurement at its confidence <= its latency "
+                     "limit (a table file: table latency <= its limit)",
+                     confidences.pop() if len(confidences) == 1 else None, retries, max_retries, returned, reason)
     return met
-
-
-def _return_attempt(result: SearchResult, finals: dict[int, Finalization], index: int) -> None:
-    """Make attempt ``index`` the result's network, and its first target's verdict the headline figures."""
-    result.finalization = finals[index]
-    for i, attempt in enumerate(result.attempts):
-        attempt["returned"] = i == index
-    head = result.attempts[index]["targets"][0]
-    result.extra.update({key: head.get(key) for key in HEADLINE_FIELDS})
-    if head.get("measured_latency_ms") is not None:
-        result.extra["measured_budget_used"] = head["measured_latency_ms"] / result.settings.latency_limit_ms
