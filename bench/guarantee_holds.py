@@ -38,20 +38,9 @@ from scipy import stats
 
 from nas.client import LatencyClient
 from nas.local_server import LocalServer
-from nas.search import BCFWConfig, Gradients, SearchSettings, measured_guarantee, search
+from nas.search import SearchSettings, measured_guarantee, search
+from nas.search.synthetic_gradients import prefer_large_networks
 from shared.search_space import HARDCORENAS
-
-
-def big_network_gradients(seed: int):
-    """Gradients that prefer large options and deep stages, with noise: the limit always binds."""
-    rng = np.random.default_rng(seed)
-
-    def grads(alpha: np.ndarray, beta: np.ndarray) -> Gradients:
-        ga = -np.linspace(0, 1, alpha.shape[-1]) + 0.3 * rng.normal(size=alpha.shape)
-        gb = -np.linspace(0, 1, beta.shape[-1]) + 0.3 * rng.normal(size=beta.shape)
-        return Gradients(ga, gb, 1.0)
-
-    return grads
 
 
 def justified_margin(verdict: dict[str, Any], confidence: float) -> float:
@@ -67,8 +56,8 @@ def run_searches(client: LatencyClient, args: argparse.Namespace) -> list[dict[s
     for i, fraction in enumerate(args.limits):
         limit = lo + fraction * (hi - lo)
         settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=200, resolution=args.resolution, seed=i,
-                                  bcfw=BCFWConfig(max_step=0.05), threads=args.threads, confidence=args.confidence)
-        result = search(model, big_network_gradients(i), settings, space=HARDCORENAS, progress=False)
+                                  threads=args.threads, confidence=args.confidence)
+        result = search(model, prefer_large_networks(i), settings, space=HARDCORENAS, progress=False)
         met = measured_guarantee(result, lambda arch: client.measure_network(
             arch, resolution=args.resolution, threads=args.threads, confidence=args.confidence), max_retries=4)
         extra = result.extra

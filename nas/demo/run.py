@@ -48,8 +48,7 @@ class DemoConfig:
     finetune_epochs: int = 3
     train_threads: int = 1  # torch threads of training (1: robust on a busy shared box)
     steps_per_epoch: int | None = None  # cap on training steps per epoch (smoke runs)
-    bcfw_steps: int = 60
-    max_step: float = 0.05
+    bcfw_steps: int = 150  # the search's own step schedule; its planted benchmark converges by ~150 at this size
     limit_fractions: tuple[float, ...] = (0.2, 0.5, 0.8)
     random_networks: int = 30  # random networks per limit the searched one is ranked among
     recal_batches: int = 4  # training batches (64 images) re-estimating each compared child's BN statistics
@@ -153,7 +152,7 @@ def search(run: DemoRun) -> str:
         search_dir = run.out / f"search-{i}"
         argv = ["search", cfg.data, "--latency-limit-ms", str(limit), "--latency-endpoint", run.server.url,
                 "--supernet", str(run.supernet), "--resolution", str(cfg.resolution), "--bcfw-steps",
-                str(cfg.bcfw_steps), "--max-step", str(cfg.max_step), "--seed", str(cfg.seed), "--backend",
+                str(cfg.bcfw_steps), "--seed", str(cfg.seed), "--backend",
                 cfg.backend, "--threads", str(cfg.threads), "--out", str(search_dir)]
         if not cfg.progress:
             argv.append("--no-progress")

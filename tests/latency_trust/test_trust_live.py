@@ -9,12 +9,12 @@ import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from latency_server.correction import Correction
 from nas.client import LatencyClient
-from nas.search import BCFWConfig, Gradients, SearchSettings, measured_guarantee, search
+from nas.search import BCFWConfig, SearchSettings, measured_guarantee, search
+from nas.search.synthetic_gradients import prefer_large_networks
 from shared.search_space import HARDCORENAS
 
 pytestmark = pytest.mark.slow  # real server processes building tables
@@ -93,7 +93,7 @@ def test_correction_drift_and_measured_guarantee(live_server, tmp_path: Path) ->
         limit0 = model.min_latency_ms() + 0.9 * (model.max_latency_ms() - model.min_latency_ms())
         settings = SearchSettings(latency_limit_ms=limit0, bcfw_steps=40, resolution=RES, seed=0,
                                   bcfw=BCFWConfig(max_step=0.5))
-        result = search(model, _gradients(0), settings, space=HARDCORENAS, progress=False)
+        result = search(model, prefer_large_networks(0), settings, space=HARDCORENAS, progress=False)
         probe = client.measure_network(result.arch, resolution=RES).verdict
         lightest = client.measure_network(str(HARDCORENAS.arch_from_choice(HARDCORENAS.lightest())),
                                           resolution=RES).verdict
@@ -114,15 +114,3 @@ def test_correction_drift_and_measured_guarantee(live_server, tmp_path: Path) ->
     assert result.extra["guarantee"]["retries"] == len(attempts) - 1
     assert result.extra["guarantee"]["returned_attempt"] == attempts.index(final)
     assert json.loads(json.dumps(result.to_json()))["attempts"] == attempts  # what result.json records
-
-
-def _gradients(seed: int):
-    rng = np.random.default_rng(seed)
-
-    def grads(alpha: np.ndarray, beta: np.ndarray) -> Gradients:
-        # prefers big options and deep stages (so the limit binds), plus noise
-        ga = -np.linspace(0, 1, alpha.shape[-1]) + 0.3 * rng.normal(size=alpha.shape)
-        gb = -np.linspace(0, 1, beta.shape[-1]) + 0.3 * rng.normal(size=beta.shape)
-        return Gradients(ga, gb, 1.0)
-
-    return grads
