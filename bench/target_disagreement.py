@@ -22,26 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scipy.stats import spearmanr  # noqa: E402
-
 from nas.client import LatencyClient  # noqa: E402
 from nas.local_server import LocalServer  # noqa: E402
-
-
-def disagreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """(mean per-position Spearman correlation of the options' latencies, share of positions whose cheapest option
-    differs) of two ``[stages, positions, options]`` tables."""
-    rhos, differ = [], 0
-    for s, j in np.ndindex(a.shape[:2]):
-        rho = spearmanr(a[s, j], b[s, j]).statistic
-        rhos.append(float(rho))
-        differ += int(np.argmin(a[s, j]) != np.argmin(b[s, j]))
-    return float(np.mean(rhos)), differ / len(rhos)
+from nas.search.fleet import table_disagreement  # noqa: E402
 
 
 def main() -> int:
@@ -73,7 +59,7 @@ def main() -> int:
             server.stop()
     pairs = []
     for x, y in itertools.combinations(targets, 2):
-        rho, differ = disagreement(tables[x], tables[y])
+        rho, differ = table_disagreement(tables[x], tables[y])
         pairs.append({"pair": [":".join(map(str, x)), ":".join(map(str, y))], "mean_spearman": rho,
                       "cheapest_differs_share": differ})
         print(f"{x} vs {y}: mean per-position Spearman {rho:.2f}, cheapest option differs at {100 * differ:.0f} % "

@@ -21,7 +21,7 @@ from nas.search.discretize import DiscretizationError, NetworkScore, best_networ
 from nas.search.expected_latency import LatencyModel
 from shared.search_space import ArchChoice
 
-__all__ = ["FleetInfeasibleError", "Target", "check_fleet", "parse_target", "parse_target_lut"]
+__all__ = ["FleetInfeasibleError", "Target", "check_fleet", "parse_target", "parse_target_lut", "table_disagreement"]
 
 #: the measuring settings a target's URL may carry in its query
 QUERY_KEYS = ("backend", "threads", "batch_size")
@@ -162,3 +162,16 @@ def check_fleet(constraints: Sequence[tuple[LatencyModel, float]], labels: Seque
     others = " and ".join(f"{label} <= {limit:.4g} ms" for (_, limit), label in zip(constraints, labels, strict=True))
     raise FleetInfeasibleError(f"no network meets every target's limit together ({others}): {why} (each alone: "
                                f"{alone})", minima, [limit for _, limit in constraints])
+
+
+def table_disagreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """How far two targets' ``[stages, positions, options]`` tables disagree on which options are cheap: the mean
+    over block positions of the Spearman correlation of the options' latencies (1: the same order everywhere, and a
+    fleet search is the one-target search), and the share of positions whose cheapest option differs."""
+    from scipy.stats import spearmanr
+
+    rhos, differ = [], 0
+    for s, j in np.ndindex(a.shape[:2]):
+        rhos.append(float(spearmanr(a[s, j], b[s, j]).statistic))
+        differ += int(np.argmin(a[s, j]) != np.argmin(b[s, j]))
+    return float(np.mean(rhos)), differ / len(rhos)
