@@ -15,6 +15,14 @@ Each recorded LP is solved by :func:`nas.search.multi_lmo.solve_multi_lp` and by
 relative objective difference, and how many LPs the oracle's one-row path settled without a pivot.
 
     python bench/multi_target_oracle.py [--steps 100] [--seeds 2] [--repeats 3]
+
+Figures (defaults; 2-core machine shared with other jobs, load about 1.6): K = 2, 1000 LPs: the oracle's median
+415 us (alpha) / 208 us (beta), HiGHS 3023 / 1684 us: 7.3x / 8.1x; K = 3, 800 LPs: 476 / 215 us against 3393 /
+1810 us: 7.1x / 8.4x (HiGHS's dual simplex alike); largest objective difference 8.8e-12 (relative 4.0e-13). About
+60 % of the LPs are settled by the one-row path (the most violated target's optimum meets the others); on the
+alpha LPs that needed pivots (4-35 of them) the ratio is only 2-3x (a smaller run, ``--seeds 1 --steps 60``:
+ours about 1 ms against 2.1-3.1 ms): the pivots are numpy calls on a 22-23-row basis, and the one-row warm start
+costs a few hundred microseconds of Python.
 """
 
 from __future__ import annotations
