@@ -5,8 +5,10 @@ re-run under all internal limits; a network is accepted only when every target a
 One target keeps :func:`nas.search.guarantee.measured_guarantee` (which also moves its internal limit back up to
 use the budget well). With several, a tighter limit for one target can push the network's latency up on another,
 so this policy only tightens: each rejecting target's internal limit becomes ``E_k * T_k / U_k`` (its table
-latency scaled by how far its bound ran over), which is below ``E_k``, so the next network differs. A target
-given as a table file has no server: its table guarantee (``E_k <= T_k``, always met) stands for its verdict.
+latency scaled by how far its bound ran over), which is below ``E_k``, so the next network differs; from its
+second rejection on, where the bound fell more slowly than the table between its last two attempts (a fixed cost
+the table misses, as a torch-cpu table at 32 px showed), the secant through them sets it where it reaches ``T_k``.
+A target given as a table file has no server: its table guarantee (``E_k <= T_k``, always met) stands for its verdict.
 """
 
 from __future__ import annotations
@@ -31,6 +33,19 @@ def _worst_ratio(attempt: dict[str, Any], limits: Sequence[float]) -> float:
     """How far the attempt's worst target ran over its limit (bound / limit; table latency for a file)."""
     return max(t.get("upper_latency_ms", t["expected_latency_ms"]) / limit
                for t, limit in zip(attempt["targets"], limits, strict=True))
+
+
+def _next_limit(seen: list[tuple[float, float]], limit: float) -> float:
+    """The next internal limit of a target from its attempts' (table latency E, bound U), the last one over the
+    limit: ``E * T / U`` (the bound scaled onto the limit), or lower where the last two attempts show the bound
+    falling more slowly than the table (a fixed cost the table misses): where their secant reaches ``T``."""
+    table, upper = seen[-1]
+    nxt = table * limit / upper
+    if len(seen) >= 2:
+        (e0, u0), (e1, u1) = seen[-2], seen[-1]
+        if e1 != e0 and (u1 - u0) / (e1 - e0) > 0:
+            nxt = min(nxt, e1 + (limit - u1) * (e1 - e0) / (u1 - u0))
+    return nxt
 
 
 def fleet_guarantee(
@@ -89,7 +104,9 @@ def fleet_guarantee(
             if not entry["accepted"]:
                 floor = models[k].min_latency_ms()
                 at_floor.append(fin.limits_ms[k] <= floor)
-                nxt[k] = max(entry["expected_latency_ms"] * limits[k] / entry["upper_latency_ms"], floor)
+                seen = [(a["targets"][k]["expected_latency_ms"], a["targets"][k]["upper_latency_ms"])
+                        for _, a in tried if "upper_latency_ms" in a["targets"][k]]
+                nxt[k] = max(_next_limit(seen, limits[k]), floor)
         if all(at_floor):
             reason = "even the lightest network's bound is above a target's limit"
             break
