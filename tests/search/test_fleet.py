@@ -199,3 +199,16 @@ def test_a_planted_preference_is_recovered_under_two_limits(seed: int, u: tuple[
     trivial = [c for c in (witness, a.lightest_choice(), b.lightest_choice())
                if all(m.choice_latency_ms(c) <= limit for m, limit in constraints)]
     assert (best - found) <= 0.005 * (best - min(utility.of(c, a.depths) for c in trivial))
+
+
+def test_the_next_limit_follows_a_bound_that_falls_more_slowly_than_the_table() -> None:
+    from nas.search.fleet_guarantee import _next_limit
+
+    limit = 10.47
+    assert _next_limit([(10.2, 13.1)], limit) == pytest.approx(10.2 * limit / 13.1)  # the bound scaled onto T
+    # a fixed cost the table misses: the bound fell 1.6 ms for 2 ms of table; the secant reaches T lower
+    seen = [(10.2, 13.1), (8.2, 11.5)]
+    assert _next_limit(seen, limit) == pytest.approx(8.2 + (limit - 11.5) * 2.0 / 1.6)
+    assert _next_limit(seen, limit) < 8.2 * limit / 11.5
+    # noise that made the bound rise as the table fell: the ratio rule alone
+    assert _next_limit([(10.2, 11.0), (8.2, 11.5)], limit) == pytest.approx(8.2 * limit / 11.5)
