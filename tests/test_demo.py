@@ -23,14 +23,15 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     out = tmp_path / "demo"
     code = main([
         "demo", "--out", str(out), "--heaviest-epochs", "1", "--supernet-epochs", "1", "--finetune-epochs", "1",
-        "--steps-per-epoch", "2", "--bcfw-steps", "3", "--random-networks", "3", "--no-progress",
+        "--steps-per-epoch", "2", "--bcfw-steps", "3", "--random-networks", "3", "--fleet-bcfw-steps", "3",
+        "--no-progress",
         "--server-env", "LATENCY_SERVER_BUDGET_S=0.002", "--server-env", "LATENCY_SERVER_MIN_REPEATS=5",
         "--server-env", "LATENCY_SERVER_CALIBRATION_NETWORKS=4",
     ])
     assert code == 0
     printed = capsys.readouterr().out
-    for stage in range(1, 10):
-        assert f"[{stage}/9]" in printed
+    for stage in range(1, 11):
+        assert f"[{stage}/10]" in printed
     for name in ("results.md", "results.csv", "results.json", "versus_random.json", "accuracy_vs_latency.png",
                  "predicted_vs_measured.png", "search_trajectories.png", "lut.json"):
         assert (out / name).stat().st_size > 0, name
@@ -69,7 +70,17 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     for limit in versus["limits"]:
         assert len(limit["random"]) == 3
         assert all(limit["band_ms"][0] <= r["table_latency_ms"] <= limit["band_ms"][1] for r in limit["random"])
+    fleet = summary["fleet"]  # one network for two targets: ONNX Runtime and torch-cpu on the demo's server
+    assert [t["backend"] for t in fleet["targets"]] == ["onnxruntime", "torch-cpu"]
+    fleet_result = json.loads((out / "fleet" / "result.json").read_text())
+    assert fleet["arch"] == fleet_result["arch"] and fleet["guarantee_met"] == fleet_result["guarantee"]["met"]
+    for t in fleet["targets"]:
+        assert t["expected_latency_ms"] <= t["latency_limit_ms"]  # the table guarantee, on both targets
+        assert 0 < t["measured_latency_ms"] <= t["upper_latency_ms"]  # both verdicts taken
+    assert fleet["table_seconds"] > 0 and fleet["search_seconds"] > 0 and -1.0 <= fleet["mean_spearman_of_tables"] <= 1
+    assert "fleet" in summary["stage_seconds"]
     md = (out / "results.md").read_text()
+    assert "## One network for two targets" in md
     assert md.count("percentile of the searched network among them") == 3 and "Spearman" in md and "Stage times" in md
     assert "stopping the latency server" in printed
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 #: options that default to :class:`nas.demo.DemoConfig`'s own values (not imported here: the CLI starts fast)
 _CONFIG_OPTIONS = ("data", "resolution", "heaviest_epochs", "supernet_epochs", "finetune_epochs", "train_threads",
-                   "bcfw_steps", "random_networks", "steps_per_epoch", "seed")
+                   "bcfw_steps", "random_networks", "steps_per_epoch", "seed", "fleet_bcfw_steps")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run the whole pipeline end to end on the bundled data (make demo)",
         description="Start a latency server on a SQLite file, build the latency table, train the heaviest network "
         "and the supernet on digits, search at three latency limits, rank each searched network among "
-        "random networks of its latency band, fine-tune, validate and measure each result; write "
+        "random networks of its latency band, fine-tune, validate and measure each result, then search one network "
+        "for two targets (onnxruntime and torch-cpu on the same server); write "
         "outputs/demo/results.{md,csv,json} and three plots. Options left out take the demo's settings.",
     )
     p.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (default outputs/demo)")
@@ -30,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--random-networks", type=int,
                    help="random networks per limit each searched network is ranked among (default 30)")
     p.add_argument("--steps-per-epoch", type=int, help="cap training steps per epoch (smoke runs)")
+    p.add_argument("--fleet-bcfw-steps", type=int,
+                   help="BCFW steps of the fleet step's search under both targets' limits (default 60)")
+    p.add_argument("--no-fleet", action="store_true",
+                   help="skip the fleet step (a second table, torch-cpu, and one search under both targets)")
     p.add_argument("--seed", type=int)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
@@ -53,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--server-env expects LATENCY_SERVER_NAME=VALUE, got {item!r}")
         env[name] = value
     given = {name: getattr(args, name) for name in _CONFIG_OPTIONS if getattr(args, name) is not None}
-    for name in ("heaviest_epochs", "supernet_epochs", "finetune_epochs", "bcfw_steps", "random_networks"):
+    if args.no_fleet:
+        given["fleet_backend"] = None
+    for name in ("heaviest_epochs", "supernet_epochs", "finetune_epochs", "bcfw_steps", "random_networks",
+                 "fleet_bcfw_steps"):
         if name in given and given[name] < 1:
             raise UserError(f"--{name.replace('_', '-')} must be positive")
     cfg = DemoConfig(out_dir=args.out, progress=not args.no_progress, extra_server_env=env, **given)

@@ -20,14 +20,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Writes OUT/result.json, OUT/trajectory.csv and OUT/trajectory.png.",
     )
     p.add_argument("data", help="'digits', 'synthetic' or an ImageFolder root (train/ is split per class)")
-    p.add_argument("--latency-limit-ms", type=float, required=True, metavar="T", help="the hard limit T in ms")
-    src = p.add_mutually_exclusive_group(required=True)
+    p.add_argument("--latency-limit-ms", type=float, metavar="T",
+                   help="the hard limit T in ms of the one target (--latency-endpoint or --lut)")
+    src = p.add_mutually_exclusive_group()
     src.add_argument(
         "--latency-endpoint",
         metavar="URL",
         help="latency server to fetch the table from and to measure the found network on",
     )
     src.add_argument("--lut", metavar="FILE", help="latency table JSON (nas lut)")
+    p.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="URL[?backend=B&threads=N&batch_size=M]=T_ms",
+        help="a fleet's target (repeatable, instead of --latency-endpoint/--latency-limit-ms): a latency server, "
+        "its measuring settings (unset ones: --backend, --threads, --latency-batch-size) and its limit after the "
+        "last '='; the search meets every target's limit, and each server's verdict must accept the network",
+    )
+    p.add_argument(
+        "--target-lut",
+        action="append",
+        default=[],
+        metavar="FILE=T_ms",
+        help="an offline target (repeatable): a latency table file and its limit (the table guarantee only)",
+    )
     p.add_argument(
         "--token",
         default=os.environ.get("LATENCY_SERVER_TOKEN"),
@@ -97,10 +114,60 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="with --latency-endpoint: use the server's raw block medians, not its whole-network correction",
     )
+    p.add_argument(
+        "--sweep",
+        metavar="F1,F2,...",
+        help="search once per point, reusing the supernet and the tables, and write OUT/sweep.csv and OUT/sweep.png "
+        "(held-out top-1, BN recalibrated, against each target's latency) with each point's outputs in "
+        "OUT/sweep-N: a point is a factor on every target's limit (0.8), or one factor per target joined by ':' "
+        "(0.8:1.2 scales the first target's limit by 0.8 and the second's by 1.2)",
+    )
     p.add_argument("--device", default="cpu", help="torch device of the supernet passes (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.set_defaults(func=run)
+
+
+def _targets(args: argparse.Namespace) -> list | None:
+    """The fleet's targets, or None for the one-target form; UserError on a bad or mixed form."""
+    from nas.search.fleet import check_distinct, parse_target, parse_target_lut
+
+    if not (args.target or args.target_lut):
+        if args.latency_limit_ms is None or (args.latency_endpoint is None and args.lut is None):
+            raise UserError("give --latency-limit-ms with --latency-endpoint or --lut, or one or more --target / "
+                            "--target-lut")
+        return None
+    if args.latency_limit_ms is not None or args.latency_endpoint or args.lut:
+        raise UserError("--target/--target-lut carry their own limits: drop --latency-limit-ms, --latency-endpoint "
+                        "and --lut")
+    try:
+        targets = [parse_target(spec) for spec in args.target] + [parse_target_lut(spec) for spec in args.target_lut]
+        check_distinct(targets)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return targets
+
+
+def _sweep_points(spec: str | None, num_targets: int) -> list[tuple[float, ...]] | None:
+    """``--sweep`` as points of one factor per target (a single factor applies to every target)."""
+    import math
+
+    if spec is None:
+        return None
+    points = []
+    for entry in spec.split(","):
+        try:
+            factors = tuple(float(x) for x in entry.split(":"))
+        except ValueError:
+            raise UserError(f"--sweep: {entry!r} is not a factor or factors joined by ':'") from None
+        if not all(math.isfinite(f) and f > 0 for f in factors):
+            raise UserError(f"--sweep: factors must be positive numbers, got {entry!r}")
+        if len(factors) == 1:
+            factors *= num_targets
+        if len(factors) != num_targets:
+            raise UserError(f"--sweep: {entry!r} has {len(factors)} factors for {num_targets} target(s)")
+        points.append(factors)
+    return points
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,9 +179,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--max-retries must be >= 0")
     if not 0.5 <= args.confidence <= 0.999:
         raise UserError("--confidence must be between 0.5 and 0.999")
+    targets = _targets(args)
+    sweep = _sweep_points(args.sweep, len(targets) if targets else 1)
     try:
         settings = SearchSettings(
-            latency_limit_ms=args.latency_limit_ms,
+            latency_limit_ms=targets[0].limit_ms if targets else args.latency_limit_ms,
             bcfw_steps=args.bcfw_steps,
             batch_size=args.batch_size,
             train_percent=args.train_percent,
@@ -141,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
             settings,
             lut_path=args.lut,
             latency_endpoint=args.latency_endpoint,
+            targets=targets,
             token=args.token,
             supernet_path=args.supernet,
             space=args.space,
@@ -148,10 +218,20 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             max_retries=args.max_retries,
             use_correction=not args.raw_table,
+            sweep=sweep,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
+    if sweep is not None:
+        for n, (point, r) in enumerate(zip(sweep, result, strict=True)):
+            print(f"point {n + 1} ({':'.join(f'{x:g}' for x in point)}): {r.arch}")
+            _print_targets(r)
+        print(f"wrote {args.out}/sweep.csv, sweep.png and sweep-1 .. sweep-{len(sweep)}")
+        return 0
     print(f"network: {result.arch}")
+    if targets:
+        _print_targets(result)
+        return _warn_unmet(result, args.out)
     print(
         f"table latency {result.expected_latency_ms:.4f} ms <= limit {settings.latency_limit_ms:.4f} ms "
         f"({100 * result.expected_latency_ms / settings.latency_limit_ms:.1f} % of the budget)"
@@ -173,4 +253,23 @@ def run(args: argparse.Namespace) -> int:
             "guarantee.met = false and every attempt",
             file=sys.stderr,
         )
+    return 0
+
+
+def _print_targets(result) -> None:
+    for k, t in enumerate(result.targets_json()):
+        where = t.get("endpoint") or t.get("lut")
+        line = (f"target {k + 1} ({where}, {t['backend']}, {t['threads']} thread(s), batch {t['batch_size']}): table "
+                f"{t['expected_latency_ms']:.4f} ms <= limit {t['latency_limit_ms']:.4f} ms")
+        if t.get("measured_latency_ms") is not None:
+            line += f"; measured {t['measured_latency_ms']:.4f} ms central, bound {t['upper_latency_ms']:.4f} ms"
+        print(line)
+
+
+def _warn_unmet(result, out: str) -> int:
+    print(f"wrote {out}/result.json, trajectory.csv, trajectory.png")
+    guarantee = result.extra.get("guarantee")
+    if guarantee is not None and not guarantee["met"]:
+        print(f"WARNING: a target's upper bound is above its limit ({guarantee.get('reason', '')}); result.json has "
+              "guarantee.met = false and every attempt", file=sys.stderr)
     return 0

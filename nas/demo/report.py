@@ -11,6 +11,8 @@ import json
 import statistics
 from typing import TYPE_CHECKING, Any
 
+from nas.demo.fleet import fleet_json, fleet_lines
+
 if TYPE_CHECKING:
     from nas.demo.run import DemoRun
 
@@ -140,7 +142,7 @@ def write_report(run: DemoRun) -> list[dict[str, Any]]:
                 "network/reference ratio x the reference's typical latency; bound = the upper prediction bound of a "
                 "later measurement at the stated confidence). Raw: the plain median of the search's rounds, ± half "
                 "their range. Re-measured: the same verdict taken again after fine-tuning.")
-    versus_lines = _versus_random_lines(run)
+    versus_lines = _versus_random_lines(run) + fleet_lines(run)
     timing = "Stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in run.stage_seconds.items())
     (out / "results.md").write_text("# Demo results\n\n" + settings + "\n\n" + "\n".join(lines) + "\n"
                                     + "\n".join(versus_lines) + "\n\n" + timing + "\n")
@@ -149,6 +151,7 @@ def write_report(run: DemoRun) -> list[dict[str, Any]]:
         "resolution": cfg.resolution,
         "searches": searches_json(run, table),
         "random_sampling": run.versus_random.sampling if run.versus_random else None,
+        "fleet": fleet_json(run),
         "stage_seconds": {k: round(v, 1) for k, v in run.stage_seconds.items()},
     }, indent=1))
     draw_plots(run, table)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.client import LatencyClient
+from nas.demo.fleet import fleet_search
 from nas.demo.report import write_report
 from nas.local_server import LocalServer, ServerStartError
 
@@ -55,6 +56,11 @@ class DemoConfig:
     seed: int = 0
     progress: bool = True
     extra_server_env: dict[str, str] = field(default_factory=dict)
+    #: the fleet step's second target (the same server through this runtime; None: no fleet step), its limits'
+    #: share of each table's feasible range and its search's steps
+    fleet_backend: str | None = "torch-cpu"
+    fleet_fraction: float = 0.7  # torch-cpu's bound ran 1.3-1.7x its table at 32 px on a loaded 2-core box
+    fleet_bcfw_steps: int = 60
 
 
 @dataclass
@@ -69,6 +75,7 @@ class DemoRun:
     supernet: Path | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)  # one per limit
     versus_random: Any = None  # nas.versus_random.VersusRandom
+    fleet: dict[str, Any] | None = None  # the fleet step's result and costs (nas.demo.fleet)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     out: Path = field(init=False)
     train_dir: Path = field(init=False)
@@ -240,6 +247,8 @@ def _stages(cfg: DemoConfig) -> list[tuple[str, str, Callable[[DemoRun], str]]]:
         ("finetune", "fine-tuning and validating each network (with distillation from the heaviest)",
          finetune_and_validate),
         ("measure", "measuring each network on this device", measure),
+        *([("fleet", f"one network for two targets: {cfg.backend} and {cfg.fleet_backend} on this server, both "
+            f"limits at {cfg.fleet_fraction:.0%} of their tables' ranges", fleet_search)] if cfg.fleet_backend else []),
     ]
 
 

@@ -3,8 +3,10 @@
 This module owns the optimizer: its settings (:class:`BCFWConfig`), its state and step (:class:`BCFW`) and the
 limit check every entry point shares; the start is :mod:`nas.search.start`. Every iterate is feasible: each step
 moves one block (alpha or beta) towards the exact LP vertex of :mod:`nas.search.lmo`, and both endpoints satisfy
-the same linear constraint. What turns the final distribution into one network lives in
-:mod:`nas.search.finalize`.
+the same linear constraint. With several targets (``others``: a fleet's further tables and limits) each target adds
+one linear constraint to the LP of either block, solved exactly by :mod:`nas.search.multi_lmo`, so every iterate
+meets every target's limit; one target keeps the one-row oracle as its fast path. What turns the final
+distribution into one network lives in :mod:`nas.search.finalize`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import numpy as np
 from nas.search.discretize import NetworkScore
 from nas.search.expected_latency import LatencyModel
 from nas.search.lmo import solve_mck_lp
-from nas.search.start import max_entropy_start
+from nas.search.multi_lmo import solve_multi_lp
+from nas.search.start import fleet_start
 
 __all__ = [
     "BCFW",
@@ -125,8 +128,9 @@ class StepInfo:
 class BCFW:
     """The optimizer state: (alpha, beta), averaged gradients, step counters and its own random generator.
 
-    Without a given start, (alpha, beta) start at the maximum-entropy distribution under the limit
-    (:func:`nas.search.start.max_entropy_start`).
+    Without a given start, (alpha, beta) start at the maximum-entropy distribution under the limits
+    (:func:`nas.search.start.fleet_start`). ``others`` are further ``(model, limit_ms)`` targets (same space);
+    the caller checks that they can be met together (:func:`nas.search.fleet.check_fleet`).
     """
 
     model: LatencyModel
@@ -135,11 +139,15 @@ class BCFW:
     seed: int = 0
     alpha: np.ndarray | None = None
     beta: np.ndarray | None = None
+    others: tuple[tuple[LatencyModel, float], ...] = ()
 
     def __post_init__(self) -> None:
         check_limit(self.model, self.limit_ms)
+        self.others = tuple(self.others)
+        for other, limit in self.others:
+            check_limit(other, limit)
         if self.alpha is None or self.beta is None:
-            self.alpha, self.beta = max_entropy_start(self.model, self.limit_ms)
+            self.alpha, self.beta = fleet_start(self.constraints)
         self.alpha = np.array(self.alpha, dtype=np.float64)
         self.beta = np.array(self.beta, dtype=np.float64)
         if self.alpha.shape != self.model.alpha_shape or self.beta.shape != self.model.beta_shape:
@@ -181,8 +189,25 @@ class BCFW:
             return first if self.k % 2 == 0 else second
         return "alpha" if self.rng.random() < 0.5 else "beta"
 
+    @property
+    def constraints(self) -> list[tuple[LatencyModel, float]]:
+        """Every target's ``(model, limit_ms)``, the first one's first."""
+        return [(self.model, self.limit_ms), *self.others]
+
     def expected_latency_ms(self) -> float:
         return self.model.expected_latency_ms(self.alpha, self.beta)
+
+    def expected_latencies_ms(self) -> tuple[float, ...]:
+        """Every target's expected latency at the current point."""
+        return tuple(m.expected_latency_ms(self.alpha, self.beta) for m, _ in self.constraints)
+
+    def _lmo(self, c: np.ndarray, rows: list[np.ndarray], room: list[float]) -> tuple[np.ndarray, float]:
+        """The exact LP vertex of one block under every target's row, and the constraints' total price."""
+        if len(rows) == 1:
+            res = solve_mck_lp(c, rows[0], room[0])
+        else:
+            res = solve_multi_lp(c, np.stack(rows), room)
+        return res.x, res.multiplier
 
     # -- the averaged loss model ---------------------------------------------------------------------------
     def _option_estimate(self) -> np.ndarray:
@@ -240,17 +265,18 @@ class BCFW:
         self.m_beta += rho * (np.asarray(grad_beta, dtype=np.float64).reshape(self.beta.shape) - self.m_beta)
         self.m_point += rho * (self.alpha - self.m_point)
         self.m_active += rho * (active - self.m_active)
-        r = self.limit_ms - self.model.fixed_ms
         c = self._lp_objective(block, active)
         if block == "alpha":
             shape = (-1, self.alpha.shape[-1])
-            res = solve_mck_lp(c, self.model.alpha_coefficients(self.beta).reshape(shape), r)
-            self.alpha = self.alpha + gamma * (res.x.reshape(self.alpha.shape) - self.alpha)
+            rows = [m.alpha_coefficients(self.beta).reshape(shape) for m, _ in self.constraints]
+            x, price = self._lmo(c, rows, [limit - m.fixed_ms for m, limit in self.constraints])
+            self.alpha = self.alpha + gamma * (x.reshape(self.alpha.shape) - self.alpha)
         else:
-            coef, const = self.model.beta_coefficients(self.alpha)
-            res = solve_mck_lp(c, coef, r - const)
-            self.beta = self.beta + gamma * (res.x - self.beta)
-        info = StepInfo(self.k, block, gamma, self.expected_latency_ms(), res.multiplier)
+            coefs = [m.beta_coefficients(self.alpha) for m, _ in self.constraints]
+            room = [limit - m.fixed_ms - const for (m, limit), (_, const) in zip(self.constraints, coefs, strict=True)]
+            x, price = self._lmo(c, [coef for coef, _ in coefs], room)
+            self.beta = self.beta + gamma * (x - self.beta)
+        info = StepInfo(self.k, block, gamma, self.expected_latency_ms(), price)
         self.k += 1
         self.block_steps[block] += 1
         return info

@@ -26,7 +26,7 @@ import numpy as np
 from nas.search.expected_latency import LatencyModel
 from shared.search_space import ArchChoice
 
-__all__ = ["DiscretizationError", "NetworkScore", "best_network"]
+__all__ = ["DiscretizationError", "NetworkScore", "best_network", "relaxed_minimum_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +76,11 @@ def _fits(choice: ArchChoice, constraints: Constraints) -> bool:
     return all(model.choice_latency_ms(choice) <= limit for model, limit in constraints)
 
 
-def _solve_milp(score: NetworkScore, constraints: Constraints, rhs: list[float], time_limit_s: float) -> ArchChoice:
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
-    model = constraints[0][0]
+def _network_rows(model: LatencyModel) -> tuple[list[np.ndarray], np.ndarray, int]:
+    """The equality rows over binaries per (stage, position, option) then per (stage, depth): one depth per stage,
+    block ``j`` running one option iff the stage's depth exceeds ``j``; their right-hand sides; the x count."""
     depths = model.depths
-    num_s, num_b, num_o = score.option.shape
+    num_s, num_b, num_o = model.alpha_shape
     num_d = len(depths)
     n_x = num_s * num_b * num_o
     n = n_x + num_s * num_d
@@ -105,11 +104,40 @@ def _solve_milp(score: NetworkScore, constraints: Constraints, rhs: list[float],
             rows.append(row)
     equal = np.zeros(len(rows))
     equal[:num_s] = 1.0
+    return rows, equal, n_x
+
+
+def _latency_row(model: LatencyModel, n: int) -> np.ndarray:
+    row = np.zeros(n)
+    row[: model.block_ms.size] = model.block_ms.reshape(-1)
+    return row
+
+
+def relaxed_minimum_ms(model: LatencyModel, constraints: Constraints) -> float:
+    """The least expected latency under ``model`` of any distribution over networks whose expected latency meets
+    every ``(model, limit_ms)`` of ``constraints`` (an LP over the networks' marginals); ``inf`` when none does."""
+    from scipy.optimize import linprog
+
+    rows, equal, _ = _network_rows(model)
+    n = rows[0].size
+    res = linprog(_latency_row(model, n), A_eq=np.array(rows), b_eq=equal, bounds=(0.0, 1.0), method="highs",
+                  A_ub=np.array([_latency_row(m, n) for m, _ in constraints]) if constraints else None,
+                  b_ub=[limit - m.fixed_ms for m, limit in constraints] if constraints else None)
+    return model.fixed_ms + float(res.fun) if res.status == 0 else float("inf")
+
+
+def _solve_milp(score: NetworkScore, constraints: Constraints, rhs: list[float], time_limit_s: float) -> ArchChoice:
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    model = constraints[0][0]
+    depths = model.depths
+    num_s, num_b, num_o = score.option.shape
+    num_d = len(depths)
+    rows, equal, n_x = _network_rows(model)
+    n = rows[0].size
     cons = [LinearConstraint(np.array(rows), equal, equal)]
     for (m, _), r in zip(constraints, rhs, strict=True):
-        row = np.zeros(n)
-        row[:n_x] = m.block_ms.reshape(-1)
-        cons.append(LinearConstraint(row[None, :], -np.inf, r))
+        cons.append(LinearConstraint(_latency_row(m, n)[None, :], -np.inf, r))
     c = -np.concatenate([score.option.reshape(-1), score.depth.reshape(-1)])
     with _quiet_stdout():
         res = milp(c, constraints=cons, integrality=np.ones(n), bounds=Bounds(0.0, 1.0),

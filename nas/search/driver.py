@@ -9,7 +9,7 @@ This module owns the loop that joins the optimizer (:mod:`nas.search.bcfw`), the
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from nas.search.bcfw import BCFW, check_limit
 from nas.search.expected_latency import LatencyModel
 from nas.search.finalize import Finalization, finalize, search_score
+from nas.search.fleet import check_fleet
 from nas.search.result import SearchResult, SearchSettings, TrajectoryRow, attempt_record
 from shared.search_space import HARDCORENAS, SearchSpace
 
@@ -47,19 +48,25 @@ def search(
     lut_fingerprint: str = "",
     progress: bool = True,
     start: tuple[np.ndarray, np.ndarray] | None = None,
+    others: Sequence[tuple[LatencyModel, float]] = (),
 ) -> SearchResult:
     """Run BCFW for ``settings.bcfw_steps`` steps from the balanced start, then return the best network under the
     limit by the search's final objective (``settings.bcfw.final_score``).
 
-    ``start`` replaces the maximum-entropy start (a feasible (alpha, beta)). Raises
-    :class:`~nas.search.bcfw.LatencyLimitError` at once when the limit is below the table's minimum.
+    ``start`` replaces the maximum-entropy start (a feasible (alpha, beta)); ``others`` are further targets'
+    ``(model, limit_ms)`` that every iterate and the returned network also meet. Raises
+    :class:`~nas.search.bcfw.LatencyLimitError` at once when a limit is below its table's minimum, and
+    :class:`~nas.search.fleet.FleetInfeasibleError` when no network meets all limits together.
     """
     from tqdm import tqdm
 
     limit = settings.latency_limit_ms
     check_limit(model, limit)
+    others = tuple(others)
+    if others:
+        check_fleet([(model, limit), *others])
     alpha, beta = start if start is not None else (None, None)
-    opt = BCFW(model, limit, settings.bcfw, seed=settings.seed, alpha=alpha, beta=beta)
+    opt = BCFW(model, limit, settings.bcfw, seed=settings.seed, alpha=alpha, beta=beta, others=others)
     init_latency = opt.expected_latency_ms()
     trajectory: list[TrajectoryRow] = []
     bar = tqdm(range(settings.bcfw_steps), desc="search", unit="step", disable=not progress)
@@ -76,7 +83,7 @@ def search(
     finally:
         bar.close()
     score = search_score(opt)
-    fin = finalize(model, score, limit)
+    fin = finalize(model, score, limit, others)
     return SearchResult(
         space=space,
         model=model,
@@ -89,12 +96,16 @@ def search(
         finalization=fin,
         score=score,
         lut_fingerprint=lut_fingerprint,
+        others=others,
     )
 
 
-def refinalize(result: SearchResult, internal_limit_ms: float) -> Finalization:
-    """Re-run the final steps of ``result`` under ``internal_limit_ms``; the new network becomes the result's."""
-    fin = finalize(result.model, result.score, internal_limit_ms)
+def refinalize(result: SearchResult, internal_limit_ms: float, others_limits_ms: Sequence[float] = ()) -> Finalization:
+    """Re-run the final steps of ``result`` under ``internal_limit_ms`` (and, for the further targets, under
+    ``others_limits_ms``, default their current internal limits); the new network becomes the result's."""
+    limits = list(others_limits_ms) or list(result.finalization.limits_ms[1:])
+    others = [(m, limit) for (m, _), limit in zip(result.others, limits, strict=True)]
+    fin = finalize(result.model, result.score, internal_limit_ms, others)
     result.finalization = fin
     result.attempts.append(attempt_record(fin, result.space))
     return fin

@@ -24,6 +24,7 @@ internal limit (:func:`nas.search.driver.refinalize`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,22 +53,38 @@ def search_score(opt: BCFW) -> NetworkScore:
 
 @dataclass(frozen=True)
 class Finalization:
-    """The outcome of the final steps under one (internal) limit."""
+    """The outcome of the final steps under one (internal) limit per target, the first target's first."""
 
     limit_ms: float
     choice: ArchChoice
     latency_ms: float  # table latency of ``choice`` (<= limit_ms, checked)
-    score: float  # the final objective's value of ``choice`` (the best of all networks within the limit)
+    score: float  # the final objective's value of ``choice`` (the best of all networks within the limits)
+    limits_ms: tuple[float, ...] = ()  # every target's internal limit (default: the first's alone)
+    latencies_ms: tuple[float, ...] = ()  # every target's table latency of ``choice``
+
+    def __post_init__(self) -> None:
+        if not self.limits_ms:
+            object.__setattr__(self, "limits_ms", (self.limit_ms,))
+        if not self.latencies_ms:
+            object.__setattr__(self, "latencies_ms", (self.latency_ms,))
 
 
-def finalize(model: LatencyModel, score: NetworkScore, limit_ms: float) -> Finalization:
-    """The network of highest ``score`` whose table latency is ``<= limit_ms``; re-runnable with a tighter limit.
+def finalize(model: LatencyModel, score: NetworkScore, limit_ms: float,
+             others: Sequence[tuple[LatencyModel, float]] = ()) -> Finalization:
+    """The network of highest ``score`` whose table latency is ``<= limit_ms`` (and within every further
+    ``(model, limit_ms)`` of ``others``); re-runnable with tighter limits.
 
-    Raises :class:`~nas.search.bcfw.LatencyLimitError` when the limit is below the table's minimum.
+    Raises :class:`~nas.search.bcfw.LatencyLimitError` when a limit is below its table's minimum, and
+    :class:`~nas.search.discretize.DiscretizationError` when no network meets all limits together.
     """
-    check_limit(model, limit_ms)
-    choice = best_network(score, [(model, limit_ms)])
-    latency = model.choice_latency_ms(choice)
-    if not latency <= limit_ms:  # the guarantee; best_network already enforces it
-        raise AssertionError(f"discrete latency {latency} ms above the limit {limit_ms} ms")
-    return Finalization(limit_ms=limit_ms, choice=choice, latency_ms=latency, score=score.of(choice, model.depths))
+    constraints = [(model, limit_ms), *others]
+    for m, limit in constraints:
+        check_limit(m, limit)
+    choice = best_network(score, constraints)
+    latencies = tuple(m.choice_latency_ms(choice) for m, _ in constraints)
+    for latency, (_, limit) in zip(latencies, constraints, strict=True):
+        if not latency <= limit:  # the guarantee; best_network already enforces it
+            raise AssertionError(f"discrete latency {latency} ms above the limit {limit} ms")
+    return Finalization(limit_ms=limit_ms, choice=choice, latency_ms=latencies[0],
+                        score=score.of(choice, model.depths), limits_ms=tuple(limit for _, limit in constraints),
+                        latencies_ms=latencies)

@@ -27,7 +27,7 @@ from nas.search.result import SearchResult
 if TYPE_CHECKING:
     from shared.api_schemas import NetworkResponse
 
-__all__ = ["ANSWER_FIELDS", "MeasureFn", "measured_guarantee", "verdict_of"]
+__all__ = ["ANSWER_FIELDS", "MeasureFn", "measured_guarantee", "record_guarantee", "return_attempt", "verdict_of"]
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def measured_guarantee(
             returned = max(accepted, key=lambda i: result.attempts[i]["upper_latency_ms"])
         else:
             returned = min((i for i, _ in attempts()), key=lambda i: result.attempts[i]["upper_latency_ms"])
-        _return_attempt(result, finals, returned)
+        return_attempt(result, finals, returned)
         if on_attempt is not None:
             on_attempt()
         if accepted and (result.attempts[returned]["upper_latency_ms"] >= good_use * limit
@@ -147,24 +147,34 @@ def measured_guarantee(
         finals[len(result.attempts) - 1] = result.finalization
     met = bool(result.attempts[returned]["accepted"])
     confidence = result.attempts[returned].get("confidence")
+    criterion = (f"upper bound of a later measurement at {100 * confidence:g} % confidence <= latency_limit_ms"
+                 if confidence else "median + spread of the rounds <= latency_limit_ms (no verdict served)")
+    record_guarantee(result, met, criterion, confidence, retries, max_retries, returned, reason)
+    return met
+
+
+def record_guarantee(result: SearchResult, met: bool, criterion: str, confidence: float | None, retries: int,
+                     max_retries: int, returned: int, reason: str) -> None:
+    """``result.extra["guarantee"]``: whether the returned network met the criterion, and how it was reached."""
     result.extra["guarantee"] = {
         "met": met,
-        "criterion": (f"upper bound of a later measurement at {100 * confidence:g} % confidence <= latency_limit_ms"
-                      if confidence else "median + spread of the rounds <= latency_limit_ms (no verdict served)"),
+        "criterion": criterion,
         "confidence": confidence,
         "retries": retries,
         "max_retries": max_retries,
         "returned_attempt": returned,
         **({"reason": reason} if reason and not met else {}),
     }
-    return met
 
 
-def _return_attempt(result: SearchResult, finals: dict[int, Finalization], index: int) -> None:
-    """Make attempt ``index`` the result's network, and its verdict the result's headline figures."""
+def return_attempt(result: SearchResult, finals: dict[int, Finalization], index: int,
+                   headline: dict[str, Any] | None = None) -> None:
+    """Make attempt ``index`` the result's network, and its verdict (or ``headline``: the figures of the attempt's
+    first target) the result's headline figures."""
     result.finalization = finals[index]
     for i, attempt in enumerate(result.attempts):
         attempt["returned"] = i == index
-    a = result.attempts[index]
+    a = result.attempts[index] if headline is None else headline
     result.extra.update({key: a.get(key) for key in HEADLINE_FIELDS})
-    result.extra["measured_budget_used"] = a["measured_latency_ms"] / result.settings.latency_limit_ms
+    if a.get("measured_latency_ms") is not None:
+        result.extra["measured_budget_used"] = a["measured_latency_ms"] / result.settings.latency_limit_ms

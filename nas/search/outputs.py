@@ -13,7 +13,7 @@ import numpy as np
 
 from nas.search.result import SearchResult
 
-__all__ = ["write_outputs"]
+__all__ = ["write_frontier", "write_outputs"]
 
 def write_outputs(result: SearchResult, out_dir: str | Path) -> dict[str, Path]:
     """Write ``result.json``, ``trajectory.csv`` and ``trajectory.png`` into ``out_dir``."""
@@ -66,3 +66,47 @@ def _plot(result: SearchResult, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def write_frontier(results: list[SearchResult], points: list[tuple[float, ...]], accuracies: list, out_dir: str | Path
+                   ) -> dict[str, Path]:
+    """A sweep's accuracy/latency frontier: ``sweep.csv`` (one row per point: the factors, the network, its held-out
+    top-1 and loss, and per target its limit, table latency and verdict when measured) and ``sweep.png`` (top-1
+    against each target's latency)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / "sweep.csv", "plot": out / "sweep.png"}
+    num_t = len(points[0])
+    per_target = ("latency_limit_ms", "expected_latency_ms", "measured_latency_ms", "upper_latency_ms")
+    with paths["csv"].open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["point", "factors", "arch", "top1", "loss",
+                         *(f"target{k + 1}_{key}" for k in range(num_t) for key in per_target)])
+        for n, (result, point, acc) in enumerate(zip(results, points, accuracies, strict=True)):
+            targets = result.targets_json()
+            writer.writerow([n + 1, ":".join(f"{x:g}" for x in point), result.arch, repr(acc.top1), repr(acc.loss),
+                             *("" if t[key] is None else repr(t[key]) for t in targets for key in per_target)])
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, num_t, figsize=(5 * num_t, 4), squeeze=False)
+    top1 = [acc.top1 for acc in accuracies]
+    for k, ax in enumerate(axes[0]):
+        table = [r.targets_json()[k]["expected_latency_ms"] for r in results]
+        ax.plot(table, top1, "o-", label="table latency")
+        central = [r.targets_json()[k]["measured_latency_ms"] for r in results]
+        if all(c is not None for c in central):
+            ax.plot(central, top1, "s", mfc="none", label="measured (verdict's central figure)")
+        for x, y, point in zip(table, top1, points, strict=True):
+            ax.annotate(":".join(f"{v:g}" for v in point), (x, y), textcoords="offset points", xytext=(4, 4),
+                        fontsize=7)
+        ax.set_xlabel(f"target {k + 1} latency (ms)")
+        ax.set_ylabel("held-out top-1 (%)")
+        ax.legend(loc="best", fontsize=8)
+    fig.suptitle("accuracy / latency frontier of the sweep")
+    fig.tight_layout()
+    fig.savefig(paths["plot"], dpi=100)
+    plt.close(fig)
+    return paths

@@ -21,6 +21,9 @@ from shared.search_space import ArchChoice, SearchSpace
 
 __all__ = ["SearchResult", "SearchSettings", "TrajectoryRow", "attempt_record"]
 
+#: a verdict's figures each target reports in result.json (None when not measured)
+VERDICT_FIELDS = ("measured_latency_ms", "upper_latency_ms", "confidence", "raw_median_ms", "raw_spread_ms")
+
 
 @dataclass(frozen=True)
 class SearchSettings:
@@ -72,6 +75,11 @@ class SearchResult:
     score: NetworkScore  # the final objective every attempt of the final steps maximises
     lut_fingerprint: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: further targets' (latency model, limit in ms): every iterate and the returned network meet them too
+    others: tuple[tuple[LatencyModel, float], ...] = ()
+    #: per target (the first one first), where its table came from and how it measures (endpoint or lut, backend,
+    #: threads, batch_size): the descriptive half of result.json's ``targets``
+    target_info: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def choice(self) -> ArchChoice:
@@ -125,14 +133,43 @@ class SearchResult:
             "final_loss": self.trajectory[-1].loss if self.trajectory else None,
         }
         out.update(self.extra)
+        out["targets"] = self.targets_json()
+        return out
+
+    def targets_json(self) -> list[dict[str, Any]]:
+        """One object per target: its source and settings, its limit, the returned network's table latency and, when
+        its server measured it, the verdict (central figure, upper bound, confidence) and the attempts made."""
+        limits = [self.settings.latency_limit_ms, *(limit for _, limit in self.others)]
+        models = [self.model, *(m for m, _ in self.others)]
+        fin = self.finalization
+        returned = next((a for a in self.attempts if a.get("returned")), self.attempts[-1] if self.attempts else {})
+        per_target = returned.get("targets") or [returned]
+        out = []
+        for k, limit in enumerate(limits):
+            figures = per_target[k] if k < len(per_target) else {}
+            out.append({
+                **(self.target_info[k] if k < len(self.target_info) else {}),
+                "latency_limit_ms": limit,
+                "internal_limit_ms": fin.limits_ms[k],
+                "expected_latency_ms": fin.latencies_ms[k],
+                "relaxed_expected_latency_ms": models[k].expected_latency_ms(self.alpha, self.beta),
+                **{key: figures.get(key) for key in VERDICT_FIELDS},
+                "accepted": figures.get("accepted"),
+                "attempts": len(self.attempts),
+            })
         return out
 
 
 def attempt_record(fin: Finalization, space: SearchSpace) -> dict[str, Any]:
-    """One attempt of the final steps as ``result.json`` lists it (a measurement adds its fields later)."""
-    return {
+    """One attempt of the final steps as ``result.json`` lists it (a measurement adds its fields later); with
+    several targets, ``targets`` holds each one's internal limit and table latency (its verdict is added there)."""
+    record: dict[str, Any] = {
         "internal_limit_ms": fin.limit_ms,
         "arch": str(space.arch_from_choice(fin.choice)),
         "expected_latency_ms": fin.latency_ms,
         "score": fin.score,
     }
+    if len(fin.limits_ms) > 1:
+        record["targets"] = [{"internal_limit_ms": limit, "expected_latency_ms": latency}
+                             for limit, latency in zip(fin.limits_ms, fin.latencies_ms, strict=True)]
+    return record

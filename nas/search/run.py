@@ -1,5 +1,5 @@
-"""``nas search`` as a library call: table (file or server), held-out data, frozen supernet, the search, its
-outputs and, with a server, the measured guarantee.
+"""``nas search`` as a library call: tables (files or servers, one per target), held-out data, frozen supernet, the
+search, its outputs and, with servers, the measured guarantee (one target's, or every target's of a fleet).
 
 This module owns the wiring of one search run and the checks of its inputs; each step is done by the module that
 owns it (:mod:`nas.client`, :mod:`nas.data`, :mod:`nas.training.models`, :mod:`nas.search.driver`,
@@ -11,15 +11,23 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nas.search.bcfw import check_limit
 from nas.search.driver import search
+from nas.search.fleet import Target, check_distinct, check_fleet
+from nas.search.fleet_guarantee import fleet_guarantee
 from nas.search.guarantee import measured_guarantee
-from nas.search.outputs import write_outputs
+from nas.search.outputs import write_frontier, write_outputs
 from nas.search.result import SearchResult, SearchSettings
 from shared.api_schemas import NetworkResponse
 from shared.search_space import HARDCORENAS, SearchSpace, get_space
+
+if TYPE_CHECKING:
+    from nas.latency_table import LatencyTable
 
 __all__ = ["run_search"]
 
@@ -33,6 +41,7 @@ def run_search(
     *,
     lut_path: str | Path | None = None,
     latency_endpoint: str | None = None,
+    targets: Sequence[Target] | None = None,
     token: str | None = None,
     supernet_path: str | Path | None = None,
     space: SearchSpace | str = HARDCORENAS,
@@ -40,105 +49,179 @@ def run_search(
     progress: bool = True,
     max_retries: int = 3,
     use_correction: bool = True,
-) -> SearchResult:
-    """Table -> model, held-out data, frozen supernet, BCFW, outputs, and (with an endpoint) the measured
-    guarantee (:func:`~nas.search.guarantee.measured_guarantee`, at most ``max_retries`` re-runs of the final
-    steps). The server's table is used with its fitted whole-network correction unless ``use_correction`` is
-    false. Raises ``ValueError`` subclasses for user errors."""
-    import torch
-
+    sweep: Sequence[Sequence[float]] | None = None,
+) -> SearchResult | list[SearchResult]:
+    """Tables -> models, held-out data, frozen supernet, BCFW, outputs, and (with endpoints) the measured
+    guarantee (at most ``max_retries`` re-runs of the final steps). One target is ``lut_path`` or
+    ``latency_endpoint`` with ``settings.latency_limit_ms``; a fleet is ``targets`` (the first one's limit and
+    settings become ``settings``'). A server's table is used with its fitted whole-network correction unless
+    ``use_correction`` is false. ``sweep``: points, each one factor per target scaling its limit: one search
+    per point with the supernet and tables loaded once, each in ``OUT/sweep-N``, and the accuracy/latency
+    frontier (:func:`~nas.search.outputs.write_frontier`); then the list of results is returned. Raises
+    ``ValueError`` subclasses for user errors."""
     from nas.client import LatencyClient
-    from nas.data import build_dataset, num_classes, split_per_class
-    from nas.latency_table import LatencyTable
-    from nas.progress import table_build_bar
-    from nas.search.gradients import SupernetGradients
-    from nas.supernet import ElasticSupernet
-    from nas.training.models import load_supernet
 
     space = get_space(space) if isinstance(space, str) else space
     space.check_resolution(settings.resolution)
-    if (lut_path is None) == (latency_endpoint is None):
-        raise ValueError("give exactly one of a latency table file or a latency endpoint")
-    if not (math.isfinite(settings.latency_limit_ms) and settings.latency_limit_ms > 0):
-        raise ValueError(f"latency limit must be a positive number of ms, got {settings.latency_limit_ms}")
-    client = LatencyClient(latency_endpoint, token=token) if latency_endpoint else None
+    if targets is None:
+        if (lut_path is None) == (latency_endpoint is None):
+            raise ValueError("give exactly one of a latency table file or a latency endpoint")
+        targets = [Target(settings.latency_limit_ms, endpoint=latency_endpoint,
+                          lut=None if lut_path is None else str(lut_path), backend=settings.backend,
+                          threads=settings.threads, batch_size=settings.latency_batch_size)]
+    elif lut_path is not None or latency_endpoint is not None or not targets:
+        raise ValueError("give either targets or one latency table file / endpoint, not both")
+    check_distinct(targets)
+    for target in targets:
+        if not (math.isfinite(target.limit_ms) and target.limit_ms > 0):
+            raise ValueError(f"latency limit must be a positive number of ms, got {target.limit_ms}")
+    clients: dict[str, LatencyClient] = {}
     try:
-        if client is not None:
-            with table_build_bar(enabled=progress) as on_progress:
-                table = client.fetch_table(
-                    space=space.name,
-                    resolution=settings.resolution,
-                    backend=settings.backend,
-                    batch_size=settings.latency_batch_size,
-                    threads=settings.threads,
-                    use_correction=use_correction,
-                    on_progress=on_progress,
-                )
-        else:
-            table = LatencyTable.load(lut_path)  # type: ignore[arg-type]
-        table.check_matches(settings.resolution, settings.backend, settings.latency_batch_size)
-        model = table.model(space)
-        check_limit(model, settings.latency_limit_ms)  # stop before any data or network work
-
-        train = build_dataset(data, "train", settings.resolution, train_transforms=False)
-        _, held_out = split_per_class(train, settings.train_percent)
-        classes = num_classes(train)
-        torch.manual_seed(settings.seed)
-        if supernet_path is None:
-            log.warning("no --supernet given: searching with a freshly initialised supernet (gradients are noise)")
-            supernet = ElasticSupernet(space, num_classes=classes)
-        else:
-            supernet = load_supernet(supernet_path, space=space)
-        grads = SupernetGradients(
-            supernet,
-            held_out,
-            batch_size=settings.batch_size,
-            seed=settings.seed,
-            aggregate_batches=settings.aggregate_batches,
-            bn_statistics=settings.bn_statistics,
-            device=device,
-        )
-        result = search(model, grads, settings, space=space, lut_fingerprint=table.fingerprint, progress=progress)
-        result.extra.update(
-            {
-                "data": data,
-                "supernet": str(supernet_path) if supernet_path else None,
-                "num_classes": classes,
-                "held_out_images": len(held_out),
-                "skipped_batches": grads.skipped,
-                "lut": {
-                    "source": table.source,
-                    "backend": table.backend,
-                    "batch_size": table.batch_size,
-                    "threads": table.threads,
-                    "resolution": table.resolution,
-                    "fixed_ms": table.fixed_ms,
-                    "correction": table.corrections.get("method"),
-                },
-            }
-        )
-        write_outputs(result, out_dir)  # the table-guaranteed result is on disk before any measurement
-        if client is not None:
-
-            def measure(arch: str) -> NetworkResponse:
-                # this process only waits meanwhile: its CPU time shows it competed with the measurement (or not)
-                cpu_s = time.process_time()
-                answer = client.measure_network(
-                    arch,
-                    resolution=settings.resolution,
-                    backend=settings.backend,
-                    batch_size=settings.latency_batch_size,
-                    threads=settings.threads,
-                    space=space.name,
-                    confidence=settings.confidence,
-                )
-                result.attempts[-1]["client_cpu_s_while_measuring"] = time.process_time() - cpu_s
-                return answer
-
-            measured_guarantee(result, measure, max_retries=max_retries,
-                               on_attempt=lambda: write_outputs(result, out_dir))
-            write_outputs(result, out_dir)
+        tables, targets = zip(*(_table(t, settings, space, clients, token, progress, use_correction)
+                                for t in targets), strict=True)
+        first = targets[0]
+        settings = replace(settings, latency_limit_ms=first.limit_ms, backend=first.backend, threads=first.threads,
+                           latency_batch_size=first.batch_size)
+        models = [table.model(space) for table in tables]
+        points = [tuple(1.0 for _ in targets)] if sweep is None else [tuple(p) for p in sweep]
+        for point in points:  # every limit checked before any data or network work
+            if len(point) != len(targets):
+                raise ValueError(f"sweep point {':'.join(map(str, point))}: {len(point)} factors for "
+                                 f"{len(targets)} targets")
+            constraints = [(m, f * t.limit_ms) for m, f, t in zip(models, point, targets, strict=True)]
+            if len(constraints) == 1:
+                check_limit(*constraints[0])
+            else:
+                check_fleet(constraints, [t.label for t in targets])
+        supernet, held_out, classes = _load(data, settings, space, supernet_path)
+        results = []
+        for n, point in enumerate(points):
+            point_targets = [replace(t, limit_ms=f * t.limit_ms) for f, t in zip(point, targets, strict=True)]
+            point_dir = Path(out_dir) if sweep is None else Path(out_dir) / f"sweep-{n + 1}"
+            results.append(_search_and_verify(data, replace(settings, latency_limit_ms=point_targets[0].limit_ms),
+                                              space, tables, models, point_targets, clients, supernet, held_out,
+                                              classes, supernet_path, device, progress, max_retries, point_dir))
+        if sweep is not None:
+            write_frontier(results, points, _accuracies(supernet, data, settings, results, device), out_dir)
     finally:
-        if client is not None:
+        for client in clients.values():
             client.close()
+    return results[0] if sweep is None else results
+
+
+def _search_and_verify(data, settings, space, tables, models, targets, clients, supernet, held_out, classes,
+                       supernet_path, device, progress, max_retries, out_dir) -> SearchResult:
+    """One search under ``targets``' limits, its outputs in ``out_dir`` and, with servers, the verdicts."""
+    import torch
+
+    from nas.search.gradients import SupernetGradients
+
+    torch.manual_seed(settings.seed)
+    grads = SupernetGradients(supernet, held_out, batch_size=settings.batch_size, seed=settings.seed,
+                              aggregate_batches=settings.aggregate_batches, bn_statistics=settings.bn_statistics,
+                              device=device)
+    result = search(models[0], grads, settings, space=space, lut_fingerprint=tables[0].fingerprint,
+                    progress=progress, others=[(m, t.limit_ms) for m, t in zip(models[1:], targets[1:], strict=True)])
+    result.extra.update({"data": data, "supernet": str(supernet_path) if supernet_path else None,
+                         "num_classes": classes, "held_out_images": len(held_out), "skipped_batches": grads.skipped})
+    result.target_info = [_describe(t, table) for t, table in zip(targets, tables, strict=True)]
+    table = tables[0]
+    result.extra["lut"] = {"source": table.source, "backend": table.backend, "batch_size": table.batch_size,
+                           "threads": table.threads, "resolution": table.resolution, "fixed_ms": table.fixed_ms,
+                           "correction": table.corrections.get("method")}
+    write_outputs(result, out_dir)  # the table-guaranteed result is on disk before any measurement
+    measures = [None if t.endpoint is None else _measure_fn(result, clients[t.endpoint], t, settings, space)
+                for t in targets]
+    on_attempt = lambda: write_outputs(result, out_dir)  # noqa: E731
+    if len(targets) == 1 and measures[0] is not None:
+        measured_guarantee(result, measures[0], max_retries=max_retries, on_attempt=on_attempt)
+    elif len(targets) > 1 and any(m is not None for m in measures):
+        fleet_guarantee(result, measures, max_retries=max_retries, on_attempt=on_attempt)
+    write_outputs(result, out_dir)
     return result
+
+
+def _accuracies(supernet, data: str, settings: SearchSettings, results: list[SearchResult], device: str) -> list:
+    """Held-out top-1 of every result's network: the supernet's child, BN recalibrated, on the data's val split."""
+    from nas.child_accuracy import ChildEvaluator
+    from nas.data import build_dataset
+
+    train = build_dataset(data, "train", settings.resolution, train_transforms=False)
+    val = build_dataset(data, "val", settings.resolution, train_transforms=False)
+    evaluator = ChildEvaluator(supernet, train, val, seed=settings.seed, device=device)
+    return [evaluator.evaluate(r.choice) for r in results]
+
+
+def _table(target: Target, settings: SearchSettings, space: SearchSpace, clients: dict, token: str | None,
+           progress: bool, use_correction: bool) -> tuple[LatencyTable, Target]:
+    """A target's table (fetched from its server, or loaded) and the target with its settings filled in."""
+    from nas.client import LatencyClient
+    from nas.latency_table import LatencyTable
+    from nas.progress import table_build_bar
+
+    if target.lut is not None:
+        table = LatencyTable.load(target.lut)
+        target = target.with_defaults(table.backend, table.threads or 1, table.batch_size)
+    else:
+        target = target.with_defaults(settings.backend, settings.threads, settings.latency_batch_size)
+        endpoint = str(target.endpoint)
+        if endpoint not in clients:
+            clients[endpoint] = LatencyClient(endpoint, token=token)
+        with table_build_bar(enabled=progress) as on_progress:
+            table = clients[endpoint].fetch_table(space=space.name, resolution=settings.resolution,
+                                                  backend=str(target.backend), batch_size=int(target.batch_size),
+                                                  threads=int(target.threads), use_correction=use_correction,
+                                                  on_progress=on_progress)
+    table.check_matches(settings.resolution, str(target.backend), int(target.batch_size))
+    return table, target
+
+
+def _describe(target: Target, table: LatencyTable) -> dict:
+    """A target's source and settings as result.json records them."""
+    return {
+        ("lut" if target.lut is not None else "endpoint"): target.lut or target.endpoint,
+        "backend": target.backend,
+        "threads": target.threads,
+        "batch_size": target.batch_size,
+        "source": table.source,
+        "fingerprint": table.fingerprint,
+        "resolution": table.resolution,
+        "fixed_ms": table.fixed_ms,
+        "correction": table.corrections.get("method"),
+    }
+
+
+def _load(data: str, settings: SearchSettings, space: SearchSpace, supernet_path: str | Path | None):
+    """The frozen supernet, the held-out images the gradients come from, and the number of classes."""
+    import torch
+
+    from nas.data import build_dataset, num_classes, split_per_class
+    from nas.supernet import ElasticSupernet
+    from nas.training.models import load_supernet
+
+    train = build_dataset(data, "train", settings.resolution, train_transforms=False)
+    _, held_out = split_per_class(train, settings.train_percent)
+    classes = num_classes(train)
+    torch.manual_seed(settings.seed)
+    if supernet_path is None:
+        log.warning("no --supernet given: searching with a freshly initialised supernet (gradients are noise)")
+        supernet = ElasticSupernet(space, num_classes=classes)
+    else:
+        supernet = load_supernet(supernet_path, space=space)
+    return supernet, held_out, classes
+
+
+def _measure_fn(result: SearchResult, client, target: Target, settings: SearchSettings, space: SearchSpace):
+    """``measure(arch)`` on ``target``'s server, recording the client's CPU time while it waits."""
+
+    def measure(arch: str) -> NetworkResponse:
+        # this process only waits meanwhile: its CPU time shows it competed with the measurement (or not)
+        cpu_s = time.process_time()
+        answer = client.measure_network(arch, resolution=settings.resolution, backend=target.backend,
+                                        batch_size=target.batch_size, threads=target.threads, space=space.name,
+                                        confidence=settings.confidence)
+        result.attempts[-1].setdefault("client_cpu_s_while_measuring", 0.0)
+        result.attempts[-1]["client_cpu_s_while_measuring"] += time.process_time() - cpu_s
+        return answer
+
+    return measure
