@@ -45,7 +45,9 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         result = json.loads((out / f"search-{i}" / "result.json").read_text())
         # the table reports the very figures the search accepted the network on, and its bound is under the limit
         assert float(row["verified_central_ms"]) == result["measured_latency_ms"]
-        assert float(row["verified_upper_ms"]) == result["upper_latency_ms"] <= result["latency_limit_ms"]
+        assert float(row["verified_upper_ms"]) == result["upper_latency_ms"]
+        # met exactly when the bound is under the limit (whether it is depends on the machine's load)
+        assert (result["upper_latency_ms"] <= result["latency_limit_ms"]) == result["guarantee"]["met"]
         assert float(row["raw_median_ms"]) == result["raw_median_ms"]
         assert float(row["remeasured_upper_ms"]) >= float(row["remeasured_central_ms"]) > 0
         figures = {k: float(row[k]) for k in ("limit_ms", "verified_upper_ms", "confidence")}
