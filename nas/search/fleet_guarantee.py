@@ -21,7 +21,7 @@ from nas.search.bcfw import LatencyLimitError
 from nas.search.discretize import DiscretizationError
 from nas.search.driver import refinalize
 from nas.search.finalize import Finalization
-from nas.search.guarantee import MeasureFn, record_guarantee, return_attempt, verdict_of
+from nas.search.guarantee import MeasureFn, next_internal_limit, record_guarantee, return_attempt, verdict_of
 from nas.search.result import SearchResult
 
 __all__ = ["fleet_guarantee"]
@@ -33,19 +33,6 @@ def _worst_ratio(attempt: dict[str, Any], limits: Sequence[float]) -> float:
     """How far the attempt's worst target ran over its limit (bound / limit; table latency for a file)."""
     return max(t.get("upper_latency_ms", t["expected_latency_ms"]) / limit
                for t, limit in zip(attempt["targets"], limits, strict=True))
-
-
-def _next_limit(seen: list[tuple[float, float]], limit: float) -> float:
-    """The next internal limit of a target from its attempts' (table latency E, bound U), the last one over the
-    limit: ``E * T / U`` (the bound scaled onto the limit), or lower where the last two attempts show the bound
-    falling more slowly than the table (a fixed cost the table misses): where their secant reaches ``T``."""
-    table, upper = seen[-1]
-    nxt = table * limit / upper
-    if len(seen) >= 2:
-        (e0, u0), (e1, u1) = seen[-2], seen[-1]
-        if e1 != e0 and (u1 - u0) / (e1 - e0) > 0:
-            nxt = min(nxt, e1 + (limit - u1) * (e1 - e0) / (u1 - u0))
-    return nxt
 
 
 def fleet_guarantee(
@@ -106,7 +93,7 @@ def fleet_guarantee(
                 at_floor.append(fin.limits_ms[k] <= floor)
                 seen = [(a["targets"][k]["expected_latency_ms"], a["targets"][k]["upper_latency_ms"])
                         for _, a in tried if "upper_latency_ms" in a["targets"][k]]
-                nxt[k] = max(_next_limit(seen, limits[k]), floor)
+                nxt[k] = max(next_internal_limit(seen, limits[k]), floor)
         if all(at_floor):
             reason = "even the lightest network's bound is above a target's limit"
             break

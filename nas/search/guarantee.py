@@ -27,7 +27,8 @@ from nas.search.result import SearchResult
 if TYPE_CHECKING:
     from shared.api_schemas import NetworkResponse
 
-__all__ = ["ANSWER_FIELDS", "MeasureFn", "measured_guarantee", "record_guarantee", "return_attempt", "verdict_of"]
+__all__ = ["ANSWER_FIELDS", "MeasureFn", "measured_guarantee", "next_internal_limit", "record_guarantee",
+           "return_attempt", "verdict_of"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,19 @@ def verdict_of(answer: NetworkResponse) -> dict[str, Any]:
     return figures
 
 
+def next_internal_limit(seen: list[tuple[float, float]], limit: float) -> float:
+    """The next internal limit from the rejected attempts' (table latency E, bound U), oldest first, the last one over
+    the limit: ``E * T / U`` (the bound scaled onto the limit), or lower where the last two attempts show the bound
+    falling more slowly than the table (a fixed cost the table misses): where their secant reaches ``T``."""
+    table, upper = seen[-1]
+    nxt = table * limit / upper
+    if len(seen) >= 2:
+        (e0, u0), (e1, u1) = seen[-2], seen[-1]
+        if e1 != e0 and (u1 - u0) / (e1 - e0) > 0:
+            nxt = min(nxt, e1 + (limit - u1) * (e1 - e0) / (u1 - u0))
+    return nxt
+
+
 def measured_guarantee(
     result: SearchResult,
     measure: MeasureFn,
@@ -76,10 +90,12 @@ def measured_guarantee(
     ``U <= T`` for the returned network.
 
     A network whose table latency is ``E`` and whose bound is ``U`` shows the bound running ``U / E`` times the
-    table; the next internal limit is ``E * T / U``, which is below ``E`` so the next network differs. One verdict
-    can still come out high (a slow stretch of the device), so once a network is accepted but its bound uses less
-    than ``good_use`` of T after a tighter re-run, the internal limit moves back up between the highest internal
-    limit accepted and the lowest rejected (the observed ratio, or their midpoint) while re-runs are left. The
+    table; the next internal limit is ``E * T / U``, which is below ``E`` so the next network differs. From the
+    second rejection on, where the bound fell more slowly than the table (a fixed cost the table misses), it is
+    where the secant through the last two (E, U) reaches T (:func:`next_internal_limit`). One verdict can still
+    come out high (a slow stretch of the device), so once a network is accepted but its bound uses less than
+    ``good_use`` of T after a tighter re-run, the internal limit moves back up between the highest internal limit
+    accepted and the lowest rejected (the observed ratio, or their midpoint) while re-runs are left. The
     network returned is the accepted one with the highest bound (the most of the budget used); without one, the
     one with the lowest bound. The internal limit never exceeds T (so every attempt keeps the table guarantee) nor
     goes below the table's minimum (the lightest network is the last one tried).
@@ -124,7 +140,8 @@ def measured_guarantee(
             break
         ratio_limit = fin.latency_ms * limit / upper  # the bound scaled onto the limit
         if not accepted:
-            nxt = ratio_limit
+            nxt = next_internal_limit([(a["expected_latency_ms"], a["upper_latency_ms"]) for _, a in attempts()],
+                                      limit)
         else:  # between the highest internal limit accepted and the lowest rejected
             lo = max(result.attempts[i]["internal_limit_ms"] for i in accepted)
             hi = min(lowest_rejected, limit)  # type: ignore[type-var]

@@ -202,7 +202,7 @@ def test_a_planted_preference_is_recovered_under_two_limits(seed: int, u: tuple[
 
 
 def test_the_next_limit_follows_a_bound_that_falls_more_slowly_than_the_table() -> None:
-    from nas.search.fleet_guarantee import _next_limit
+    from nas.search.guarantee import next_internal_limit as _next_limit
 
     limit = 10.47
     assert _next_limit([(10.2, 13.1)], limit) == pytest.approx(10.2 * limit / 13.1)  # the bound scaled onto T

@@ -90,6 +90,27 @@ def test_a_network_whose_bound_is_above_the_limit_is_rejected_even_with_its_medi
     assert result.extra["upper_latency_ms"] <= limit < result.attempts[0]["upper_latency_ms"]
 
 
+def test_a_fixed_cost_the_table_misses_is_met_by_the_secant(make_model) -> None:
+    """A device whose bound carries a fixed cost the table misses (U = c + E): scaling E by T / U undershoots the
+    cost each time; from the second rejection the secant through the last two (E, U) lands where U reaches T."""
+    model = make_model(6)
+    limit = model.min_latency_ms() + 0.5 * (model.max_latency_ms() - model.min_latency_ms())
+    cost = 0.2 * limit
+
+    def measure(arch: str) -> NetworkResponse:
+        central = cost + model.choice_latency_ms(HARDCORENAS.choice_from_arch(arch))
+        return _answer(central, central)
+
+    settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=40, bcfw=BCFWConfig(max_step=0.2), seed=1)
+    result = search(model, latency_gradients(1, model), settings, progress=False)
+    assert measured_guarantee(result, measure, max_retries=4)
+    first, second, third = result.attempts[:3]
+    assert not first["accepted"] and not second["accepted"]  # the ratio rule alone falls short twice
+    (e0, u0), (e1, u1) = [(a["expected_latency_ms"], a["upper_latency_ms"]) for a in (first, second)]
+    assert third["internal_limit_ms"] == pytest.approx(e1 + (limit - u1) * (e1 - e0) / (u1 - u0))
+    assert third["accepted"] and result.extra["upper_latency_ms"] <= limit
+
+
 def test_the_tightening_stops_at_the_lightest_network(make_model) -> None:
     """A first verdict 50x over the table asks for an internal limit below the table's minimum: the lightest network
     is tried instead of giving up, and accepted once its own verdict fits."""
