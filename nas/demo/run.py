@@ -44,9 +44,9 @@ class DemoConfig:
     resolution: int = 32
     backend: str = "onnxruntime"
     threads: int = 1
-    heaviest_epochs: int = 5
-    supernet_epochs: int = 5
-    finetune_epochs: int = 2
+    heaviest_epochs: int = 4
+    supernet_epochs: int = 4
+    finetune_epochs: int = 1
     train_threads: int = 1  # torch threads of training (1: robust on a busy shared box)
     steps_per_epoch: int | None = None  # cap on training steps per epoch (smoke runs)
     bcfw_steps: int = 60  # median regret 0.9 % on the planted benchmark (0.3 % at 150), and 15 minutes hold
