@@ -31,7 +31,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from bench_oracle import time_solver  # noqa: E402
 from planted import planted_objective  # noqa: E402
 
 from nas.latency_table import LatencyTable  # noqa: E402
@@ -108,20 +108,6 @@ class HighsLP:
         if res.status != 0:
             raise RuntimeError(res.message)
         return float(res.fun)
-
-
-def time_solver(solve, lps, repeats: int) -> tuple[list[float], dict[str, list[float]]]:
-    """Objectives and per-kind best-of-``repeats`` solve times in microseconds."""
-    objectives, times = [], {"alpha": [], "beta": []}
-    for kind, c, a, r in lps:
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            obj = solve(c, a, r)
-            best = min(best, time.perf_counter() - t0)
-        objectives.append(obj)
-        times[kind].append(best * 1e6)
-    return objectives, times
 
 
 def main() -> int:
