@@ -74,9 +74,8 @@ def search(
         for _ in bar:
             g = gradients(opt.alpha, opt.beta)
             info = opt.step(g.alpha, g.beta)
-            trajectory.append(
-                TrajectoryRow(info.step, info.block, info.gamma, info.expected_latency_ms, g.loss, info.multiplier)
-            )
+            trajectory.append(TrajectoryRow(info.step, info.block, info.gamma, info.expected_latency_ms, g.loss,
+                                            info.multiplier, opt.expected_latencies_ms()[1:] if others else ()))
             bar.set_postfix_str(f"E={info.expected_latency_ms:.4g}/{limit:.4g} ms loss={g.loss:.4f}")
     except KeyboardInterrupt:  # like the original: Ctrl-C jumps to the final steps
         log.warning("interrupted after %d steps: finishing with the current distribution", len(trajectory))

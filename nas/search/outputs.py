@@ -23,18 +23,12 @@ def write_outputs(result: SearchResult, out_dir: str | Path) -> dict[str, Path]:
     paths["result"].write_text(json.dumps(result.to_json(), indent=1) + "\n")
     with paths["trajectory"].open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["step", "block", "gamma", "expected_latency_ms", "loss", "multiplier"])
+        others = len(result.others)
+        writer.writerow(["step", "block", "gamma", "expected_latency_ms", "loss", "multiplier",
+                         *(f"target{k + 2}_expected_latency_ms" for k in range(others))])
         for row in result.trajectory:
-            writer.writerow(
-                [
-                    row.step,
-                    row.block,
-                    repr(row.gamma),
-                    repr(row.expected_latency_ms),
-                    repr(row.loss),
-                    repr(row.multiplier),
-                ]
-            )
+            writer.writerow([row.step, row.block, repr(row.gamma), repr(row.expected_latency_ms), repr(row.loss),
+                             repr(row.multiplier), *(repr(e) for e in row.other_latencies_ms)])
     _plot(result, paths["plot"])
     return paths
 
@@ -48,12 +42,22 @@ def _plot(result: SearchResult, path: Path) -> None:
 
     steps = [r.step for r in result.trajectory]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    ax1.plot(steps, [r.expected_latency_ms for r in result.trajectory], label="expected latency")
-    ax1.axhline(result.settings.latency_limit_ms, color="red", linestyle="--", label="limit T")
-    ax1.axhline(result.expected_latency_ms, color="green", linestyle=":", label="returned network")
-    ax1.set_ylabel("ms")
+    limit = result.settings.latency_limit_ms
+    if result.others:  # several targets: each one's expected latency as a share of its own limit
+        ax1.plot(steps, [r.expected_latency_ms / limit for r in result.trajectory], label="target 1")
+        for k, (_, other_limit) in enumerate(result.others):
+            ax1.plot(steps, [r.other_latencies_ms[k] / other_limit for r in result.trajectory],
+                     label=f"target {k + 2}")
+        ax1.axhline(1.0, color="red", linestyle="--", label="each target's limit")
+        ax1.set_ylabel("expected latency / limit")
+        ax1.set_title(f"BCFW search under {len(result.others) + 1} targets' limits")
+    else:
+        ax1.plot(steps, [r.expected_latency_ms for r in result.trajectory], label="expected latency")
+        ax1.axhline(limit, color="red", linestyle="--", label="limit T")
+        ax1.axhline(result.expected_latency_ms, color="green", linestyle=":", label="returned network")
+        ax1.set_ylabel("ms")
+        ax1.set_title(f"BCFW search under T = {limit:.4g} ms")
     ax1.legend(loc="best")
-    ax1.set_title(f"BCFW search under T = {result.settings.latency_limit_ms:.4g} ms")
     losses = [r.loss for r in result.trajectory]
     ax2.plot(steps, losses, alpha=0.4, label="batch loss")
     if len(losses) >= 5:

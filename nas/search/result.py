@@ -57,6 +57,7 @@ class TrajectoryRow:
     expected_latency_ms: float
     loss: float
     multiplier: float
+    other_latencies_ms: tuple[float, ...] = ()  # the further targets' expected latencies after the step
 
 
 @dataclass

@@ -46,6 +46,10 @@ def test_two_offline_targets_and_bad_specs(tmp_path: Path) -> None:
         assert t["expected_latency_ms"] == table.model().choice_latency_ms(choice) <= limit
         assert t["measured_latency_ms"] is None and t["attempts"] == 1
     assert result["latency_limit_ms"] == limits[0] and result["expected_latency_ms"] <= limits[0]
+    with (out / "trajectory.csv").open() as f:
+        steps = list(csv.DictReader(f))
+    assert len(steps) == 3 and all(float(r["expected_latency_ms"]) <= limits[0] * (1 + 1e-9) and
+                                   float(r["target2_expected_latency_ms"]) <= limits[1] * (1 + 1e-9) for r in steps)
     for args, message in [
         (("--target", "localhost:8000=1"), "not an http(s) URL"),
         (("--target", "http://h?gpu=1=1"), "unknown query key"),
