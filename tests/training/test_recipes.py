@@ -27,7 +27,7 @@ def test_digits_is_the_default_recipe_and_keeps_the_former_defaults() -> None:
     assert heaviest == TrainConfig(data="digits")
     assert (heaviest.opt, heaviest.lr, heaviest.epochs, heaviest.resolution) == ("adamw", 3e-3, 8, 32)
     supernet = _config(["train-supernet", "digits", *TEACHER], "supernet")
-    assert (supernet.lr, supernet.epochs, supernet.warmup_epochs, supernet.teacher) == (3e-3, 6, 1, "t.pth.tar")
+    assert (supernet.lr, supernet.epochs, supernet.warmup_epochs, supernet.teacher) == (3e-4, 6, 1, "t.pth.tar")
     finetune = _config(["finetune", "digits", *ARCH], "finetune")
     assert (finetune.lr, finetune.epochs, finetune.smoothing, finetune.gamma_knowledge) == (1e-3, 5, 0.0, 2.0)
 
@@ -72,7 +72,7 @@ def test_help_shows_each_recipes_value(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit):
         main(["train-supernet", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "(digits: 0.003; paper: 0.0128)" in text and "--recipe {digits,paper}" in text
+    assert "(digits: 0.0003; paper: 0.0128)" in text and "--recipe {digits,paper}" in text
 
 
 def test_unknown_recipe_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
