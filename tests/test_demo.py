@@ -50,8 +50,11 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         assert (result["upper_latency_ms"] <= result["latency_limit_ms"]) == result["guarantee"]["met"]
         assert float(row["raw_median_ms"]) == result["raw_median_ms"]
         assert float(row["remeasured_upper_ms"]) >= float(row["remeasured_central_ms"]) > 0
-        figures = {k: float(row[k]) for k in ("limit_ms", "verified_upper_ms", "confidence")}
+        figures = {**{k: float(row[k]) for k in ("limit_ms", "verified_upper_ms", "confidence")},
+                   "guarantee_reason": row["guarantee_reason"]}
         assert f"bound {figures['verified_upper_ms']:.3f} ms [{verdict(figures)}]" in printed
+        assert f"| {verdict(figures)} |" in (out / "results.md").read_text()  # said in the table too
+        assert row["guarantee_met"] == str(result["guarantee"]["met"])
         result = json.loads((out / f"search-{i}" / "result.json").read_text())
         assert result["arch"] == row["arch"] and "met" in result["guarantee"]
     summary = json.loads((out / "results.json").read_text())

@@ -54,6 +54,8 @@ def _table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "percentile_vs_random": versus.percentile_vs_random if versus else None,
             "params_m": _params(result["arch"], int(validation.get("num_classes", 10))) / 1e6,
             "arch": result["arch"],
+            "guarantee_met": (result.get("guarantee") or {}).get("met"),
+            "guarantee_reason": (result.get("guarantee") or {}).get("reason"),
         })
     return table
 
@@ -125,7 +127,7 @@ def write_report(run: DemoRun) -> list[dict[str, Any]]:
     confidence = next((r["confidence"] for r in table if r["confidence"]), 0.95)
     header = ["limit (ms)", "table (ms)", "verified central (ms)", f"verified bound {confidence:.0%} (ms)",
               "raw median ± spread (ms)", "budget used (central / limit)", "re-measured central / bound (ms)",
-              "top-1 (%)", "vs random (percentile)", "params (M)", "architecture"]
+              "guarantee", "top-1 (%)", "vs random (percentile)", "params (M)", "architecture"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in table:
         raw = ("-" if r["raw_median_ms"] is None
@@ -133,7 +135,7 @@ def write_report(run: DemoRun) -> list[dict[str, Any]]:
         cells = [f"{r['limit_ms']:.3f}", _ms(r["table_ms"]), _ms(r["verified_central_ms"]),
                  _ms(r["verified_upper_ms"]), raw,
                  "-" if r["budget_used"] is None else f"{r['budget_used']:.0%}",
-                 f"{_ms(r['remeasured_central_ms'])} / {_ms(r['remeasured_upper_ms'])}",
+                 f"{_ms(r['remeasured_central_ms'])} / {_ms(r['remeasured_upper_ms'])}", verdict(r),
                  f"{r['top1']:.1f}", "-" if r["percentile_vs_random"] is None else f"{r['percentile_vs_random']:.0f}",
                  f"{r['params_m']:.2f}", f"`{r['arch']}`"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -170,4 +172,4 @@ def verdict(row: dict[str, Any]) -> str:
         return "not measured on the device"
     if row["verified_upper_ms"] <= row["limit_ms"]:
         return f"bound under the limit at {row['confidence']:.0%} confidence"
-    return "OVER the limit"
+    return "OVER the limit" + (f" ({row['guarantee_reason']})" if row.get("guarantee_reason") else "")
