@@ -34,6 +34,7 @@ def _table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         result, validation, figure = row["result"], row["validation"], row["final_measurement"]
         versus = row.get("versus_random")
         again = figure.verdict
+        guarantee = result.get("guarantee") or {}
         table.append({
             "limit_ms": row["limit_ms"],
             "table_ms": result["expected_latency_ms"],
@@ -54,8 +55,8 @@ def _table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "percentile_vs_random": versus.percentile_vs_random if versus else None,
             "params_m": _params(result["arch"], int(validation.get("num_classes", 10))) / 1e6,
             "arch": result["arch"],
-            "guarantee_met": (result.get("guarantee") or {}).get("met"),
-            "guarantee_reason": (result.get("guarantee") or {}).get("reason"),
+            "guarantee_met": guarantee.get("met"),
+            "guarantee_reason": guarantee.get("reason"),
         })
     return table
 
