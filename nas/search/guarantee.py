@@ -154,8 +154,9 @@ def measured_guarantee(
             log.warning("measured guarantee: %s", reason)
             break
         try:
-            # never below the table's minimum: the lightest network is the last network worth a verdict
-            refinalize(result, max(min(nxt, limit), floor))
+            # never below the table's minimum (the lightest network is the last network worth a verdict) and never
+            # above T (a limit under the table's minimum then fails here rather than trying a network over T)
+            refinalize(result, min(max(nxt, floor), limit))
         except LatencyLimitError as exc:
             reason = f"cannot tighten further: {exc}"
             log.warning("measured guarantee: %s", reason)

@@ -97,18 +97,20 @@ def test_correction_drift_and_measured_guarantee(live_server, tmp_path: Path) ->
         probe = client.measure_network(result.arch, resolution=RES).verdict
         lightest = client.measure_network(str(HARDCORENAS.arch_from_choice(HARDCORENAS.lightest())),
                                           resolution=RES).verdict
-        # well above the lightest network's bound (always reachable, whatever the load) and, for a network this
-        # large, below its central figure: its bound misses the limit and the search tightens
-        limit = 1.5 * lightest.upper_ms
-        assert probe.central_ms > limit
+        # well above the lightest network's bound (always reachable, whatever the load) and the table's minimum (a
+        # limit the search accepts: a moment far faster than the build could put the bound's 1.5x under it) and,
+        # for a network this large, below its central figure: its bound misses the limit and the search tightens
+        limit = max(1.5 * lightest.upper_ms, 1.2 * model.min_latency_ms())
+        assert probe.central_ms > limit, (probe, lightest, model.min_latency_ms())
         result.settings = replace(settings, latency_limit_ms=limit)
         met = measured_guarantee(result, lambda arch: client.measure_network(arch, resolution=RES), max_retries=8)
     attempts = result.attempts
     assert all(a["expected_latency_ms"] <= a["internal_limit_ms"] for a in attempts)
-    assert all(a["internal_limit_ms"] <= limit for a in attempts[1:])  # the first ran under the search's own limit
+    assert all(a["internal_limit_ms"] <= limit for a in attempts[1:]), (limit, attempts)  # the first: limit0
     assert [a["accepted"] for a in attempts] == [a["upper_latency_ms"] <= limit for a in attempts]
     (final,) = [a for a in attempts if a["returned"]]
-    assert met and result.extra["guarantee"]["met"] and final["accepted"] and final["arch"] == result.arch
+    assert met and result.extra["guarantee"]["met"], (limit, attempts)
+    assert final["accepted"] and final["arch"] == result.arch
     assert final["upper_latency_ms"] == max(a["upper_latency_ms"] for a in attempts if a["accepted"])
     assert final["verdict"]["reference_rounds_ms"] and final["measured_latency_ms"] == final["verdict"]["central_ms"]
     assert result.extra["guarantee"]["retries"] == len(attempts) - 1

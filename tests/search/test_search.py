@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,12 @@ def test_the_tightening_stops_at_the_lightest_network(make_model) -> None:
     result = search(model, latency_gradients(1, model), settings, progress=False)
     assert not measured_guarantee(result, _device(model, slowness=10.0), max_retries=5)
     assert len(result.attempts) == 2 and "lightest network" in result.extra["guarantee"]["reason"]
+    # a limit below the table's minimum (a device far faster than the table's): nothing is tried above the limit
+    result = search(model, latency_gradients(1, model), settings, progress=False)
+    below = 0.8 * model.min_latency_ms()
+    result.settings = replace(settings, latency_limit_ms=below)
+    assert not measured_guarantee(result, _device(model, first=50.0), max_retries=3)
+    assert len(result.attempts) == 1 and "cannot tighten" in result.extra["guarantee"]["reason"]
 
 
 def test_a_server_without_a_verdict_is_judged_by_median_plus_spread(make_model) -> None:
