@@ -36,9 +36,12 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
         client.__exit__(None, None, None)
 
 
-@pytest.fixture
-def client(make_client: Callable[..., TestClient]) -> TestClient:
-    return make_client()
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """One in-process app shared by a module's tests (starting its worker process imports torch: seconds each);
+    tests that need their own settings or an empty database use ``make_client``."""
+    with TestClient(create_app(fast_settings(tmp_path_factory.mktemp("app"))), raise_server_exceptions=False) as c:
+        yield c
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,7 @@ def test_the_device_lock_is_exclusive_and_names_its_holder(tmp_path: Path) -> No
     fresh.release()
 
 
+@pytest.mark.slow  # real servers building calibrated tables
 def test_a_second_server_on_the_device_serves_read_only(live_server) -> None:  # noqa: ANN001
     first = live_server()
     with first.client() as client:
@@ -63,6 +64,7 @@ def test_a_second_server_on_the_device_serves_read_only(live_server) -> None:  #
         assert client.post("/v1/latency/blocks", json={"blocks": [OTHER]}).json()["results"][0]["cached"] is False
 
 
+@pytest.mark.slow  # real servers building calibrated tables
 def test_figures_measured_with_other_settings_are_never_served(live_server, tmp_path: Path) -> None:  # noqa: ANN001
     db = tmp_path / "shared.db"
     test_settings = {"LATENCY_SERVER_TIME_SCALE": "3", "LATENCY_SERVER_MIN_REPEATS": "4"}
@@ -88,6 +90,7 @@ def test_figures_measured_with_other_settings_are_never_served(live_server, tmp_
     assert len(rows) == 2 and len({h for h, _ in rows}) == 2 and sorted(t for _, t in rows) == [1.0, 3.0]
 
 
+@pytest.mark.slow  # real servers building calibrated tables
 def test_a_correction_records_its_fit_and_is_refit_when_its_entries_change(
     make_client: Callable[..., TestClient], tmp_path: Path,
 ) -> None:

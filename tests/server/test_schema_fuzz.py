@@ -45,6 +45,7 @@ WARNINGS = ("missing_auth,missing_test_data,base_url_mismatch,validation_mismatc
 MEASURING = ("POST /v1/latency/blocks", "POST /v1/latency/network")
 
 
+@pytest.mark.slow  # hundreds of generated requests against a live server
 def test_schema_fuzz_finds_no_server_error_and_no_contract_mismatch(live_server, tmp_path: Path) -> None:
     server = live_server(**FUZZ_ENV)
     report = tmp_path / "schemathesis.json"

@@ -41,8 +41,13 @@ def test_health_and_device(client: TestClient) -> None:
     assert client.get("/v1/device").json()["fingerprint"] == device.fingerprint  # stable
 
 
+def _stat(client: TestClient, name: str) -> int:
+    return client.get("/v1/stats").json()[name]
+
+
 def test_blocks_measured_once_then_cached_in_request_order(client: TestClient) -> None:
     second = {**SPEC, "kernel": 3, "se_ratio": 0}
+    before = _stat(client, "block_measurements")  # the module's app is shared: counts are deltas
     resp = client.post("/v1/latency/blocks", json={"blocks": [SPEC, second, SPEC]})
     assert resp.status_code == 200, resp.text
     body = BlocksResponse.model_validate(resp.json())
@@ -50,21 +55,22 @@ def test_blocks_measured_once_then_cached_in_request_order(client: TestClient) -
     assert [r.cached for r in body.results] == [False, False, False]
     assert body.results[0].stats == body.results[2].stats
     assert body.results[0].block.model_dump() == BlockKey.from_dict(SPEC).to_dict()
-    assert client.get("/v1/stats").json()["block_measurements"] == 2
+    assert _stat(client, "block_measurements") == before + 2
     again = client.post("/v1/latency/blocks", json={"blocks": [second, SPEC]}).json()
     assert [r["cached"] for r in again["results"]] == [True, True]
     assert again["results"][1]["stats"] == resp.json()["results"][0]["stats"]
-    assert client.get("/v1/stats").json()["block_measurements"] == 2
+    assert _stat(client, "block_measurements") == before + 2
 
 
 def test_backends_and_batch_sizes_are_separate_figures(client: TestClient) -> None:
     spec = {"type": "cn", "in_chs": 8, "out_chs": 16, "stride": 1, "resolution": 8, "kernel": 1}
+    before = _stat(client, "block_measurements")
     ort = client.post("/v1/latency/blocks", json={"blocks": [spec]}).json()
     eager = client.post("/v1/latency/blocks", json={"blocks": [spec], "backend": "torch-cpu"}).json()
     batch = client.post("/v1/latency/blocks", json={"blocks": [spec], "batch_size": 4}).json()
     assert len({ort["fingerprint"], eager["fingerprint"], batch["fingerprint"]}) == 3
     assert not any(r["results"][0]["cached"] for r in (ort, eager, batch))
-    assert client.get("/v1/stats").json()["block_measurements"] == 3
+    assert _stat(client, "block_measurements") == before + 3
 
 
 def test_fixed_part_specs_measure(client: TestClient) -> None:
@@ -75,6 +81,7 @@ def test_fixed_part_specs_measure(client: TestClient) -> None:
 
 
 def test_network_without_table_has_no_prediction(client: TestClient) -> None:
+    before = _stat(client, "network_measurements")
     resp = client.post("/v1/latency/network", json={"arch": PUBLISHED["A"].arch, "resolution": 32})
     assert resp.status_code == 200, resp.text
     body = NetworkResponse.model_validate(resp.json())
@@ -87,7 +94,7 @@ def test_network_without_table_has_no_prediction(client: TestClient) -> None:
     outside = "[['ds_r1_k3_s1_e1_c16_nre'], ['ir_r1_k3_s2_e2_c24'], ['cn_r1_k1_s1_c64']]"
     resp = client.post("/v1/latency/network", json={"arch": outside, "resolution": 32, "backend": "torch-cpu"})
     assert resp.status_code == 200 and resp.json()["predicted_ms"] is None
-    assert client.get("/v1/stats").json()["network_measurements"] == 2
+    assert _stat(client, "network_measurements") == before + 2
 
 
 def test_network_rounds_setting(make_client: Callable[..., TestClient]) -> None:
