@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
+import pytest
 
 from nas.local_server import LocalServer
 from shared.published import PUBLISHED
@@ -218,6 +219,7 @@ def _counters(server: LocalServer) -> dict:
     return {k: stats[k] for k in ("measurements", "calibration_measurements", "queued", "active_jobs")}
 
 
+@pytest.mark.slow  # a live server and the whole corpus
 def test_hostile_corpus_gets_small_json_4xx_naming_the_field(module_server: LocalServer) -> None:
     cases = list(corpus()) + list(_auth_corpus())
     categories = {case.category for case in cases}
