@@ -75,6 +75,7 @@ def held(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalServer
     server.stop()
 
 
+@pytest.mark.slow  # a live server process
 def test_budgets_refuse_the_examples_before_any_work(held: tuple[LocalServer, Path]) -> None:
     server, _ = held
     with server.client() as client:
