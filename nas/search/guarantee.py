@@ -83,7 +83,7 @@ def measured_guarantee(
     *,
     max_retries: int = 3,
     on_attempt: Callable[[], Any] | None = None,
-    good_use: float = 0.97,
+    good_use: float = 0.985,
 ) -> bool:
     """Ask the device for a verdict on the found network and re-run the final steps under a tighter internal
     limit while its upper bound ``U`` is above the limit ``T`` (at most ``max_retries`` re-runs); met means
