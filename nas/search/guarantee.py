@@ -149,7 +149,8 @@ def measured_guarantee(
             if hi - lo <= 0.002 * limit:
                 break  # the bracket is as tight as the measurements allow
         floor = result.model.min_latency_ms()
-        if fin.limit_ms <= floor:
+        if not accepted and fin.limit_ms <= floor:
+            # (once a network is accepted, the lightest one included, the bracket only moves up from there)
             reason = "even the lightest network's bound is above the limit"
             log.warning("measured guarantee: %s", reason)
             break

@@ -122,6 +122,11 @@ def test_the_tightening_stops_at_the_lightest_network(make_model) -> None:
     assert measured_guarantee(result, _device(model, first=50.0, margin=1.0), max_retries=3)
     assert result.attempts[1]["internal_limit_ms"] == model.min_latency_ms()
     assert result.attempts[1]["expected_latency_ms"] == model.min_latency_ms() and result.attempts[1]["accepted"]
+    # the lightest network used little of the limit: the internal limit moves back up from there
+    assert result.attempts[1]["upper_latency_ms"] < 0.9 * limit
+    assert len(result.attempts) > 2 and result.attempts[2]["internal_limit_ms"] > model.min_latency_ms()
+    assert result.extra["upper_latency_ms"] == max(a["upper_latency_ms"] for a in result.attempts if a["accepted"])
+    assert result.extra["upper_latency_ms"] > result.attempts[1]["upper_latency_ms"]
     # a device on which even the lightest network's bound misses the limit: tried once, then reported
     result = search(model, latency_gradients(1, model), settings, progress=False)
     assert not measured_guarantee(result, _device(model, slowness=10.0), max_retries=5)
