@@ -138,22 +138,21 @@ def measured_guarantee(
             if not accepted:
                 reason = f"the upper bound stayed above the limit after {retries} retries"
             break
-        ratio_limit = fin.latency_ms * limit / upper  # the bound scaled onto the limit
-        if not accepted:
+        floor = result.model.min_latency_ms()
+        if not accepted:  # tighten: the bracket has no accepted end yet
+            if fin.limit_ms <= floor:
+                reason = "even the lightest network's bound is above the limit"
+                log.warning("measured guarantee: %s", reason)
+                break
             nxt = next_internal_limit([(a["expected_latency_ms"], a["upper_latency_ms"]) for _, a in attempts()],
                                       limit)
-        else:  # between the highest internal limit accepted and the lowest rejected
+        else:  # between the highest internal limit accepted and the lowest rejected (the lightest network included)
             lo = max(result.attempts[i]["internal_limit_ms"] for i in accepted)
             hi = min(lowest_rejected, limit)  # type: ignore[type-var]
+            ratio_limit = fin.latency_ms * limit / upper  # the bound scaled onto the limit
             nxt = ratio_limit if lo < ratio_limit < hi else 0.5 * (lo + hi)
             if hi - lo <= 0.002 * limit:
                 break  # the bracket is as tight as the measurements allow
-        floor = result.model.min_latency_ms()
-        if not accepted and fin.limit_ms <= floor:
-            # (once a network is accepted, the lightest one included, the bracket only moves up from there)
-            reason = "even the lightest network's bound is above the limit"
-            log.warning("measured guarantee: %s", reason)
-            break
         try:
             # never below the table's minimum (the lightest network is the last network worth a verdict) and never
             # above T (a limit under the table's minimum then fails here rather than trying a network over T)
