@@ -64,16 +64,17 @@ def verdict_of(answer: NetworkResponse) -> dict[str, Any]:
     return figures
 
 
-def next_internal_limit(seen: list[tuple[float, float]], limit: float) -> float:
+def next_internal_limit(seen: list[tuple[float, float]], aim: float) -> float:
     """The next internal limit from the rejected attempts' (table latency E, bound U), oldest first, the last one over
-    the limit: ``E * T / U`` (the bound scaled onto the limit), or lower where the last two attempts show the bound
-    falling more slowly than the table (a fixed cost the table misses): where their secant reaches ``T``."""
+    the limit, for a bound of ``aim`` (the limit, or a little under it): ``E * aim / U`` (the bound scaled onto the
+    aim), or lower where the last two attempts show the bound falling more slowly than the table (a fixed cost the
+    table misses): where their secant reaches ``aim``."""
     table, upper = seen[-1]
-    nxt = table * limit / upper
+    nxt = table * aim / upper
     if len(seen) >= 2:
         (e0, u0), (e1, u1) = seen[-2], seen[-1]
         if e1 != e0 and (u1 - u0) / (e1 - e0) > 0:
-            nxt = min(nxt, e1 + (limit - u1) * (e1 - e0) / (u1 - u0))
+            nxt = min(nxt, e1 + (aim - u1) * (e1 - e0) / (u1 - u0))
     return nxt
 
 
@@ -90,20 +91,24 @@ def measured_guarantee(
     ``U <= T`` for the returned network.
 
     A network whose table latency is ``E`` and whose bound is ``U`` shows the bound running ``U / E`` times the
-    table; the next internal limit is ``E * T / U``, which is below ``E`` so the next network differs. From the
-    second rejection on, where the bound fell more slowly than the table (a fixed cost the table misses), it is
-    where the secant through the last two (E, U) reaches T (:func:`next_internal_limit`). One verdict can still
-    come out high (a slow stretch of the device), so once a network is accepted but its bound uses less than
-    ``good_use`` of T after a tighter re-run, the internal limit moves back up between the highest internal limit
-    accepted and the lowest rejected (the observed ratio, or their midpoint) while re-runs are left. The
-    network returned is the accepted one with the highest bound (the most of the budget used); without one, the
-    one with the lowest bound. The internal limit never exceeds T (so every attempt keeps the table guarantee) nor
-    goes below the table's minimum (the lightest network is the last one tried).
+    table; the next internal limit is ``E * A / U``, which is below ``E`` so the next network differs, with ``A``
+    the aim: the middle of the acceptance window ``[good_use T, T]`` (on the last re-run, a window's width under
+    it). From the second rejection on, where the bound fell more slowly than the table (a fixed cost the table
+    misses), it is where the secant through the last two (E, U) reaches A (:func:`next_internal_limit`). One
+    verdict can still come out high (a slow stretch of the device), so once a network is accepted but its bound
+    uses less than ``good_use`` of T after a tighter re-run, the internal limit moves back up between the highest
+    internal limit accepted and the lowest rejected (the observed ratio, or their midpoint) while re-runs are
+    left. The network returned is the accepted one with the highest bound (the most of the budget used); without
+    one, the one with the lowest bound. The internal limit never exceeds T (so every attempt keeps the table
+    guarantee) nor goes below the table's minimum (the lightest network is the last one tried).
     Every attempt (internal limit, arch, table latency, central figure, bound, raw median and spread, the verdict
     with its raw rounds, ``accepted``, ``returned``) is in ``result.attempts``; ``result.extra["guarantee"]``
     says whether the returned network met ``U <= T``.
     """
     limit = result.settings.latency_limit_ms
+    # re-runs aim at the middle of the acceptance window [good_use T, T], not at T: the next verdict scatters
+    # around the aim, and aiming at T itself would be rejected about half the time
+    target = 0.5 * (1.0 + good_use) * limit
     first = len(result.attempts) - 1
     finals = {first: result.finalization}
     lowest_rejected: float | None = None  # internal limit of the tightest attempt whose bound was above T
@@ -144,12 +149,14 @@ def measured_guarantee(
                 reason = "even the lightest network's bound is above the limit"
                 log.warning("measured guarantee: %s", reason)
                 break
+            # the last re-run aims a window's width lower: a miss there ends the search without a guarantee
+            aim = (2.0 * good_use - 1.0) * limit if retries == max_retries - 1 else target
             nxt = next_internal_limit([(a["expected_latency_ms"], a["upper_latency_ms"]) for _, a in attempts()],
-                                      limit)
+                                      aim)
         else:  # between the highest internal limit accepted and the lowest rejected (the lightest network included)
             lo = max(result.attempts[i]["internal_limit_ms"] for i in accepted)
             hi = min(lowest_rejected, limit)  # type: ignore[type-var]
-            ratio_limit = fin.latency_ms * limit / upper  # the bound scaled onto the limit
+            ratio_limit = fin.latency_ms * target / upper  # the bound scaled onto the window's middle
             nxt = ratio_limit if lo < ratio_limit < hi else 0.5 * (lo + hi)
             if hi - lo <= 0.002 * limit:
                 break  # the bracket is as tight as the measurements allow

@@ -56,8 +56,9 @@ def test_measured_guarantee_steers_the_upper_bound_under_the_limit(make_model) -
     met = measured_guarantee(result, _device(model, first=1.15), max_retries=3)
     attempts = result.attempts
     assert met and not attempts[0]["accepted"] and attempts[1]["accepted"]
+    aim = 0.5 * (1 + 0.985) * limit  # the middle of the acceptance window [0.985 T, T]
     assert attempts[1]["internal_limit_ms"] == pytest.approx(
-        attempts[0]["expected_latency_ms"] * limit / attempts[0]["upper_latency_ms"])
+        attempts[0]["expected_latency_ms"] * aim / attempts[0]["upper_latency_ms"])
     assert attempts[1]["upper_latency_ms"] < 0.9 * limit  # tightened too far by the slow stretch
     assert attempts[2]["internal_limit_ms"] > attempts[1]["internal_limit_ms"]  # so it moves back up
     assert all(a["expected_latency_ms"] <= a["internal_limit_ms"] <= limit for a in attempts)
@@ -108,8 +109,24 @@ def test_a_fixed_cost_the_table_misses_is_met_by_the_secant(make_model) -> None:
     first, second, third = result.attempts[:3]
     assert not first["accepted"] and not second["accepted"]  # the ratio rule alone falls short twice
     (e0, u0), (e1, u1) = [(a["expected_latency_ms"], a["upper_latency_ms"]) for a in (first, second)]
-    assert third["internal_limit_ms"] == pytest.approx(e1 + (limit - u1) * (e1 - e0) / (u1 - u0))
+    aim = 0.5 * (1 + 0.985) * limit
+    assert third["internal_limit_ms"] == pytest.approx(e1 + (aim - u1) * (e1 - e0) / (u1 - u0))
     assert third["accepted"] and result.extra["upper_latency_ms"] <= limit
+
+
+def test_the_last_retry_aims_lower(make_model) -> None:
+    """Re-runs aim the bound at the middle of the acceptance window [0.985 T, T]; the last one a window's width under
+    it (0.97 T), because a miss there would end the search without a guarantee."""
+    model = make_model(6)
+    limit = model.min_latency_ms() + 0.5 * (model.max_latency_ms() - model.min_latency_ms())
+    settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=40, bcfw=BCFWConfig(max_step=0.2), seed=1)
+    for retries, aim in ((3, 0.9925), (1, 0.97)):
+        result = search(model, latency_gradients(1, model), settings, progress=False)
+        assert measured_guarantee(result, _device(model, margin=1.3), max_retries=retries)
+        first, second = result.attempts[:2]
+        assert not first["accepted"] and second["accepted"]
+        assert second["internal_limit_ms"] == pytest.approx(
+            first["expected_latency_ms"] * aim * limit / first["upper_latency_ms"])
 
 
 def test_the_tightening_stops_at_the_lightest_network(make_model) -> None:
