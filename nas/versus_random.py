@@ -1,11 +1,13 @@
 """Search versus random at equal latency: each searched network against random networks of its latency band.
 
 For every limit ``T`` the searched network's held-out accuracy (:mod:`nas.child_accuracy`) is ranked among
-``count`` random networks whose table latency lies in ``[0.95 T, T]`` (:mod:`nas.band_sampling`, uniform sampling
-conditioned on the band). Two figures per run: the searched network's percentile among its band's random networks
-(ties count half), and the Spearman correlation between table latency and accuracy over all random networks of
-all bands: how far the proxy task separates architectures at all. Where it does not (a correlation near 0), the
-percentiles are ranks in noise.
+``count`` random networks whose table latency lies in ``[0.95 U, U]`` (:mod:`nas.band_sampling`, uniform sampling
+conditioned on the band), ``U`` the latency the search could use (:func:`usable_limit_ms`): ``T`` itself, or the
+internal limit the device's verdict tightened the search to: on such a device the networks at the top of T's
+band have bounds over T, so they are not alternatives a user could deploy under the guarantee. Two figures per
+run: the searched network's percentile among its band's random networks (ties count half), and the Spearman
+correlation between table latency and accuracy over all random networks of all bands: how far the proxy task
+separates architectures at all. Where it does not (a correlation near 0), the percentiles are ranks in noise.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from nas.band_sampling import BAND, band_of_limit, sample_in_band
+from nas.band_sampling import BAND, BandError, band_of_limit, sample_in_band
 from nas.child_accuracy import ChildAccuracy
 from nas.search.expected_latency import LatencyModel
 from shared.arch_string import format_arch
 from shared.search_space import ArchChoice, SearchSpace
 
-__all__ = ["LimitComparison", "RandomChild", "VersusRandom", "compare_with_random", "rank_statistics"]
+__all__ = ["LimitComparison", "RandomChild", "VersusRandom", "compare_with_random", "rank_statistics",
+           "usable_limit_ms"]
 
 #: ``evaluate(choice) -> ChildAccuracy`` (:meth:`nas.child_accuracy.ChildEvaluator.evaluate`, or a test's function)
 EvaluateFn = Callable[[ArchChoice], ChildAccuracy]
@@ -35,6 +38,15 @@ def _spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
         return None
     rho = float(spearmanr(x, y).statistic)
     return None if math.isnan(rho) else rho
+
+
+def usable_limit_ms(result: dict[str, Any]) -> float:
+    """The table latency a search's network could use (a ``result.json`` object): the internal limit of the
+    returned attempt where the measured guarantee tightened the search, else the limit itself."""
+    limit = float(result["latency_limit_ms"])
+    returned = [a for a in result.get("attempts", []) if a.get("returned")]
+    internal = returned[0].get("internal_limit_ms") if returned else None
+    return limit if internal is None else min(limit, float(internal))
 
 
 def rank_statistics(
@@ -65,7 +77,8 @@ class LimitComparison:
     """The searched network of one limit against the random networks of its band."""
 
     latency_limit_ms: float
-    band_ms: tuple[float, float]
+    usable_limit_ms: float  # the limit, or the internal limit the verdict tightened the search to
+    band_ms: tuple[float, float]  # under the usable limit; under the limit where that band holds too few networks
     arch: str
     table_latency_ms: float
     top1: float
@@ -96,19 +109,33 @@ def compare_with_random(
     count: int = 30,
     seed: int = 0,
     band_width: float = BAND,
+    usable_limits_ms: Sequence[float] | None = None,
     on_child: Callable[[int, int], None] | None = None,
 ) -> VersusRandom:
-    """Rank each ``(limit_ms, searched choice)`` among ``count`` random networks of ``[(1 - band_width) T, T]``.
+    """Rank each ``(limit_ms, searched choice)`` among ``count`` random networks of ``[(1 - band_width) U, U]``,
+    ``U`` the matching entry of ``usable_limits_ms`` (default: the limit itself; see :func:`usable_limit_ms`); where
+    U's band holds fewer than ``count`` networks (a search tightened to the lightest networks), T's band instead.
 
     ``on_child(done, total)`` is called after each evaluated network (progress).
     """
+    usable = list(usable_limits_ms) if usable_limits_ms is not None else [limit for limit, _ in searched]
+    if len(usable) != len(searched) or any(u > limit for u, (limit, _) in zip(usable, searched, strict=True)):
+        raise ValueError("usable_limits_ms: one per searched network, none above its limit")
     total = len(searched) * (count + 1)
     done = 0
     comparisons: list[LimitComparison] = []
     for i, (limit_ms, choice) in enumerate(searched):
-        low, high = band_of_limit(limit_ms, band_width)
+        low, high = band_of_limit(usable[i], band_width)
+        try:
+            drawn = sample_in_band(model, low, high, count, seed=seed + 7919 * i)
+        except BandError:
+            if usable[i] >= limit_ms:
+                raise
+            # tightened to the table's lightest corner, where too few networks exist to rank among
+            low, high = band_of_limit(limit_ms, band_width)
+            drawn = sample_in_band(model, low, high, count, seed=seed + 7919 * i)
         randoms = []
-        for rand_choice, latency in sample_in_band(model, low, high, count, seed=seed + 7919 * i):
+        for rand_choice, latency in drawn:
             acc = evaluate(rand_choice)
             randoms.append(RandomChild(str(format_arch(space.arch_from_choice(rand_choice))), latency, acc.top1,
                                        acc.loss))
@@ -123,6 +150,7 @@ def compare_with_random(
                                           [r.table_latency_ms for r in randoms])
         comparisons.append(LimitComparison(
             latency_limit_ms=limit_ms,
+            usable_limit_ms=usable[i],
             band_ms=(low, high),
             arch=str(format_arch(space.arch_from_choice(choice))),
             table_latency_ms=model.choice_latency_ms(choice),
@@ -133,7 +161,8 @@ def compare_with_random(
             random=randoms,
         ))
     pooled = [r for c in comparisons for r in c.random]
-    sampling = (f"{count} distinct networks per limit with table latency in [{1 - band_width:.2f} T, T]: uniform "
+    sampling = (f"{count} distinct networks per limit with table latency in [{1 - band_width:.2f} U, U] (U the "
+                f"limit T, or the internal limit the device's verdict tightened the search to): uniform "
                 f"sampling conditioned on the band, drawn by a random walk of single-block changes inside the band "
                 f"(Metropolis, uniform target) from uniform starting networks, seed {seed}")
     return VersusRandom(comparisons, _spearman([r.table_latency_ms for r in pooled], [r.top1 for r in pooled]),

@@ -69,8 +69,15 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         assert 0.0 <= s["percentile_vs_random"] <= 100.0 and s["random_networks"] == 3
         assert s["spearman_random"] is None or -1.0 <= s["spearman_random"] <= 1.0
         assert 0.0 <= s["child_top1"] <= 100.0
+        # the band under the latency the search could use: the returned attempt's internal limit (T, or lower
+        # where the device's verdict tightened the search)
+        search_result = json.loads((out / f"search-{searches.index(s)}" / "result.json").read_text())
+        (returned,) = [a for a in search_result["attempts"] if a["returned"]]
         low, high = s["band_ms"]
-        assert high == s["latency_limit_ms"] and low == pytest.approx(0.95 * high)
+        assert s["usable_limit_ms"] == pytest.approx(returned["internal_limit_ms"])
+        assert s["usable_limit_ms"] <= s["latency_limit_ms"]
+        assert high in (s["usable_limit_ms"], s["latency_limit_ms"])  # the latter where U's band is too thin
+        assert low == pytest.approx(0.95 * high) and float(s["table_latency_ms"]) <= high
     versus = json.loads((out / "versus_random.json").read_text())
     for limit in versus["limits"]:
         assert len(limit["random"]) == 3

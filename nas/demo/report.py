@@ -89,6 +89,7 @@ def searches_json(run: DemoRun, table: list[dict[str, Any]]) -> list[dict[str, A
             "spearman_in_band": c.spearman_in_band if c else None,
             "random_networks": len(c.random) if c else 0,
             "random_top1_median": statistics.median(x.top1 for x in c.random) if c and c.random else None,
+            "usable_limit_ms": c.usable_limit_ms if c else None,  # the band's top: T or the tightened limit
             "band_ms": list(c.band_ms) if c else None,
             "arch": r["arch"],
         })
@@ -105,7 +106,12 @@ def _versus_random_lines(run: DemoRun) -> list[str]:
              "evaluated on the val split, no fine-tuning. Random networks: " + versus.sampling + ".", ""]
     for c in versus.limits:
         tops = [x.top1 for x in c.random]
-        lines.append(f"- T = {c.latency_limit_ms:.3f} ms: searched {c.top1:.1f} % at {c.table_latency_ms:.3f} ms; "
+        usable = "" if c.usable_limit_ms >= c.latency_limit_ms else (
+            f" (the device's verdict tightened the search to {c.usable_limit_ms:.3f} ms of table latency"
+            + ("" if c.band_ms[1] < c.latency_limit_ms else "; too few networks under it to rank among, so T's band")
+            + ")")
+        lines.append(f"- T = {c.latency_limit_ms:.3f} ms{usable}: searched {c.top1:.1f} % at "
+                     f"{c.table_latency_ms:.3f} ms; "
                      f"{len(tops)} random networks in [{c.band_ms[0]:.3f}, {c.band_ms[1]:.3f}] ms: median "
                      f"{statistics.median(tops):.1f} % ({min(tops):.1f} .. {max(tops):.1f}); percentile of the "
                      f"searched network among them: {c.percentile_vs_random:.0f}")

@@ -178,6 +178,7 @@ def compare_with_random(run: DemoRun) -> str:
     from nas.child_accuracy import evaluator_for
     from nas.latency_table import LatencyTable
     from nas.versus_random import compare_with_random as compare
+    from nas.versus_random import usable_limit_ms
     from shared.search_space import get_space
 
     cfg = run.cfg
@@ -189,8 +190,10 @@ def compare_with_random(run: DemoRun) -> str:
         evaluator = evaluator_for(str(run.supernet), cfg.data, cfg.resolution, recal_batches=cfg.recal_batches,
                                   seed=cfg.seed)
         searched = [(r["limit_ms"], space.choice_from_arch(r["result"]["arch"])) for r in run.rows]
+        usable = [usable_limit_ms(r["result"]) for r in run.rows]
         run.versus_random = compare(evaluator.evaluate, table.model(space), space, searched,
-                                    count=cfg.random_networks, seed=cfg.seed, on_child=_progress_printer())
+                                    count=cfg.random_networks, seed=cfg.seed, usable_limits_ms=usable,
+                                    on_child=_progress_printer())
     finally:
         torch.set_num_threads(threads)
     for row, comparison in zip(run.rows, run.versus_random.limits, strict=True):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from nas.band_sampling import BandError, band_of_limit, sample_in_band
 from nas.child_accuracy import ChildAccuracy
 from nas.search.expected_latency import LatencyModel
-from nas.versus_random import compare_with_random, rank_statistics
+from nas.versus_random import compare_with_random, rank_statistics, usable_limit_ms
 from shared.search_space import HARDCORENAS, ArchChoice
 
 
@@ -124,3 +124,30 @@ def test_compare_with_random_ranks_each_limit_in_its_own_band() -> None:
     assert calls[-1] == (22, 22)
     assert "Metropolis" in report.sampling
     assert report.to_json()["limits"][1]["arch"] == str(HARDCORENAS.arch_from_choice(model.heaviest_choice()))
+
+
+def test_a_limit_the_verdict_tightened_is_ranked_in_the_band_it_could_use() -> None:
+    """The measured guarantee tightened the search to an internal limit U < T: the random networks come from
+    [0.95 U, U] (the networks the same verdict would have accepted), and the record keeps both T and U."""
+    model = _model(11)
+    lo, hi = model.min_latency_ms(), model.max_latency_ms()
+    limit, usable = lo + 0.8 * (hi - lo), lo + 0.6 * (hi - lo)
+    result = {"latency_limit_ms": limit, "attempts": [
+        {"internal_limit_ms": limit, "returned": False}, {"internal_limit_ms": usable, "returned": True}]}
+    assert usable_limit_ms(result) == usable
+    assert usable_limit_ms({"latency_limit_ms": limit}) == limit  # a table-only search: T itself
+
+    def evaluate(choice: ArchChoice) -> ChildAccuracy:
+        return ChildAccuracy(top1=model.choice_latency_ms(choice), loss=0.0)
+
+    (c,) = compare_with_random(evaluate, model, HARDCORENAS, [(limit, model.lightest_choice())], count=5, seed=1,
+                               usable_limits_ms=[usable_limit_ms(result)]).limits
+    assert (c.latency_limit_ms, c.usable_limit_ms) == (limit, usable) and math.isclose(c.band_ms[1], usable)
+    assert all(0.95 * usable <= r.table_latency_ms <= usable for r in c.random)
+    # tightened to the lightest network: its band holds too few networks, so the limit's band is used instead
+    (c,) = compare_with_random(evaluate, model, HARDCORENAS, [(limit, model.lightest_choice())], count=5, seed=1,
+                               usable_limits_ms=[lo]).limits
+    assert c.usable_limit_ms == lo and math.isclose(c.band_ms[1], limit)
+    with pytest.raises(ValueError, match="usable_limits_ms"):
+        compare_with_random(evaluate, model, HARDCORENAS, [(usable, model.lightest_choice())], count=5,
+                            usable_limits_ms=[limit])
