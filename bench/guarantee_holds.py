@@ -44,8 +44,13 @@ from shared.search_space import HARDCORENAS
 
 
 def justified_margin(verdict: dict[str, Any], confidence: float) -> float:
-    """The margin (bound / central - 1) the device's variability alone requires for one later measurement."""
-    sd = math.sqrt(verdict["sd_device"] ** 2 + math.pi / 2 * verdict["sd_ratio"] ** 2 / verdict["rounds"])
+    """The margin (bound / central - 1) the device's variability alone requires for one later measurement (of as
+    many rounds as the verdict's): the drift, and the jitter and ratio noise its median averages."""
+    if verdict.get("sd_drift") is not None:
+        sd = math.sqrt(verdict["sd_drift"] ** 2 + math.pi / 2 * (verdict["sd_jitter"] ** 2 + verdict["sd_ratio"] ** 2)
+                       / verdict["rounds"])
+    else:  # no series: the whole spread of the history as drift
+        sd = math.sqrt(verdict["sd_device"] ** 2 + math.pi / 2 * verdict["sd_ratio"] ** 2 / verdict["rounds"])
     return math.expm1(float(stats.norm.ppf(confidence)) * sd)
 
 
@@ -120,6 +125,8 @@ def report(found: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, A
         "median_budget_used": float(np.median([item["budget_used"] for item in found])),
         "all_met": all(item["met"] for item in found),
         "sd_device": [item["verdict"]["sd_device"] for item in found],
+        "sd_drift": [item["verdict"].get("sd_drift") for item in found],
+        "sd_jitter": [item["verdict"].get("sd_jitter") for item in found],
         "margin_taken": [item["margin_taken"] for item in found],
         "margin_justified": [item["margin_justified"] for item in found],
     }

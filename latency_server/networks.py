@@ -31,7 +31,7 @@ from latency_server.prediction import Prediction, choice_in, predict
 from latency_server.queue import INTERACTIVE
 from latency_server.stats import NetworkFigure, RoundSeries
 from latency_server.tasks import NetworksResult, NetworkTask
-from latency_server.verdict import VerdictStats, enough_rounds, prediction_bound
+from latency_server.verdict import VerdictStats, device_spread, enough_rounds, prediction_bound
 from shared.api_schemas import MeasureSettings
 from shared.arch_string import ArchDef, format_arch
 from shared.search_space import SearchSpace
@@ -126,8 +126,9 @@ class NetworkMeasurements:
             priority=INTERACTIVE, label=f"network at {resolution} px",
         )
 
-    def history(self, fp_id: str, reference: str, resolution: int) -> list[float]:
-        """The drift reference's recent figures on this configuration (the device's variability)."""
+    def history(self, fp_id: str, reference: str, resolution: int) -> list[tuple[float, str]]:
+        """The drift reference's recent figures on this configuration (the device's variability), each with its
+        series (the measurement it came from)."""
         since = datetime.now(timezone.utc) - timedelta(hours=self.settings.verdict_history_hours)
         return self.service.store.reference_history(fp_id, reference, resolution, limit=self.settings.verdict_history,
                                                     since=since)
@@ -140,8 +141,9 @@ class NetworkMeasurements:
             result = service.run_task(dataclasses.replace(task, rounds=settings.network_rounds), (failure_key,))
             series.add_task(result.figures, result.samples_s)
             return result
-        logs = np.log([v for v in past if v > 0])
-        sd_device = float(np.std(logs, ddof=1)) if logs.size >= 3 else None
+        kept = [(v, series) for v, series in past if v > 0]
+        sd_device = device_spread(np.log([v for v, _ in kept]), [label for _, label in kept]
+                                  ).later_sd(settings.network_rounds) if len(kept) >= 3 else None
         while True:
             result = service.run_task(dataclasses.replace(task, first_round=series.rounds), (failure_key,))
             series.add_task(result.figures, result.samples_s)
@@ -174,8 +176,9 @@ class NetworkMeasurements:
         if reference:
             ref_rounds = series.per_round[1]
             verdict = prediction_bound([r.median_ms for r in series.per_round[0]], [r.median_ms for r in ref_rounds],
-                                       past + [r.median_ms for r in ref_rounds], confidence=confidence,
-                                       future_rounds=self.settings.network_rounds)
+                                       [v for v, _ in past] + [r.median_ms for r in ref_rounds],
+                                       history_series=[label for _, label in past] + ["this"] * len(ref_rounds),
+                                       confidence=confidence, future_rounds=self.settings.network_rounds)
             service.store.save_reference_figures(fp_id, reference, resolution, ref_rounds,
                                                  {**method, "source": "network measurement"})
         result = NetworkResult(fp_id, figure, None, prediction, reference, figures[1] if reference else None,
@@ -195,6 +198,8 @@ class NetworkMeasurements:
                  resolution, figure.stats.median_ms, len(figure.rounds), figure.spread_ms,
                  "no verdict" if verdict is None else
                  f"central {verdict.central_ms:.3f} ms, {100 * confidence:.0f} % bound {verdict.upper_ms:.3f} ms "
-                 f"(history {verdict.history}, device sd {100 * math.expm1(verdict.sd_device):.1f} %)",
+                 f"(history {verdict.history}, device sd {100 * math.expm1(verdict.sd_device):.1f} %"
+                 + ("" if verdict.sd_drift is None else f": drift {100 * math.expm1(verdict.sd_drift):.1f} %, "
+                    f"jitter {100 * math.expm1(verdict.sd_jitter or 0.0):.1f} %") + ")",
                  "n/a" if predicted is None else f"{predicted:.3f} ms")
         return result

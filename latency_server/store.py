@@ -9,6 +9,7 @@ method is refused rather than stored under this one.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -228,10 +229,13 @@ class Store:
     def save_reference_figures(
         self, fp_id: str, arch: str, resolution: int, figures: Sequence[Stats], method: dict[str, Any]
     ) -> None:
-        """Keep each figure of the drift reference (one row per round) as a draw of the device's speed."""
+        """Keep each figure of the drift reference (one row per round) as a draw of the device's speed; the figures
+        of one call are one series (the rounds of one measurement)."""
         settings_hash = self._check_method(method)
+        series = uuid.uuid4().hex
         rows = [NetworkMeasurement(fingerprint_id=fp_id, arch=arch, resolution=resolution, predicted_ms=None,
-                                   method={**method, "role": "reference"}, settings_hash=settings_hash,
+                                   method={**method, "role": "reference", "series": series},
+                                   settings_hash=settings_hash,
                                    **_stats_columns(stats))
                 for stats in figures]
         with session_scope(self.sessions) as session:
@@ -239,10 +243,10 @@ class Store:
 
     def reference_history(
         self, fp_id: str, arch: str, resolution: int, *, limit: int = 200, since: datetime | None = None
-    ) -> list[float]:
+    ) -> list[tuple[float, str]]:
         """The newest ``limit`` figures (median ms) of ``arch`` at ``resolution`` under ``fp_id``, measured with this
-        store's settings, oldest first."""
-        query = (select(NetworkMeasurement.median_ms)
+        store's settings, oldest first, each with its series (a figure kept without one is a series of its own)."""
+        query = (select(NetworkMeasurement.median_ms, NetworkMeasurement.method, NetworkMeasurement.id)
                  .where(NetworkMeasurement.fingerprint_id == fp_id, NetworkMeasurement.arch == arch,
                         NetworkMeasurement.resolution == resolution,
                         NetworkMeasurement.settings_hash == self.settings_hash)
@@ -251,6 +255,6 @@ class Store:
         if since is not None:
             query = query.where(NetworkMeasurement.measured_at >= since)
         with self.sessions() as session:
-            values = list(session.scalars(query))
-        return values[::-1]
+            rows = list(session.execute(query))
+        return [(value, str((method or {}).get("series") or f"row {row_id}")) for value, method, row_id in rows[::-1]]
 

@@ -5,35 +5,41 @@ next. A verdict separates what one measurement can pin down from what only the d
 
 * the network's latency relative to the drift reference: every round times the network and the reference back to
   back, so their ratio cancels most of the device's speed; the log-ratios of the rounds give its estimate and noise;
-* the device's speed: every figure of the reference kept for this configuration (table builds, verdict rounds,
-  idle samples) is a draw from the device's distribution; their logs give its typical level and spread.
+* the device's speed: every figure of the reference kept for this configuration (table builds, verdict rounds)
+  is a draw from the device's distribution; their logs give its typical level and spread. Figures come in series
+  (the rounds of one measurement): the spread inside a series is the device's round-to-round jitter, the spread
+  of the series' means beyond it the drift between measurements (a one-way random-effects split of the variance).
 
-A later measurement of the network is modelled as ``log X = log rho + log R + e``: ``rho`` the ratio, ``R`` a
-reference figure drawn from the device's distribution, ``e`` the ratio noise of a measurement of ``k'`` rounds.
-The central figure is ``rho_hat * median(R)``, the latency at the device's typical speed (the median, so that a
-few slow moments in the history do not move it). The upper bound is the one-sided prediction bound of ``log X``
-at the confidence, ``t(c, df) * sqrt(s_R^2 (1 + 1/H) + s_e^2 (1/k + pi/2/k'))`` above ``log rho_hat + mean log R``
-(``H`` history figures, ``k`` rounds; a later measurement reports the median of its rounds, hence pi/2);
-with enough history (at least ``2 / (1 - c)`` figures) the history's empirical quantile replaces the normal
-theory where it is larger, because a device's slow moments are heavier-tailed than a normal. Pure numpy/scipy.
+A later measurement of the network is modelled as ``log X = log rho + L + median_j(f_j + e_j)``: ``rho`` the ratio,
+``L`` the device's level at that time (drift, sd ``s_L``), ``f_j`` the jitter (sd ``s_f``) and ``e_j`` the ratio
+noise (sd ``s_e``) of its ``k'`` rounds; a median of rounds has pi/2 times the variance of their mean. The central
+figure is ``rho_hat * median(R)``, the latency at the device's typical speed (the history's median, so that a few
+slow moments do not move it). The upper bound is the one-sided prediction bound of ``log X`` at the confidence,
+``t(c, df) * sqrt(s_L^2 + pi/2 (s_f^2 + s_e^2) / k' + var(level) + s_e^2 / k)`` above ``log rho_hat + mean log R``,
+with Satterthwaite's degrees of freedom. A history without series (every figure on its own) cannot tell jitter
+from drift and counts all of its spread as drift, the cautious reading. With enough history (``2 / (1 - c)``
+series of 3 or more figures; without series, that many figures) the empirical quantile of the series' means
+(of the figures) replaces the normal theory where it is larger, because a device's slow moments are
+heavier-tailed than a normal. Pure numpy/scipy.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["VERDICT_METHOD", "VerdictStats", "enough_rounds", "prediction_bound"]
+__all__ = ["VERDICT_METHOD", "DeviceSpread", "VerdictStats", "device_spread", "enough_rounds", "prediction_bound"]
 
 #: a later measurement reports the median of its rounds: its variance is pi/2 times that of their mean
 _MEDIAN_VARIANCE = math.pi / 2
 
-VERDICT_METHOD = "log-normal prediction bound: ratio to the drift reference x the reference's history"
+VERDICT_METHOD = ("log-normal prediction bound: ratio to the drift reference x the reference's history "
+                  "(drift between measurements and jitter between rounds apart)")
 
 
 @dataclass(frozen=True)
@@ -47,17 +53,76 @@ class VerdictStats:
     history: int
     ratio: float  # network / reference, geometric mean over the rounds
     reference_typical_ms: float  # the median of the reference's history
-    sd_device: float  # log-sd of the reference's history (the device's speed and the reference's own noise)
+    sd_device: float  # log-sd of the reference's history figures (drift and jitter together)
     sd_ratio: float  # log-sd of the per-round ratio
     quantile: str  # "normal" or "empirical": which bound was the larger
+    sd_drift: float | None = None  # log-sd of the device's level between measurements (None: no series)
+    sd_jitter: float | None = None  # log-sd of the reference between the rounds of one measurement
     method: str = VERDICT_METHOD
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class DeviceSpread:
+    """The history's log-variance split into drift between measurements and jitter between rounds."""
+
+    drift_var: float
+    jitter_var: float  # 0 where the history has no series of two or more figures
+    drift_df: int
+    jitter_df: int
+    level_weight: float  # var(the history's mean log) = drift_var * level_weight + jitter_var / figures
+    series_means: np.ndarray  # the means of the series of 3 or more figures (for the empirical quantile)
+    split: bool  # whether jitter and drift could be told apart
+
+    def later_sd(self, future_rounds: int) -> float:
+        """The log-sd of the device's part of a later measurement of ``future_rounds`` rounds."""
+        return math.sqrt(self.drift_var + _MEDIAN_VARIANCE * self.jitter_var / future_rounds)
+
+
 def _sd(values: np.ndarray, floor: float) -> float:
     return max(float(np.std(values, ddof=1)) if values.size > 1 else floor, floor)
+
+
+def device_spread(
+    history_log: np.ndarray, series: Sequence[Hashable] | None, sd_floor: float = 0.005
+) -> DeviceSpread:
+    """Split the history's variance (logs) by ``series`` (one label per figure; None: every figure on its own).
+
+    The one-way random-effects moment estimates: jitter from the pooled spread inside the series, drift from the
+    spread of the series' means beyond what the jitter explains (ANOVA with unequal series sizes)."""
+    x = np.asarray(history_log, dtype=np.float64)
+    n = x.size
+    labels = list(range(n)) if series is None else list(series)
+    if len(labels) != n:
+        raise ValueError("series: one label per history figure")
+    groups: dict[Hashable, list[float]] = {}
+    for label, value in zip(labels, x, strict=True):
+        groups.setdefault(label, []).append(float(value))
+    sizes = np.array([len(g) for g in groups.values()], dtype=np.float64)
+    means = np.array([np.mean(g) for g in groups.values()])
+    n_series = len(groups)
+    big = np.array([np.mean(g) for g in groups.values() if len(g) >= 3])
+    jitter_df = int(n - n_series)
+    if jitter_df < 2 or n_series < 3:  # no within-series spread to speak of: all of it is drift (cautious)
+        total = _sd(x, sd_floor) ** 2
+        return DeviceSpread(total, 0.0, max(1, n - 1), 0, 1.0 / n, big, False)
+    ssw = sum(float(np.sum((np.asarray(g) - np.mean(g)) ** 2)) for g in groups.values())
+    msw = ssw / jitter_df
+    grand = float(x.mean())
+    msb = float(np.sum(sizes * (means - grand) ** 2)) / (n_series - 1)
+    n0 = (n - float(np.sum(sizes**2)) / n) / (n_series - 1)
+    drift = max((msb - msw) / n0, sd_floor**2)
+    jitter = max(msw, sd_floor**2)
+    return DeviceSpread(drift, jitter, n_series - 1, jitter_df, float(np.sum(sizes**2)) / n**2, big, True)
+
+
+def _satterthwaite(terms: Sequence[tuple[float, int]]) -> float:
+    """Degrees of freedom of a sum of variance terms ``(value, df)``."""
+    total = sum(v for v, _ in terms)
+    denominator = sum(v * v / df for v, df in terms if df > 0 and v > 0)
+    return max(1.0, total * total / denominator) if denominator > 0 else 1.0
 
 
 def prediction_bound(
@@ -68,12 +133,14 @@ def prediction_bound(
     confidence: float = 0.95,
     future_rounds: int | None = None,
     sd_floor: float = 0.005,
+    history_series: Sequence[Hashable] | None = None,
 ) -> VerdictStats:
     """The verdict of paired rounds (``network_ms[i]`` and ``reference_ms[i]`` timed back to back) against the
     reference's history (``history_ms``, which should include this verdict's reference rounds).
 
-    ``future_rounds`` is the number of rounds of the later measurement the bound is for (default: as many as
-    now). ``sd_floor`` keeps a bound from collapsing on a handful of identical figures.
+    ``history_series`` labels each history figure with its series (the measurement it came from); without it
+    every figure counts as its own. ``future_rounds`` is the number of rounds of the later measurement the bound
+    is for (default: as many as now). ``sd_floor`` keeps a bound from collapsing on a handful of identical figures.
     """
     if not 0.5 <= confidence < 1.0:
         raise ValueError(f"confidence: expected a value in [0.5, 1), got {confidence}")
@@ -88,18 +155,25 @@ def prediction_bound(
     log_ratio = net - ref
     mean_ratio = float(log_ratio.mean())
     sd_ratio = _sd(log_ratio, sd_floor)
-    mean_ref = float(hist.mean())
-    sd_ref = _sd(hist, sd_floor)
-    df = max(1, min(h, k + h) - 1)
-    centre = mean_ratio + mean_ref
+    device = device_spread(hist, history_series, sd_floor)
+    centre = mean_ratio + float(hist.mean())
     typical = float(np.median(hist))
-    spread = math.sqrt(sd_ref**2 * (1.0 + 1.0 / h) + sd_ratio**2 * (1.0 / k + _MEDIAN_VARIANCE / kf))
-    upper = centre + float(stats.t.ppf(confidence, df)) * spread
+    ratio_var = sd_ratio**2 * (1.0 / k + _MEDIAN_VARIANCE / kf)
+    # the device's level at a later measurement and the error of its estimate (the history's mean)
+    drift_term = device.drift_var * (1.0 + device.level_weight)
+    jitter_term = device.jitter_var * (_MEDIAN_VARIANCE / kf + 1.0 / h)
+    if device.split:
+        df = _satterthwaite([(drift_term, device.drift_df), (jitter_term, device.jitter_df), (ratio_var, k - 1)])
+    else:  # the history's whole spread as drift, its figures' count as the degrees of freedom
+        df = max(1, min(h, k + h) - 1)
+    upper = centre + float(stats.t.ppf(confidence, df)) * math.sqrt(drift_term + jitter_term + ratio_var)
     quantile = "normal"
-    if h >= math.ceil(2.0 / (1.0 - confidence)):
-        # the history's own quantile, combined with the ratio's estimation and measurement noise
-        device_term = max(0.0, float(np.quantile(hist, confidence)) - mean_ref)
-        ratio_term = float(stats.norm.ppf(confidence)) * sd_ratio * math.sqrt(1.0 / k + _MEDIAN_VARIANCE / kf)
+    needed = math.ceil(2.0 / (1.0 - confidence))
+    spread_of = device.series_means if device.split else hist
+    if spread_of.size >= needed:
+        # the empirical quantile of the device's level, with the ratio's estimation and measurement noise
+        device_term = max(0.0, float(np.quantile(spread_of, confidence)) - float(spread_of.mean()))
+        ratio_term = float(stats.norm.ppf(confidence)) * math.sqrt(ratio_var)
         empirical = centre + math.hypot(device_term, ratio_term)
         if empirical > upper:
             upper, quantile = empirical, "empirical"
@@ -111,9 +185,11 @@ def prediction_bound(
         history=h,
         ratio=math.exp(mean_ratio),
         reference_typical_ms=math.exp(typical),
-        sd_device=sd_ref,
+        sd_device=_sd(hist, sd_floor),
         sd_ratio=sd_ratio,
         quantile=quantile,
+        sd_drift=math.sqrt(device.drift_var) if device.split else None,
+        sd_jitter=math.sqrt(device.jitter_var) if device.split else None,
     )
 
 
@@ -132,10 +208,10 @@ def enough_rounds(
     whole variance (more rounds could still tighten the bound noticeably), between ``min_rounds`` and
     ``max_rounds``.
 
-    ``sd_device`` is the log-sd of the reference's history (the device's variability); without one, the spread of
-    this verdict's own reference rounds stands in. With a share of 0.1, a verdict stops once more rounds could lower
-    its margin by at most about 5 %: a quiet device with a stable ratio stops at the minimum, a noisy ratio on a
-    stable device takes rounds up to the maximum.
+    ``sd_device`` is the log-sd of the device's part of a later measurement (:meth:`DeviceSpread.later_sd`);
+    without one, the spread of this verdict's own reference rounds stands in. With a share of 0.1, a verdict stops
+    once more rounds could lower its margin by at most about 5 %: a quiet device with a stable ratio stops at the
+    minimum, a noisy ratio on a stable device takes rounds up to the maximum.
     """
     k = len(network_ms)
     if k >= max_rounds:

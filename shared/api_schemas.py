@@ -228,6 +228,10 @@ class Verdict(BaseModel):
     sd_ratio: float
     #: which bound was the larger: "normal" (t quantile) or "empirical" (the history's own quantile)
     quantile: str
+    #: the device's speed split: drift between measurements and jitter between the rounds of one (log-sds; None
+    #: where the history has too few series to tell them apart and all of its spread counts as drift)
+    sd_drift: float | None = None
+    sd_jitter: float | None = None
     method: str
     #: the raw rounds: each round's median of the network and of the reference, timed back to back
     network_rounds_ms: list[float] = Field(default_factory=list)
