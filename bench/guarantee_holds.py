@@ -46,11 +46,10 @@ from shared.search_space import HARDCORENAS
 def justified_margin(verdict: dict[str, Any], confidence: float) -> float:
     """The margin (bound / central - 1) the device's variability alone requires for one later measurement (of as
     many rounds as the verdict's): the drift, and the jitter and ratio noise its median averages."""
-    if verdict.get("sd_drift") is not None:
-        sd = math.sqrt(verdict["sd_drift"] ** 2 + math.pi / 2 * (verdict["sd_jitter"] ** 2 + verdict["sd_ratio"] ** 2)
-                       / verdict["rounds"])
-    else:  # no series: the whole spread of the history as drift
-        sd = math.sqrt(verdict["sd_device"] ** 2 + math.pi / 2 * verdict["sd_ratio"] ** 2 / verdict["rounds"])
+    no_split = verdict.get("sd_drift") is None  # no series: the whole spread of the history as drift
+    drift = verdict["sd_device"] if no_split else verdict["sd_drift"]
+    jitter = 0.0 if no_split else verdict["sd_jitter"]
+    sd = math.sqrt(drift**2 + math.pi / 2 * (jitter**2 + verdict["sd_ratio"] ** 2) / verdict["rounds"])
     return math.expm1(float(stats.norm.ppf(confidence)) * sd)
 
 

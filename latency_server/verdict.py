@@ -97,18 +97,19 @@ def device_spread(
     labels = list(range(n)) if series is None else list(series)
     if len(labels) != n:
         raise ValueError("series: one label per history figure")
-    groups: dict[Hashable, list[float]] = {}
+    members: dict[Hashable, list[float]] = {}
     for label, value in zip(labels, x, strict=True):
-        groups.setdefault(label, []).append(float(value))
-    sizes = np.array([len(g) for g in groups.values()], dtype=np.float64)
-    means = np.array([np.mean(g) for g in groups.values()])
+        members.setdefault(label, []).append(float(value))
+    groups = [np.asarray(g) for g in members.values()]
+    sizes = np.array([g.size for g in groups], dtype=np.float64)
+    means = np.array([g.mean() for g in groups])
     n_series = len(groups)
-    big = np.array([np.mean(g) for g in groups.values() if len(g) >= 3])
+    big = means[sizes >= 3]
     jitter_df = int(n - n_series)
     if jitter_df < 2 or n_series < 3:  # no within-series spread to speak of: all of it is drift (cautious)
         total = _sd(x, sd_floor) ** 2
         return DeviceSpread(total, 0.0, max(1, n - 1), 0, 1.0 / n, big, False)
-    ssw = sum(float(np.sum((np.asarray(g) - np.mean(g)) ** 2)) for g in groups.values())
+    ssw = sum(float(np.sum((g - m) ** 2)) for g, m in zip(groups, means, strict=True))
     msw = ssw / jitter_df
     grand = float(x.mean())
     msb = float(np.sum(sizes * (means - grand) ** 2)) / (n_series - 1)
@@ -162,10 +163,9 @@ def prediction_bound(
     # the device's level at a later measurement and the error of its estimate (the history's mean)
     drift_term = device.drift_var * (1.0 + device.level_weight)
     jitter_term = device.jitter_var * (_MEDIAN_VARIANCE / kf + 1.0 / h)
-    if device.split:
-        df = _satterthwaite([(drift_term, device.drift_df), (jitter_term, device.jitter_df), (ratio_var, k - 1)])
-    else:  # the history's whole spread as drift, its figures' count as the degrees of freedom
-        df = max(1, min(h, k + h) - 1)
+    # without a split, the history's whole spread is drift and its figures' count gives the degrees of freedom
+    df = _satterthwaite([(drift_term, device.drift_df), (jitter_term, device.jitter_df), (ratio_var, k - 1)]
+                        ) if device.split else device.drift_df
     upper = centre + float(stats.t.ppf(confidence, df)) * math.sqrt(drift_term + jitter_term + ratio_var)
     quantile = "normal"
     needed = math.ceil(2.0 / (1.0 - confidence))
