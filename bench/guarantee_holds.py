@@ -45,11 +45,13 @@ from shared.search_space import HARDCORENAS
 
 def justified_margin(verdict: dict[str, Any], confidence: float) -> float:
     """The margin (bound / central - 1) the device's variability alone requires for one later measurement (of as
-    many rounds as the verdict's): the drift, and the jitter and ratio noise its median averages."""
+    many rounds as the verdict's): the drift of the device and of the ratio, and the jitter and ratio noise its
+    median averages."""
     no_split = verdict.get("sd_drift") is None  # no series: the whole spread of the history as drift
     drift = verdict["sd_device"] if no_split else verdict["sd_drift"]
     jitter = 0.0 if no_split else verdict["sd_jitter"]
-    sd = math.sqrt(drift**2 + math.pi / 2 * (jitter**2 + verdict["sd_ratio"] ** 2) / verdict["rounds"])
+    ratio_drift = verdict.get("sd_ratio_drift") or 0.0
+    sd = math.sqrt(drift**2 + ratio_drift**2 + math.pi / 2 * (jitter**2 + verdict["sd_ratio"] ** 2) / verdict["rounds"])
     return math.expm1(float(stats.norm.ppf(confidence)) * sd)
 
 
@@ -126,6 +128,8 @@ def report(found: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, A
         "sd_device": [item["verdict"]["sd_device"] for item in found],
         "sd_drift": [item["verdict"].get("sd_drift") for item in found],
         "sd_jitter": [item["verdict"].get("sd_jitter") for item in found],
+        "sd_ratio_drift": [item["verdict"].get("sd_ratio_drift") for item in found],
+        "ratio_drift_source": [item["verdict"].get("ratio_drift_source") for item in found],
         "margin_taken": [item["margin_taken"] for item in found],
         "margin_justified": [item["margin_justified"] for item in found],
     }

@@ -31,7 +31,7 @@ from latency_server.prediction import Prediction, choice_in, predict
 from latency_server.queue import INTERACTIVE
 from latency_server.stats import NetworkFigure, RoundSeries
 from latency_server.tasks import NetworksResult, NetworkTask
-from latency_server.verdict import VerdictStats, device_spread, enough_rounds, prediction_bound
+from latency_server.verdict import RatioDrift, VerdictStats, device_spread, enough_rounds, prediction_bound, ratio_drift
 from shared.api_schemas import MeasureSettings
 from shared.arch_string import ArchDef, format_arch
 from shared.search_space import SearchSpace
@@ -133,8 +133,13 @@ class NetworkMeasurements:
         return self.service.store.reference_history(fp_id, reference, resolution, limit=self.settings.verdict_history,
                                                     since=since)
 
-    def _rounds(self, task: NetworkTask, series: RoundSeries, past: list[float], with_reference: bool,
-                failure_key: tuple) -> NetworksResult:
+    def ratio_drift(self, fp_id: str, reference: str, resolution: int) -> RatioDrift:
+        """How much networks' ratios to the reference moved between their measurements on this configuration."""
+        since = datetime.now(timezone.utc) - timedelta(hours=self.settings.verdict_history_hours)
+        return ratio_drift(self.service.store.network_ratios(fp_id, reference, resolution, since=since))
+
+    def _rounds(self, task: NetworkTask, series: RoundSeries, past: list[tuple[float, str]], with_reference: bool,
+                failure_key: tuple, moving_ratio: RatioDrift | None = None) -> NetworksResult:
         """Rounds, spread out in time, until the sequential rule stops (a fixed count without a reference)."""
         settings, service = self.settings, self.service
         if not with_reference:
@@ -142,8 +147,11 @@ class NetworkMeasurements:
             series.add_task(result.figures, result.samples_s)
             return result
         kept = [(v, series) for v, series in past if v > 0]
-        sd_device = device_spread(np.log([v for v, _ in kept]), [label for _, label in kept]
-                                  ).later_sd(settings.network_rounds) if len(kept) >= 3 else None
+        sd_device = None
+        if len(kept) >= 3:
+            spread = device_spread(np.log([v for v, _ in kept]), [label for _, label in kept])
+            ratio_var = moving_ratio.var if moving_ratio is not None and moving_ratio.usable else spread.drift_var
+            sd_device = math.sqrt(spread.later_sd(settings.network_rounds) ** 2 + ratio_var)
         while True:
             result = service.run_task(dataclasses.replace(task, first_round=series.rounds), (failure_key,))
             series.add_task(result.figures, result.samples_s)
@@ -164,10 +172,11 @@ class NetworkMeasurements:
         prediction = None if choice is None or view is None else predict(view, space, choice, resolution)
         reference = reference_arch(space) if self.settings.drift_reference else None
         past = self.history(fp_id, reference, resolution) if reference else []
+        moving_ratio = self.ratio_drift(fp_id, reference, resolution) if reference else None
         archs: list[ArchDef | str] = [arch] + ([reference] if reference else [])
         series = RoundSeries(len(archs), batch_size=measuring.batch_size, warmup=service.method.warmup)
         last = self._rounds(self.task(measuring, archs, resolution, space), series, past, reference is not None,
-                            failure_key)
+                            failure_key, moving_ratio)
         figures = series.figures()
         figure = figures[0]
         service.add_counts(networks=1)
@@ -178,7 +187,8 @@ class NetworkMeasurements:
             verdict = prediction_bound([r.median_ms for r in series.per_round[0]], [r.median_ms for r in ref_rounds],
                                        [v for v, _ in past] + [r.median_ms for r in ref_rounds],
                                        history_series=[label for _, label in past] + ["this"] * len(ref_rounds),
-                                       confidence=confidence, future_rounds=self.settings.network_rounds)
+                                       confidence=confidence, future_rounds=self.settings.network_rounds,
+                                       drift_of_ratio=moving_ratio)
             service.store.save_reference_figures(fp_id, reference, resolution, ref_rounds,
                                                  {**method, "source": "network measurement"})
         result = NetworkResult(fp_id, figure, None, prediction, reference, figures[1] if reference else None,
@@ -200,6 +210,8 @@ class NetworkMeasurements:
                  f"central {verdict.central_ms:.3f} ms, {100 * confidence:.0f} % bound {verdict.upper_ms:.3f} ms "
                  f"(history {verdict.history}, device sd {100 * math.expm1(verdict.sd_device):.1f} %"
                  + ("" if verdict.sd_drift is None else f": drift {100 * math.expm1(verdict.sd_drift):.1f} %, "
-                    f"jitter {100 * math.expm1(verdict.sd_jitter or 0.0):.1f} %") + ")",
+                    f"jitter {100 * math.expm1(verdict.sd_jitter or 0.0):.1f} %")
+                 + f"; ratio drift {100 * math.expm1(verdict.sd_ratio_drift or 0.0):.1f} % "
+                   f"({verdict.ratio_drift_source}))",
                  "n/a" if predicted is None else f"{predicted:.3f} ms")
         return result

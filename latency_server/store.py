@@ -9,6 +9,7 @@ method is refused rather than stored under this one.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -224,6 +225,32 @@ class Store:
         with session_scope(self.sessions) as session:
             session.add(row)
         return row
+
+    def network_ratios(
+        self, fp_id: str, reference: str, resolution: int, *, limit: int = 500, since: datetime | None = None
+    ) -> list[tuple[str, float, float]]:
+        """The newest ``limit`` verdicts at ``resolution`` under ``fp_id`` against the drift reference ``reference``:
+        per measurement, its network, log ratio to the reference and that log ratio's estimation variance
+        (``sd_ratio^2 / rounds``)."""
+        query = (select(NetworkMeasurement.arch, NetworkMeasurement.method)
+                 .where(NetworkMeasurement.fingerprint_id == fp_id, NetworkMeasurement.resolution == resolution,
+                        NetworkMeasurement.arch != reference)
+                 .order_by(NetworkMeasurement.measured_at.desc(), NetworkMeasurement.id.desc())
+                 .limit(limit))
+        if since is not None:
+            query = query.where(NetworkMeasurement.measured_at >= since)
+        with self.sessions() as session:
+            rows = list(session.execute(query))
+        found = []
+        for arch, method in rows:
+            verdict = (method or {}).get("verdict") or {}
+            try:
+                ratio, sd_ratio, rounds = float(verdict["ratio"]), float(verdict["sd_ratio"]), int(verdict["rounds"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if ratio > 0 and rounds > 0:
+                found.append((arch, math.log(ratio), sd_ratio**2 / rounds))
+        return found
 
     # -- the drift reference's history ------------------------------------------------------------------
     def save_reference_figures(

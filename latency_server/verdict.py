@@ -10,17 +10,23 @@ next. A verdict separates what one measurement can pin down from what only the d
   (the rounds of one measurement): the spread inside a series is the device's round-to-round jitter, the spread
   of the series' means beyond it the drift between measurements (a one-way random-effects split of the variance).
 
-A later measurement of the network is modelled as ``log X = log rho + L + median_j(f_j + e_j)``: ``rho`` the ratio,
-``L`` the device's level at that time (drift, sd ``s_L``), ``f_j`` the jitter (sd ``s_f``) and ``e_j`` the ratio
-noise (sd ``s_e``) of its ``k'`` rounds; a median of rounds has pi/2 times the variance of their mean. The central
-figure is ``rho_hat * median(R)``, the latency at the device's typical speed (the history's median, so that a few
-slow moments do not move it). The upper bound is the one-sided prediction bound of ``log X`` at the confidence,
-``t(c, df) * sqrt(s_L^2 + pi/2 (s_f^2 + s_e^2) / k' + var(level) + s_e^2 / k)`` above ``log rho_hat + mean log R``,
-with Satterthwaite's degrees of freedom. A history without series (every figure on its own) cannot tell jitter
-from drift and counts all of its spread as drift, the cautious reading. With enough history (``2 / (1 - c)``
-series of 3 or more figures; without series, that many figures) the empirical quantile of the series' means
-(of the figures) replaces the normal theory where it is larger, because a device's slow moments are
-heavier-tailed than a normal. Pure numpy/scipy.
+* the ratio's own drift: the reference is the space's lightest network, so it follows the device's clock and
+  steal time but not contention for caches and memory bandwidth, which slows a larger network more (a training
+  run beside the server moved a 32 px network's ratio by up to 60 % between measurements). Networks measured in
+  two or more measurements estimate it (the spread of their ratios beyond each one's estimation error, pooled);
+  until the history holds enough of them, the ratio is taken to drift as much as the device's level does.
+
+A later measurement of the network is modelled as ``log X = log rho + D + L + median_j(f_j + e_j)``: ``rho`` the
+ratio, ``D`` its drift (sd ``s_D``), ``L`` the device's level at that time (drift, sd ``s_L``), ``f_j`` the jitter
+(sd ``s_f``) and ``e_j`` the ratio noise (sd ``s_e``) of its ``k'`` rounds; a median of rounds has pi/2 times the
+variance of their mean. The central figure is ``rho_hat * median(R)``, the latency at the device's typical speed
+(the history's median, so that a few slow moments do not move it). The upper bound is the one-sided prediction
+bound of ``log X`` at the confidence, ``t(c, df) * sqrt(s_D^2 + s_L^2 + pi/2 (s_f^2 + s_e^2) / k' + var(level) +
+s_e^2 / k)`` above ``log rho_hat + mean log R``, with Satterthwaite's degrees of freedom. A history without series
+(every figure on its own) cannot tell jitter from drift and counts all of its spread as drift, the cautious
+reading. With enough history (``2 / (1 - c)`` series of 3 or more figures; without series, that many figures) the
+empirical quantile of the series' means (of the figures) replaces the normal theory where it is larger, because a
+device's slow moments are heavier-tailed than a normal. Pure numpy/scipy.
 """
 
 from __future__ import annotations
@@ -33,13 +39,19 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-__all__ = ["VERDICT_METHOD", "DeviceSpread", "VerdictStats", "device_spread", "enough_rounds", "prediction_bound"]
+__all__ = ["VERDICT_METHOD", "DeviceSpread", "RatioDrift", "VerdictStats", "device_spread", "enough_rounds",
+           "prediction_bound", "ratio_drift"]
 
 #: a later measurement reports the median of its rounds: its variance is pi/2 times that of their mean
 _MEDIAN_VARIANCE = math.pi / 2
 
 VERDICT_METHOD = ("log-normal prediction bound: ratio to the drift reference x the reference's history "
-                  "(drift between measurements and jitter between rounds apart)")
+                  "(drift between measurements and jitter between rounds apart; the ratio's own drift from repeated "
+                  "networks)")
+
+#: the least degrees of freedom (repeats beyond the first, pooled over networks) for the ratio's drift to be
+#: estimated rather than taken as the device's
+RATIO_DRIFT_MIN_DF = 3
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,8 @@ class VerdictStats:
     quantile: str  # "normal" or "empirical": which bound was the larger
     sd_drift: float | None = None  # log-sd of the device's level between measurements (None: no series)
     sd_jitter: float | None = None  # log-sd of the reference between the rounds of one measurement
+    sd_ratio_drift: float | None = None  # log-sd of the ratio between measurements
+    ratio_drift_source: str | None = None  # "repeats" (estimated) or "device" (taken as the device's drift)
     method: str = VERDICT_METHOD
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,6 +93,39 @@ class DeviceSpread:
     def later_sd(self, future_rounds: int) -> float:
         """The log-sd of the device's part of a later measurement of ``future_rounds`` rounds."""
         return math.sqrt(self.drift_var + _MEDIAN_VARIANCE * self.jitter_var / future_rounds)
+
+
+@dataclass(frozen=True)
+class RatioDrift:
+    """The spread of a network's ratio to the reference between measurements, from networks measured repeatedly."""
+
+    var: float  # log-variance
+    df: int  # repeats beyond each network's first, pooled
+
+    @property
+    def usable(self) -> bool:
+        return self.df >= RATIO_DRIFT_MIN_DF
+
+
+def ratio_drift(measurements: Sequence[tuple[Hashable, float, float]], sd_floor: float = 0.005) -> RatioDrift:
+    """Pool the ratio's drift over networks measured more than once.
+
+    ``measurements``: one ``(network, log ratio, its estimation variance)`` per measurement (the geometric-mean
+    ratio of its rounds and ``sd_ratio^2 / rounds``). Per network, the sample variance of its log ratios less their
+    mean estimation variance; pooled with weights ``n - 1`` (one-way random effects, as for the device)."""
+    groups: dict[Hashable, list[tuple[float, float]]] = {}
+    for key, log_ratio, noise in measurements:
+        if math.isfinite(log_ratio) and math.isfinite(noise):
+            groups.setdefault(key, []).append((log_ratio, noise))
+    between = 0.0
+    df = 0
+    for values in groups.values():
+        if len(values) < 2:
+            continue
+        x = np.array([v for v, _ in values])
+        between += (x.size - 1) * (float(np.var(x, ddof=1)) - float(np.mean([w for _, w in values])))
+        df += x.size - 1
+    return RatioDrift(max(between / df, sd_floor**2) if df else 0.0, df)
 
 
 def _sd(values: np.ndarray, floor: float) -> float:
@@ -135,6 +182,7 @@ def prediction_bound(
     future_rounds: int | None = None,
     sd_floor: float = 0.005,
     history_series: Sequence[Hashable] | None = None,
+    drift_of_ratio: RatioDrift | None = None,
 ) -> VerdictStats:
     """The verdict of paired rounds (``network_ms[i]`` and ``reference_ms[i]`` timed back to back) against the
     reference's history (``history_ms``, which should include this verdict's reference rounds).
@@ -142,6 +190,8 @@ def prediction_bound(
     ``history_series`` labels each history figure with its series (the measurement it came from); without it
     every figure counts as its own. ``future_rounds`` is the number of rounds of the later measurement the bound
     is for (default: as many as now). ``sd_floor`` keeps a bound from collapsing on a handful of identical figures.
+    ``drift_of_ratio`` is the ratio's drift between measurements from repeated networks (:func:`ratio_drift`);
+    without enough repeats the ratio drifts as much as the device's level (the cautious reading).
     """
     if not 0.5 <= confidence < 1.0:
         raise ValueError(f"confidence: expected a value in [0.5, 1), got {confidence}")
@@ -160,20 +210,23 @@ def prediction_bound(
     centre = mean_ratio + float(hist.mean())
     typical = float(np.median(hist))
     ratio_var = sd_ratio**2 * (1.0 / k + _MEDIAN_VARIANCE / kf)
+    estimated = drift_of_ratio is not None and drift_of_ratio.usable
+    moving_ratio = (drift_of_ratio.var, drift_of_ratio.df) if estimated else (device.drift_var, device.drift_df)
     # the device's level at a later measurement and the error of its estimate (the history's mean)
     drift_term = device.drift_var * (1.0 + device.level_weight)
     jitter_term = device.jitter_var * (_MEDIAN_VARIANCE / kf + 1.0 / h)
     # without a split, the history's whole spread is drift and its figures' count gives the degrees of freedom
-    df = _satterthwaite([(drift_term, device.drift_df), (jitter_term, device.jitter_df), (ratio_var, k - 1)]
-                        ) if device.split else device.drift_df
-    upper = centre + float(stats.t.ppf(confidence, df)) * math.sqrt(drift_term + jitter_term + ratio_var)
+    df = _satterthwaite([(drift_term, device.drift_df), (jitter_term, device.jitter_df), (ratio_var, k - 1),
+                         moving_ratio]) if device.split or estimated else device.drift_df
+    upper = centre + float(stats.t.ppf(confidence, df)) * math.sqrt(drift_term + jitter_term + ratio_var
+                                                                     + moving_ratio[0])
     quantile = "normal"
     needed = math.ceil(2.0 / (1.0 - confidence))
     spread_of = device.series_means if device.split else hist
     if spread_of.size >= needed:
         # the empirical quantile of the device's level, with the ratio's estimation and measurement noise
         device_term = max(0.0, float(np.quantile(spread_of, confidence)) - float(spread_of.mean()))
-        ratio_term = float(stats.norm.ppf(confidence)) * math.sqrt(ratio_var)
+        ratio_term = float(stats.norm.ppf(confidence)) * math.sqrt(ratio_var + moving_ratio[0])
         empirical = centre + math.hypot(device_term, ratio_term)
         if empirical > upper:
             upper, quantile = empirical, "empirical"
@@ -190,6 +243,8 @@ def prediction_bound(
         quantile=quantile,
         sd_drift=math.sqrt(device.drift_var) if device.split else None,
         sd_jitter=math.sqrt(device.jitter_var) if device.split else None,
+        sd_ratio_drift=math.sqrt(moving_ratio[0]),
+        ratio_drift_source="repeats" if estimated else "device",
     )
 
 

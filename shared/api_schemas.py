@@ -232,6 +232,10 @@ class Verdict(BaseModel):
     #: where the history has too few series to tell them apart and all of its spread counts as drift)
     sd_drift: float | None = None
     sd_jitter: float | None = None
+    #: log-sd of the network's ratio to the reference between measurements, and where it came from: "repeats"
+    #: (networks measured more than once on this configuration) or "device" (too few: taken as the device's drift)
+    sd_ratio_drift: float | None = None
+    ratio_drift_source: str | None = None
     method: str
     #: the raw rounds: each round's median of the network and of the reference, timed back to back
     network_rounds_ms: list[float] = Field(default_factory=list)

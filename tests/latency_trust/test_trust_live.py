@@ -84,6 +84,8 @@ def test_correction_drift_and_measured_guarantee(live_server, tmp_path: Path) ->
     assert verdict.network_rounds_ms == [r.median_ms for r in answer.rounds] and verdict.rounds == len(answer.rounds)
     assert verdict.history == 6 + verdict.rounds and verdict.confidence == 0.95
     assert 0 < verdict.central_ms < verdict.upper_ms
+    # no network measured twice yet: the ratio is taken to drift as much as the device's level
+    assert verdict.ratio_drift_source == "device"
 
     # 3. the measured guarantee: a limit between the lightest network and the found one *as measured now* makes
     #    the found network's bound miss it, so the final steps re-run under a tighter internal limit until one fits

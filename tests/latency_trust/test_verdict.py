@@ -7,20 +7,36 @@ import math
 import numpy as np
 import pytest
 
-from latency_server.verdict import device_spread, enough_rounds, prediction_bound
+from latency_server.verdict import RatioDrift, device_spread, enough_rounds, prediction_bound, ratio_drift
+
+
+def _repeats(rng: np.random.Generator, *, ratio_drift_sd: float, sd_ratio: float, rounds: int,
+             networks: int = 6, times: int = 2) -> RatioDrift:
+    """The ratio's drift as the server would estimate it from ``networks`` other networks measured ``times``
+    times each: every measurement's log ratio moves by the drift and by the mean of its rounds' noise."""
+    measured = []
+    for network in range(networks):
+        base = rng.normal(1.0, 0.5)
+        for _ in range(times):
+            noise = rng.normal(0, sd_ratio, rounds)
+            measured.append((network, base + rng.normal(0, ratio_drift_sd) + float(noise.mean()),
+                             float(np.var(noise, ddof=1)) / rounds))
+    return ratio_drift(measured)
 
 
 def _simulate(rng: np.random.Generator, *, sd_device: float, sd_ratio: float, rounds: int, history: int,
               future_rounds: int, confidence: float) -> tuple[bool, float]:
     """One verdict on a device whose reference figure is lognormal (sd ``sd_device``) and whose network/reference
-    ratio has lognormal round noise (sd ``sd_ratio``); returns whether a later measurement (the median of
-    ``future_rounds`` rounds at one device speed) is at or under the bound, and central / bound."""
+    ratio has lognormal round noise (sd ``sd_ratio``) and no drift of its own (which repeated networks show);
+    returns whether a later measurement (the median of ``future_rounds`` rounds at one device speed) is at or
+    under the bound, and central / bound."""
     ratio, reference = 2.5, 1.3
     past = reference * np.exp(rng.normal(0, sd_device, history))
     ref_rounds = reference * np.exp(rng.normal(0, sd_device, rounds))
     net_rounds = ref_rounds * ratio * np.exp(rng.normal(0, sd_ratio, rounds))
     verdict = prediction_bound(net_rounds, ref_rounds, np.concatenate([past, ref_rounds]), confidence=confidence,
-                               future_rounds=future_rounds)
+                               future_rounds=future_rounds,
+                               drift_of_ratio=_repeats(rng, ratio_drift_sd=0.0, sd_ratio=sd_ratio, rounds=rounds))
     speed = reference * math.exp(rng.normal(0, sd_device))
     later = float(np.median(speed * ratio * np.exp(rng.normal(0, sd_ratio, future_rounds))))
     return later <= verdict.upper_ms, verdict.central_ms / verdict.upper_ms
@@ -70,10 +86,13 @@ def test_the_sequential_rule_stops() -> None:
 
 
 def _simulate_series(rng: np.random.Generator, *, drift: float, jitter: float, sd_ratio: float, series: int,
-                     rounds: int = 7, confidence: float = 0.95, with_series: bool = True) -> tuple[bool, float]:
+                     rounds: int = 7, confidence: float = 0.95, with_series: bool = True,
+                     ratio_drift_sd: float = 0.0, repeats: bool | None = True) -> tuple[bool, float]:
     """A device whose speed has a level that drifts between measurements (sd ``drift``) and jitters between the
     rounds of one (sd ``jitter``): the history holds ``series`` measurements of ``rounds`` reference figures and
-    two single figures (a table build's); a later measurement is the median of ``rounds`` rounds at a new level.
+    two single figures (a table build's); a later measurement is the median of ``rounds`` rounds at a new level,
+    with the network's ratio moved by its own drift (sd ``ratio_drift_sd``). ``repeats``: the verdict gets the
+    ratio's drift from repeated networks (True), knows of none (None), or is told it is nil (False).
     Returns whether it is at or under the bound, and central / bound."""
     ratio, reference = 2.5, 1.3
 
@@ -85,9 +104,12 @@ def _simulate_series(rng: np.random.Generator, *, drift: float, jitter: float, s
     net_rounds = ref_rounds * ratio * np.exp(rng.normal(0, sd_ratio, rounds))  # timed back to back: same speed
     history = np.concatenate([*past, ref_rounds])
     labels = [i for i, figures in enumerate([*past, ref_rounds]) for _ in figures]
+    drift_of_ratio = (None if repeats is None else RatioDrift(0.0, 100) if not repeats
+                      else _repeats(rng, ratio_drift_sd=ratio_drift_sd, sd_ratio=sd_ratio, rounds=rounds))
     verdict = prediction_bound(net_rounds, ref_rounds, history, confidence=confidence, future_rounds=rounds,
-                               history_series=labels if with_series else None)
-    later = float(np.median(level_and_rounds(rounds) * ratio * np.exp(rng.normal(0, sd_ratio, rounds))))
+                               history_series=labels if with_series else None, drift_of_ratio=drift_of_ratio)
+    later_ratio = ratio * math.exp(rng.normal(0, ratio_drift_sd))
+    later = float(np.median(level_and_rounds(rounds) * later_ratio * np.exp(rng.normal(0, sd_ratio, rounds))))
     return later <= verdict.upper_ms, verdict.central_ms / verdict.upper_ms
 
 
@@ -108,6 +130,45 @@ def test_a_history_in_series_separates_drift_from_jitter_and_still_covers(drift,
         cautious = [_simulate_series(rng, drift=drift, jitter=jitter, sd_ratio=0.02, series=series,
                                      with_series=False)[1] for _ in range(trials)]
         assert np.median([use for _, use in runs]) > np.median(cautious) + 0.05
+
+
+@pytest.mark.parametrize("ratio_drift_sd", [0.06, 0.12])
+def test_a_ratio_that_drifts_between_measurements_is_covered_once_repeats_show_it(ratio_drift_sd) -> None:
+    """A larger network's ratio to the light reference moves between measurements (contention the reference does
+    not feel): with that drift estimated from repeated networks the bound still covers; ignoring it does not."""
+    rng = np.random.default_rng(99)
+    trials = 2000
+    runs = [_simulate_series(rng, drift=0.03, jitter=0.08, sd_ratio=0.03, series=12, ratio_drift_sd=ratio_drift_sd)
+            for _ in range(trials)]
+    coverage = float(np.mean([hit for hit, _ in runs]))
+    sampling = 3.5 * math.sqrt(0.95 * 0.05 / trials)
+    assert coverage >= 0.95 - sampling
+    rng = np.random.default_rng(99)
+    blind = float(np.mean([_simulate_series(rng, drift=0.03, jitter=0.08, sd_ratio=0.03, series=12,
+                                            ratio_drift_sd=ratio_drift_sd, repeats=False)[0] for _ in range(trials)]))
+    assert blind < 0.95 - sampling
+
+
+def test_without_repeated_networks_the_ratio_drifts_as_the_device_does() -> None:
+    rng = np.random.default_rng(4)
+    history = np.concatenate([np.exp(rng.normal(level, 0.05, 7)) for level in rng.normal(0, 0.1, 10)])
+    labels = np.repeat(np.arange(10), 7)
+    ref = np.exp(rng.normal(0, 0.05, 7))
+    unknown = prediction_bound(2 * ref, ref, history, history_series=labels)
+    assert unknown.ratio_drift_source == "device" and unknown.sd_ratio_drift == pytest.approx(unknown.sd_drift)
+    few = prediction_bound(2 * ref, ref, history, history_series=labels, drift_of_ratio=RatioDrift(0.0001, 2))
+    assert few.ratio_drift_source == "device" and few.upper_ms == pytest.approx(unknown.upper_ms)
+    steady = prediction_bound(2 * ref, ref, history, history_series=labels, drift_of_ratio=RatioDrift(0.0001, 8))
+    assert steady.ratio_drift_source == "repeats" and steady.upper_ms < unknown.upper_ms
+
+
+def test_the_ratio_drift_is_recovered_from_repeated_networks() -> None:
+    rng = np.random.default_rng(8)
+    estimate = _repeats(rng, ratio_drift_sd=0.1, sd_ratio=0.05, rounds=7, networks=300, times=3)
+    assert estimate.df == 600 and math.sqrt(estimate.var) == pytest.approx(0.1, rel=0.1)
+    steady = _repeats(rng, ratio_drift_sd=0.0, sd_ratio=0.05, rounds=7, networks=300, times=3)
+    assert math.sqrt(steady.var) < 0.02  # the rounds' own noise is not mistaken for drift
+    assert ratio_drift([("a", 0.1, 0.0), ("b", 0.2, 0.0)]).df == 0  # nothing measured twice: no estimate
 
 
 def test_the_split_recovers_the_components() -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import subprocess
 from pathlib import Path
 
+import numpy as np
+import pytest
 from sqlalchemy import inspect
 
 from latency_server.cli import main
@@ -13,6 +16,7 @@ from latency_server.db import make_engine, migrations_dir, upgrade_database
 from latency_server.fingerprint import fingerprint_for
 from latency_server.measure import Method, Stats
 from latency_server.store import Store
+from latency_server.verdict import ratio_drift
 from shared.search_space import HARDCORENAS
 
 from .conftest import BIN
@@ -103,3 +107,29 @@ def test_migrations_render_for_postgresql(capsys) -> None:  # noqa: ANN001
     command.upgrade(cfg, "head", sql=True)
     sql = capsys.readouterr().out
     assert "CREATE TABLE block_measurements" in sql and "JSON" in sql and "TIMESTAMP WITH TIME ZONE" in sql
+
+
+def test_network_ratios_feed_the_ratio_drift_from_repeated_networks(tmp_path: Path) -> None:
+    """Each verdict kept with a network measurement gives its log ratio and estimation variance; the reference's
+    own figures and measurements without a verdict are left out, and a network measured twice shows its drift."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    upgrade_database(url)
+    store = Store(url, method=METHOD)
+    fp_id = store.ensure_fingerprint(fingerprint_for("onnxruntime", 1, 1))
+    reference, big, small = "[['ref']]", "[['big']]", "[['small']]"
+    for arch, ratio in [(big, 3.0), (big, 3.6), (small, 1.2), (small, 1.2), (big, 3.3)]:
+        verdict = {"ratio": ratio, "sd_ratio": 0.02, "rounds": 4}
+        store.save_network(fp_id, arch, 32, STATS, {**METHOD, "verdict": verdict}, None)
+    store.save_network(fp_id, small, 32, STATS, {**METHOD, "verdict": None}, None)
+    store.save_network(fp_id, small, 224, STATS, {**METHOD, "verdict": {"ratio": 9.0, "sd_ratio": 0.1, "rounds": 4}},
+                       None)
+    store.save_reference_figures(fp_id, reference, 32, [STATS, STATS], METHOD)
+    found = store.network_ratios(fp_id, reference, 32)
+    assert sorted((arch, round(math.exp(r), 6)) for arch, r, _ in found) == [
+        (big, 3.0), (big, 3.3), (big, 3.6), (small, 1.2), (small, 1.2)]
+    assert all(noise == 0.02**2 / 4 for *_, noise in found)
+    drift = ratio_drift(found)
+    assert drift.df == 3 and drift.usable
+    # the big network's ratios moved by about 9 % (log sd), the small one's not at all: pooled over 3 df
+    big_between = float(np.var(np.log([3.0, 3.3, 3.6]), ddof=1))
+    assert drift.var == pytest.approx((2 * (big_between - 0.0001) + 1 * (0.0 - 0.0001)) / 3)
