@@ -39,7 +39,7 @@ from shared.search_space import get_space  # noqa: E402
 def _search(args: argparse.Namespace, limit_ms: float, out: Path) -> Path:
     argv = ["search", args.data, "--latency-limit-ms", str(limit_ms), "--lut", args.lut, "--supernet", args.supernet,
             "--resolution", str(args.resolution), "--bcfw-steps", str(args.bcfw_steps), "--seed", str(args.seed),
-            "--no-progress", "--out", str(out)]
+            "--child-candidates", str(args.child_candidates), "--no-progress", "--out", str(out)]
     if nas_main(argv) != 0:
         raise SystemExit(f"`nas {' '.join(argv)}` failed")
     return out / "result.json"
@@ -59,6 +59,8 @@ def main() -> None:
     p.add_argument("--count", type=int, default=demo.random_networks, help="random networks per limit")
     p.add_argument("--recal-batches", type=int, default=demo.recal_batches)
     p.add_argument("--bcfw-steps", type=int, default=demo.bcfw_steps)
+    p.add_argument("--child-candidates", type=int, default=demo.child_candidates,
+                   help="networks the final steps choose among by their children's held-out accuracy")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", type=Path, default=Path("outputs/search_vs_random"))

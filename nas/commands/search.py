@@ -95,6 +95,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "exactly): linearised = the loss model fitted to the averaged gradients, probability = the "
                    "network's probability under the final distribution", choices=["linearised", "probability"])
     p.add_argument(
+        "--child-candidates",
+        type=int,
+        default=1,
+        help="the final steps propose this many networks along the score/latency trade-off under the limit and "
+        "return the one whose supernet child is most accurate on the held-out images (default 1: the final "
+        "objective's optimum alone, as the paper)",
+    )
+    p.add_argument(
         "--max-retries",
         type=int,
         default=3,
@@ -177,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--bcfw-steps must be >= 0, --batch-size and --aggregate-batches >= 1")
     if args.max_retries < 0:
         raise UserError("--max-retries must be >= 0")
+    if args.child_candidates < 1:
+        raise UserError("--child-candidates must be >= 1")
     if not 0.5 <= args.confidence <= 0.999:
         raise UserError("--confidence must be between 0.5 and 0.999")
     targets = _targets(args)
@@ -203,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
             latency_batch_size=args.latency_batch_size,
             threads=args.threads,
             confidence=args.confidence,
+            child_candidates=args.child_candidates,
         )
         result = run_search(
             args.data,

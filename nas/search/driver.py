@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nas.search.bcfw import BCFW, check_limit
+from nas.search.candidates import ChildJudge
 from nas.search.expected_latency import LatencyModel
 from nas.search.finalize import Finalization, finalize, search_score
 from nas.search.fleet import check_fleet
@@ -49,12 +50,14 @@ def search(
     progress: bool = True,
     start: tuple[np.ndarray, np.ndarray] | None = None,
     others: Sequence[tuple[LatencyModel, float]] = (),
+    judge: ChildJudge | None = None,
 ) -> SearchResult:
     """Run BCFW for ``settings.bcfw_steps`` steps from the balanced start, then return the best network under the
     limit by the search's final objective (``settings.bcfw.final_score``).
 
     ``start`` replaces the maximum-entropy start (a feasible (alpha, beta)); ``others`` are further targets'
-    ``(model, limit_ms)`` that every iterate and the returned network also meet. Raises
+    ``(model, limit_ms)`` that every iterate and the returned network also meet. ``judge`` rates a network's child
+    on held-out data: the final steps then choose among ``settings.child_candidates`` networks by it. Raises
     :class:`~nas.search.bcfw.LatencyLimitError` at once when a limit is below its table's minimum, and
     :class:`~nas.search.fleet.FleetInfeasibleError` when no network meets all limits together.
     """
@@ -82,7 +85,7 @@ def search(
     finally:
         bar.close()
     score = search_score(opt)
-    fin = finalize(model, score, limit, others)
+    fin = finalize(model, score, limit, others, judge=judge, candidates=settings.child_candidates)
     return SearchResult(
         space=space,
         model=model,
@@ -96,6 +99,7 @@ def search(
         score=score,
         lut_fingerprint=lut_fingerprint,
         others=others,
+        judge=judge,
     )
 
 
@@ -104,7 +108,8 @@ def refinalize(result: SearchResult, internal_limit_ms: float, others_limits_ms:
     ``others_limits_ms``, default their current internal limits); the new network becomes the result's."""
     limits = list(others_limits_ms) or list(result.finalization.limits_ms[1:])
     others = [(m, limit) for (m, _), limit in zip(result.others, limits, strict=True)]
-    fin = finalize(result.model, result.score, internal_limit_ms, others)
+    fin = finalize(result.model, result.score, internal_limit_ms, others, judge=result.judge,
+                   candidates=result.settings.child_candidates)
     result.finalization = fin
     result.attempts.append(attempt_record(fin, result.space))
     return fin

@@ -25,11 +25,12 @@ internal limit (:func:`nas.search.driver.refinalize`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from nas.search.bcfw import BCFW, check_limit
+from nas.search.candidates import ChildJudge, Judged, candidate_networks, pick_by_children
 from nas.search.discretize import NetworkScore, best_network
 from nas.search.expected_latency import LatencyModel
 from shared.search_space import ArchChoice
@@ -61,6 +62,7 @@ class Finalization:
     score: float  # the final objective's value of ``choice`` (the best of all networks within the limits)
     limits_ms: tuple[float, ...] = ()  # every target's internal limit (default: the first's alone)
     latencies_ms: tuple[float, ...] = ()  # every target's table latency of ``choice``
+    judged: tuple[Judged, ...] = ()  # the candidates the children decided among (none: the score alone decided)
 
     def __post_init__(self) -> None:
         if not self.limits_ms:
@@ -70,9 +72,12 @@ class Finalization:
 
 
 def finalize(model: LatencyModel, score: NetworkScore, limit_ms: float,
-             others: Sequence[tuple[LatencyModel, float]] = ()) -> Finalization:
+             others: Sequence[tuple[LatencyModel, float]] = (), *, judge: ChildJudge | None = None,
+             candidates: int = 1) -> Finalization:
     """The network of highest ``score`` whose table latency is ``<= limit_ms`` (and within every further
-    ``(model, limit_ms)`` of ``others``); re-runnable with tighter limits.
+    ``(model, limit_ms)`` of ``others``); re-runnable with tighter limits. With a ``judge`` and ``candidates`` > 1,
+    the most accurate child among that many networks along the score/latency trade-off
+    (:mod:`nas.search.candidates`).
 
     Raises :class:`~nas.search.bcfw.LatencyLimitError` when a limit is below its table's minimum, and
     :class:`~nas.search.discretize.DiscretizationError` when no network meets all limits together.
@@ -80,11 +85,16 @@ def finalize(model: LatencyModel, score: NetworkScore, limit_ms: float,
     constraints = [(model, limit_ms), *others]
     for m, limit in constraints:
         check_limit(m, limit)
-    choice = best_network(score, constraints)
+    judged: list[Judged] = []
+    if judge is not None and candidates > 1:
+        choice, judged = pick_by_children(candidate_networks(score, constraints, candidates), judge)
+        judged = [replace(j, latency_ms=model.choice_latency_ms(j.choice)) for j in judged]
+    else:
+        choice = best_network(score, constraints)
     latencies = tuple(m.choice_latency_ms(choice) for m, _ in constraints)
     for latency, (_, limit) in zip(latencies, constraints, strict=True):
         if not latency <= limit:  # the guarantee; best_network already enforces it
             raise AssertionError(f"discrete latency {latency} ms above the limit {limit} ms")
     return Finalization(limit_ms=limit_ms, choice=choice, latency_ms=latencies[0],
                         score=score.of(choice, model.depths), limits_ms=tuple(limit for _, limit in constraints),
-                        latencies_ms=latencies)
+                        latencies_ms=latencies, judged=tuple(judged))

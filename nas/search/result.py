@@ -8,6 +8,7 @@ the returned network was chosen.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -45,6 +46,9 @@ class SearchSettings:
     threads: int = 1
     #: the measured guarantee: a later measurement stays under the returned network's bound with this confidence
     confidence: float = 0.95
+    #: networks the final steps propose along the score/latency trade-off, of which the one with the most accurate
+    #: child on the held-out images is returned (1: the score's optimum alone, the paper's final step)
+    child_candidates: int = 1
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class SearchResult:
     #: per target (the first one first), where its table came from and how it measures (endpoint or lut, backend,
     #: threads, batch_size): the descriptive half of result.json's ``targets``
     target_info: list[dict[str, Any]] = field(default_factory=list)
+    #: rates a network's child on held-out data for the final steps (None: the score alone decides)
+    judge: Callable[[ArchChoice], tuple[float, float]] | None = None
 
     @property
     def choice(self) -> ArchChoice:
@@ -170,6 +176,10 @@ def attempt_record(fin: Finalization, space: SearchSpace) -> dict[str, Any]:
         "expected_latency_ms": fin.latency_ms,
         "score": fin.score,
     }
+    if fin.judged:
+        record["candidates"] = [{"arch": str(space.arch_from_choice(j.choice)), "expected_latency_ms": j.latency_ms,
+                                 "held_out_top1": j.top1,
+                                 "held_out_loss": j.loss, "chosen": j.choice == fin.choice} for j in fin.judged]
     if len(fin.limits_ms) > 1:
         record["targets"] = [{"internal_limit_ms": limit, "expected_latency_ms": latency}
                              for limit, latency in zip(fin.limits_ms, fin.latencies_ms, strict=True)]

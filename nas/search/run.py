@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import astuple, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -93,14 +93,15 @@ def run_search(
                 check_limit(*constraints[0])
             else:
                 check_fleet(constraints, [t.label for t in targets])
-        supernet, held_out, classes = _load(data, settings, space, supernet_path)
+        supernet, held_out, classes, judge = _load(data, settings, space, supernet_path, device)
         results = []
         for n, point in enumerate(points):
             point_targets = [replace(t, limit_ms=f * t.limit_ms) for f, t in zip(point, targets, strict=True)]
             point_dir = Path(out_dir) if sweep is None else Path(out_dir) / f"sweep-{n + 1}"
             results.append(_search_and_verify(data, replace(settings, latency_limit_ms=point_targets[0].limit_ms),
                                               space, tables, models, point_targets, clients, supernet, held_out,
-                                              classes, supernet_path, device, progress, max_retries, point_dir))
+                                              classes, supernet_path, device, progress, max_retries, point_dir,
+                                              judge))
         if sweep is not None:
             write_frontier(results, points, _accuracies(supernet, data, settings, results, device), out_dir)
     finally:
@@ -110,7 +111,7 @@ def run_search(
 
 
 def _search_and_verify(data, settings, space, tables, models, targets, clients, supernet, held_out, classes,
-                       supernet_path, device, progress, max_retries, out_dir) -> SearchResult:
+                       supernet_path, device, progress, max_retries, out_dir, judge) -> SearchResult:
     """One search under ``targets``' limits, its outputs in ``out_dir`` and, with servers, the verdicts."""
     import torch
 
@@ -121,7 +122,8 @@ def _search_and_verify(data, settings, space, tables, models, targets, clients, 
                               aggregate_batches=settings.aggregate_batches, bn_statistics=settings.bn_statistics,
                               device=device)
     result = search(models[0], grads, settings, space=space, lut_fingerprint=tables[0].fingerprint,
-                    progress=progress, others=[(m, t.limit_ms) for m, t in zip(models[1:], targets[1:], strict=True)])
+                    progress=progress, others=[(m, t.limit_ms) for m, t in zip(models[1:], targets[1:], strict=True)],
+                    judge=judge)
     result.extra.update({"data": data, "supernet": str(supernet_path) if supernet_path else None,
                          "num_classes": classes, "held_out_images": len(held_out), "skipped_batches": grads.skipped})
     result.target_info = [_describe(t, table) for t, table in zip(targets, tables, strict=True)]
@@ -191,8 +193,10 @@ def _describe(target: Target, table: LatencyTable) -> dict:
     }
 
 
-def _load(data: str, settings: SearchSettings, space: SearchSpace, supernet_path: str | Path | None):
-    """The frozen supernet, the held-out images the gradients come from, and the number of classes."""
+def _load(data: str, settings: SearchSettings, space: SearchSpace, supernet_path: str | Path | None, device: str):
+    """The frozen supernet, the held-out images the gradients come from, the number of classes and, when the final
+    steps choose among candidates, the judge of their children (BN statistics from the search's training images,
+    accuracy on the held-out ones)."""
     import torch
 
     from nas.data import build_dataset, num_classes, split_per_class
@@ -200,7 +204,7 @@ def _load(data: str, settings: SearchSettings, space: SearchSpace, supernet_path
     from nas.training.models import load_supernet
 
     train = build_dataset(data, "train", settings.resolution, train_transforms=False)
-    _, held_out = split_per_class(train, settings.train_percent)
+    training, held_out = split_per_class(train, settings.train_percent)
     classes = num_classes(train)
     torch.manual_seed(settings.seed)
     if supernet_path is None:
@@ -208,7 +212,13 @@ def _load(data: str, settings: SearchSettings, space: SearchSpace, supernet_path
         supernet = ElasticSupernet(space, num_classes=classes)
     else:
         supernet = load_supernet(supernet_path, space=space)
-    return supernet, held_out, classes
+    judge = None
+    if settings.child_candidates > 1:
+        from nas.child_accuracy import ChildEvaluator
+
+        evaluator = ChildEvaluator(supernet, training, held_out, seed=settings.seed, device=device)
+        judge = lambda choice: astuple(evaluator.evaluate(choice))  # noqa: E731
+    return supernet, held_out, classes, judge
 
 
 def _measure_fn(result: SearchResult, client, target: Target, settings: SearchSettings, space: SearchSpace):
