@@ -36,6 +36,12 @@ class Judged:
 #: the held-out (top-1 percent, mean loss) of a network's child
 ChildJudge = Callable[[ArchChoice], tuple[float, float]]
 
+#: the tilted objectives are proposals, not the guarantee: near their optimum many networks tie on latency, and
+#: proving one optimal to 1e-6 ran into the solver's 60 s limit 8 times in one demo (19 minutes of searching);
+#: to 1e-4 each takes about a second on the same scores and tables
+CANDIDATE_REL_GAP = 1e-4
+CANDIDATE_TIME_LIMIT_S = 5.0
+
 
 def _scale(score: NetworkScore, block_ms: np.ndarray) -> float:
     """Score units per millisecond: the spread of the option scores over the spread of the option latencies."""
@@ -59,7 +65,7 @@ def candidate_networks(score: NetworkScore, constraints: Constraints, count: int
         if len(found) >= count:
             break
         tilted = NetworkScore(score.option + t * model.block_ms, score.depth)
-        choice = best_network(tilted, constraints)
+        choice = best_network(tilted, constraints, rel_gap=CANDIDATE_REL_GAP, time_limit_s=CANDIDATE_TIME_LIMIT_S)
         if choice not in found:
             found.append(choice)
         elif t > 64.0 * unit:  # the latency term decides alone: no fuller network is left

@@ -126,7 +126,8 @@ def relaxed_minimum_ms(model: LatencyModel, constraints: Constraints) -> float:
     return model.fixed_ms + float(res.fun) if res.status == 0 else float("inf")
 
 
-def _solve_milp(score: NetworkScore, constraints: Constraints, rhs: list[float], time_limit_s: float) -> ArchChoice:
+def _solve_milp(score: NetworkScore, constraints: Constraints, rhs: list[float], time_limit_s: float,
+                rel_gap: float = MIP_REL_GAP) -> ArchChoice:
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     model = constraints[0][0]
@@ -141,7 +142,7 @@ def _solve_milp(score: NetworkScore, constraints: Constraints, rhs: list[float],
     c = -np.concatenate([score.option.reshape(-1), score.depth.reshape(-1)])
     with _quiet_stdout():
         res = milp(c, constraints=cons, integrality=np.ones(n), bounds=Bounds(0.0, 1.0),
-                   options={"mip_rel_gap": MIP_REL_GAP, "time_limit": time_limit_s})
+                   options={"mip_rel_gap": rel_gap, "time_limit": time_limit_s})
     if res.x is None:
         raise DiscretizationError(f"the MILP found no network: {res.message}")
     if res.status != 0:
@@ -194,11 +195,12 @@ def _polish(score: NetworkScore, choice: ArchChoice, constraints: Constraints) -
 
 
 def best_network(score: NetworkScore, constraints: Constraints, *, time_limit_s: float = 60.0,
-                 max_tightenings: int = 20) -> ArchChoice:
+                 max_tightenings: int = 20, rel_gap: float = MIP_REL_GAP) -> ArchChoice:
     """The network of highest ``score`` whose table latency meets every ``(model, limit_ms)`` pair.
 
     All models must share the score's shape and depths. Raises :class:`DiscretizationError` when no network meets
-    the limits (check the limits against the tables' minima first for a clearer message).
+    the limits (check the limits against the tables' minima first for a clearer message). ``rel_gap`` is the
+    relative optimality gap the solver may stop at (default: proven optimal within rounding).
     """
     if not constraints:
         raise ValueError("best_network needs at least one (latency model, limit) pair")
@@ -207,7 +209,7 @@ def best_network(score: NetworkScore, constraints: Constraints, *, time_limit_s:
             raise ValueError("the score and the latency model describe different spaces")
     rhs = [limit - model.fixed_ms for model, limit in constraints]
     for attempt in range(max_tightenings):
-        choice = _solve_milp(score, constraints, rhs, time_limit_s)
+        choice = _solve_milp(score, constraints, rhs, time_limit_s, rel_gap)
         excess = [model.choice_latency_ms(choice) - limit for model, limit in constraints]
         if all(e <= 0.0 for e in excess):
             return _polish(score, choice, constraints)
