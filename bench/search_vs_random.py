@@ -32,7 +32,7 @@ from nas.child_accuracy import evaluator_for  # noqa: E402
 from nas.cli import main as nas_main  # noqa: E402
 from nas.demo.run import DemoConfig  # noqa: E402
 from nas.latency_table import LatencyTable  # noqa: E402
-from nas.versus_random import compare_with_random, usable_limit_ms  # noqa: E402
+from nas.versus_random import compare_with_random, rank_statistics, usable_limit_ms  # noqa: E402
 from shared.search_space import get_space  # noqa: E402
 
 
@@ -43,6 +43,34 @@ def _search(args: argparse.Namespace, limit_ms: float, out: Path) -> Path:
     if nas_main(argv) != 0:
         raise SystemExit(f"`nas {' '.join(argv)}` failed")
     return out / "result.json"
+
+
+def _candidates_on_val(result: dict, comparison, evaluator, space) -> list[dict]:
+    """The final step's candidates (when it chose among several) with their children's validation figures and
+    percentile among the limit's random networks: how well each selection rule would have done."""
+    attempts = result.get("attempts") or [{}]
+    returned = next((a for a in attempts if a.get("returned")), attempts[-1])
+    rows = []
+    for cand in returned.get("candidates", []):
+        acc = evaluator.evaluate(space.choice_from_arch(cand["arch"]))
+        percentile, _ = rank_statistics(acc.top1, [r.top1 for r in comparison.random],
+                                        [r.table_latency_ms for r in comparison.random])
+        rows.append({**cand, "val_top1": acc.top1, "val_loss": acc.loss, "percentile_vs_random": percentile})
+    return rows
+
+
+def _rule_percentiles(cands: list[dict]) -> dict[str, float]:
+    """The validation percentile of the candidate each rule would pick: held-out top-1 (the search's rule, the lower
+    loss breaking ties), held-out loss, the fullest network, and the best candidate in hindsight."""
+    def pct(c: dict) -> float:
+        return round(c["percentile_vs_random"], 1)
+
+    return {
+        "held_out_top1": pct(max(cands, key=lambda c: (c["held_out_top1"], -c["held_out_loss"]))),
+        "held_out_loss": pct(min(cands, key=lambda c: c["held_out_loss"])),
+        "fullest": pct(max(cands, key=lambda c: c["expected_latency_ms"])),
+        "hindsight": pct(max(cands, key=lambda c: c["val_top1"])),
+    }
 
 
 def main() -> None:
@@ -88,8 +116,9 @@ def main() -> None:
                               seed=args.seed)
     report = compare_with_random(evaluator.evaluate, model, space, searched, count=args.count, seed=args.seed,
                                  usable_limits_ms=[usable_limit_ms(r) for r in results])
+    candidates = [_candidates_on_val(r, c, evaluator, space) for r, c in zip(results, report.limits, strict=True)]
     compare_s = time.perf_counter() - t1
-    (args.out / "versus_random.json").write_text(json.dumps(report.to_json(), indent=1))
+    (args.out / "versus_random.json").write_text(json.dumps({**report.to_json(), "candidates": candidates}, indent=1))
 
     print(f"{args.data} at {args.resolution} px, supernet {args.supernet}; {evaluator.val_images} val images")
     print(report.sampling)
@@ -99,6 +128,10 @@ def main() -> None:
               f"{c.table_latency_ms:.3f} ms; random "
               f"median {statistics.median(tops):.2f} % (min {min(tops):.2f}, max {max(tops):.2f}); percentile "
               f"{c.percentile_vs_random:.0f}")
+    for c, cands in zip(report.limits, candidates, strict=True):
+        if cands:
+            print(f"T {c.latency_limit_ms:.3f} ms: the candidates' validation percentiles, chosen by held-out top-1 "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in _rule_percentiles(cands).items()))
     rho = report.spearman_random
     print(f"Spearman(latency, top-1) over the {sum(len(c.random) for c in report.limits)} random networks: "
           + ("undefined" if rho is None else f"{rho:.3f}"))
@@ -110,8 +143,9 @@ def main() -> None:
         "limits": [{"latency_limit_ms": c.latency_limit_ms, "usable_limit_ms": c.usable_limit_ms,
                     "table_latency_ms": round(c.table_latency_ms, 4),
                     "top1": round(c.top1, 3), "percentile_vs_random": round(c.percentile_vs_random, 1),
-                    "random_top1_median": round(statistics.median(r.top1 for r in c.random), 3)}
-                   for c in report.limits],
+                    "random_top1_median": round(statistics.median(r.top1 for r in c.random), 3),
+                    **({"candidate_rules": _rule_percentiles(cands)} if cands else {})}
+                   for c, cands in zip(report.limits, candidates, strict=True)],
         "count": args.count,
         "compare_s": round(compare_s, 1),
     }))
