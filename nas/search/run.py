@@ -8,6 +8,7 @@ owns it (:mod:`nas.client`, :mod:`nas.data`, :mod:`nas.training.models`, :mod:`n
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -217,7 +218,9 @@ def _load(data: str, settings: SearchSettings, space: SearchSpace, supernet_path
         from nas.child_accuracy import ChildEvaluator
 
         evaluator = ChildEvaluator(supernet, training, held_out, seed=settings.seed, device=device)
-        judge = lambda choice: astuple(evaluator.evaluate(choice))  # noqa: E731
+        # a child's figures depend on its choice alone (fixed batches), and the verdict's re-runs propose mostly
+        # the same candidates again: each is evaluated once
+        judge = functools.cache(lambda choice: astuple(evaluator.evaluate(choice)))
     return supernet, held_out, classes, judge
 
 

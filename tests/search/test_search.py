@@ -329,6 +329,27 @@ def test_command_stops_at_once_below_the_minimum(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_command_chooses_among_candidates_by_their_children(tmp_path: Path) -> None:
+    """--child-candidates: the returned network is the recorded candidate marked chosen, the best by held-out top-1."""
+    path, table = _lut_file(tmp_path)
+    model = table.model()
+    limit = model.min_latency_ms() + 0.6 * (model.max_latency_ms() - model.min_latency_ms())
+    args = ("search", "digits", "--lut", str(path), "--resolution", "32", "--latency-limit-ms", repr(limit),
+            "--bcfw-steps", "5", "--no-progress")
+    proc = _nas(*args, "--child-candidates", "0", "--out", str(tmp_path / "bad"))
+    assert proc.returncode == 2 and "--child-candidates" in proc.stderr
+    proc = _nas(*args, "--child-candidates", "3", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    candidates = result["attempts"][-1]["candidates"]
+    assert 2 <= len(candidates) <= 3 and len({c["arch"] for c in candidates}) == len(candidates)
+    chosen = [c for c in candidates if c["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["arch"] == result["arch"]
+    assert chosen[0]["held_out_top1"] == max(c["held_out_top1"] for c in candidates)
+    assert all(0.0 <= c["held_out_top1"] <= 100.0 and c["expected_latency_ms"] <= limit for c in candidates)
+
+
+@pytest.mark.slow
 def test_end_to_end_with_a_real_latency_server(module_server: LocalServer, tmp_path: Path) -> None:
     """Real server process on loopback (SQLite, token): fetch the table, search digits at 32, measure the network."""
     from shared.builders import build_network
