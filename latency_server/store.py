@@ -226,21 +226,29 @@ class Store:
             session.add(row)
         return row
 
-    def network_ratios(
-        self, fp_id: str, reference: str, resolution: int, *, limit: int = 500, since: datetime | None = None
-    ) -> list[tuple[str, float, float]]:
-        """The newest ``limit`` verdicts at ``resolution`` under ``fp_id`` against the drift reference ``reference``:
-        per measurement, its network, log ratio to the reference and that log ratio's estimation variance
-        (``sd_ratio^2 / rounds``)."""
-        query = (select(NetworkMeasurement.arch, NetworkMeasurement.method)
-                 .where(NetworkMeasurement.fingerprint_id == fp_id, NetworkMeasurement.resolution == resolution,
-                        NetworkMeasurement.arch != reference)
+    def _newest(self, columns: Sequence[Any], conditions: Sequence[Any], limit: int,
+                since: datetime | None) -> list[Any]:
+        """The newest ``limit`` network rows meeting ``conditions`` (and measured with this store's settings, at or
+        after ``since``), newest first."""
+        query = (select(*columns)
+                 .where(*conditions, NetworkMeasurement.settings_hash == self.settings_hash)
                  .order_by(NetworkMeasurement.measured_at.desc(), NetworkMeasurement.id.desc())
                  .limit(limit))
         if since is not None:
             query = query.where(NetworkMeasurement.measured_at >= since)
         with self.sessions() as session:
-            rows = list(session.execute(query))
+            return list(session.execute(query))
+
+    def network_ratios(
+        self, fp_id: str, reference: str, resolution: int, *, limit: int = 500, since: datetime | None = None
+    ) -> list[tuple[str, float, float]]:
+        """The newest ``limit`` verdicts at ``resolution`` under ``fp_id`` against the drift reference ``reference``,
+        measured with this store's settings:
+        per measurement, its network, log ratio to the reference and that log ratio's estimation variance
+        (``sd_ratio^2 / rounds``)."""
+        rows = self._newest((NetworkMeasurement.arch, NetworkMeasurement.method),
+                            (NetworkMeasurement.fingerprint_id == fp_id, NetworkMeasurement.resolution == resolution,
+                             NetworkMeasurement.arch != reference), limit, since)
         found = []
         for arch, method in rows:
             verdict = (method or {}).get("verdict") or {}
@@ -273,15 +281,8 @@ class Store:
     ) -> list[tuple[float, str]]:
         """The newest ``limit`` figures (median ms) of ``arch`` at ``resolution`` under ``fp_id``, measured with this
         store's settings, oldest first, each with its series (a figure kept without one is a series of its own)."""
-        query = (select(NetworkMeasurement.median_ms, NetworkMeasurement.method, NetworkMeasurement.id)
-                 .where(NetworkMeasurement.fingerprint_id == fp_id, NetworkMeasurement.arch == arch,
-                        NetworkMeasurement.resolution == resolution,
-                        NetworkMeasurement.settings_hash == self.settings_hash)
-                 .order_by(NetworkMeasurement.measured_at.desc(), NetworkMeasurement.id.desc())
-                 .limit(limit))
-        if since is not None:
-            query = query.where(NetworkMeasurement.measured_at >= since)
-        with self.sessions() as session:
-            rows = list(session.execute(query))
+        rows = self._newest((NetworkMeasurement.median_ms, NetworkMeasurement.method, NetworkMeasurement.id),
+                            (NetworkMeasurement.fingerprint_id == fp_id, NetworkMeasurement.arch == arch,
+                             NetworkMeasurement.resolution == resolution), limit, since)
         return [(value, str((method or {}).get("series") or f"row {row_id}")) for value, method, row_id in rows[::-1]]
 

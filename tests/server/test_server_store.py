@@ -111,7 +111,8 @@ def test_migrations_render_for_postgresql(capsys) -> None:  # noqa: ANN001
 
 def test_network_ratios_feed_the_ratio_drift_from_repeated_networks(tmp_path: Path) -> None:
     """Each verdict kept with a network measurement gives its log ratio and estimation variance; the reference's
-    own figures and measurements without a verdict are left out, and a network measured twice shows its drift."""
+    own figures, measurements without a verdict and those with other settings are left out, and a network measured
+    twice shows its drift."""
     url = f"sqlite:///{tmp_path / 'r.db'}"
     upgrade_database(url)
     store = Store(url, method=METHOD)
@@ -123,6 +124,9 @@ def test_network_ratios_feed_the_ratio_drift_from_repeated_networks(tmp_path: Pa
     store.save_network(fp_id, small, 32, STATS, {**METHOD, "verdict": None}, None)
     store.save_network(fp_id, small, 224, STATS, {**METHOD, "verdict": {"ratio": 9.0, "sd_ratio": 0.1, "rounds": 4}},
                        None)
+    # a figure taken with other measurement settings (the test time scale) is not this configuration's
+    store.save_network(fp_id, small, 32, STATS, {**METHOD, "time_scale": 0.01,
+                                                 "verdict": {"ratio": 9.0, "sd_ratio": 0.1, "rounds": 4}}, None)
     store.save_reference_figures(fp_id, reference, 32, [STATS, STATS], METHOD)
     found = store.network_ratios(fp_id, reference, 32)
     assert sorted((arch, round(math.exp(r), 6)) for arch, r, _ in found) == [
