@@ -130,7 +130,8 @@ def main() -> None:
               f"{c.percentile_vs_random:.0f}")
     for c, cands in zip(report.limits, candidates, strict=True):
         if cands:
-            print(f"T {c.latency_limit_ms:.3f} ms: the candidates' validation percentiles, chosen by held-out top-1 "
+            print(f"T {c.latency_limit_ms:.3f} ms: validation percentile of the candidate each rule picks "
+                  "(the search's: held_out_top1): "
                   + ", ".join(f"{k} {v:.0f}" for k, v in _rule_percentiles(cands).items()))
     rho = report.spearman_random
     print(f"Spearman(latency, top-1) over the {sum(len(c.random) for c in report.limits)} random networks: "
