@@ -31,7 +31,15 @@ from latency_server.prediction import Prediction, choice_in, predict
 from latency_server.queue import INTERACTIVE
 from latency_server.stats import NetworkFigure, RoundSeries
 from latency_server.tasks import NetworksResult, NetworkTask
-from latency_server.verdict import RatioDrift, VerdictStats, device_spread, enough_rounds, prediction_bound, ratio_drift
+from latency_server.verdict import (
+    RatioDrift,
+    VerdictStats,
+    device_spread,
+    enough_rounds,
+    prediction_bound,
+    ratio_drift,
+    ratio_drift_or_prior,
+)
 from shared.api_schemas import MeasureSettings
 from shared.arch_string import ArchDef, format_arch
 from shared.search_space import SearchSpace
@@ -150,7 +158,7 @@ class NetworkMeasurements:
         sd_device = None
         if len(kept) >= 3:
             spread = device_spread(np.log([v for v, _ in kept]), [label for _, label in kept])
-            ratio_var = moving_ratio.var if moving_ratio is not None and moving_ratio.usable else spread.drift_var
+            ratio_var, _, _ = ratio_drift_or_prior(moving_ratio, spread)
             sd_device = math.sqrt(spread.later_sd(settings.network_rounds) ** 2 + ratio_var)
         while True:
             result = service.run_task(dataclasses.replace(task, first_round=series.rounds), (failure_key,))

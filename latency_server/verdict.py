@@ -107,6 +107,14 @@ class RatioDrift:
         return self.df >= RATIO_DRIFT_MIN_DF
 
 
+def ratio_drift_or_prior(drift: RatioDrift | None, device: DeviceSpread) -> tuple[float, int, bool]:
+    """The ratio's drift (variance, degrees of freedom) to count, and whether it was estimated: from repeated
+    networks where they suffice, else the device's drift (the cautious prior)."""
+    if drift is not None and drift.usable:
+        return drift.var, drift.df, True
+    return device.drift_var, device.drift_df, False
+
+
 def ratio_drift(measurements: Sequence[tuple[Hashable, float, float]], sd_floor: float = 0.005) -> RatioDrift:
     """Pool the ratio's drift over networks measured more than once.
 
@@ -210,14 +218,13 @@ def prediction_bound(
     centre = mean_ratio + float(hist.mean())
     typical = float(np.median(hist))
     ratio_var = sd_ratio**2 * (1.0 / k + _MEDIAN_VARIANCE / kf)
-    estimated = drift_of_ratio is not None and drift_of_ratio.usable
-    moving_ratio = (drift_of_ratio.var, drift_of_ratio.df) if estimated else (device.drift_var, device.drift_df)
+    *moving_ratio, estimated = ratio_drift_or_prior(drift_of_ratio, device)
     # the device's level at a later measurement and the error of its estimate (the history's mean)
     drift_term = device.drift_var * (1.0 + device.level_weight)
     jitter_term = device.jitter_var * (_MEDIAN_VARIANCE / kf + 1.0 / h)
     # without a split, the history's whole spread is drift and its figures' count gives the degrees of freedom
     df = _satterthwaite([(drift_term, device.drift_df), (jitter_term, device.jitter_df), (ratio_var, k - 1),
-                         moving_ratio]) if device.split or estimated else device.drift_df
+                         tuple(moving_ratio)]) if device.split or estimated else device.drift_df
     upper = centre + float(stats.t.ppf(confidence, df)) * math.sqrt(drift_term + jitter_term + ratio_var
                                                                      + moving_ratio[0])
     quantile = "normal"
