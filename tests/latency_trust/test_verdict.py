@@ -87,13 +87,14 @@ def test_the_sequential_rule_stops() -> None:
 
 def _simulate_series(rng: np.random.Generator, *, drift: float, jitter: float, sd_ratio: float, series: int,
                      rounds: int = 7, confidence: float = 0.95, with_series: bool = True,
-                     ratio_drift_sd: float = 0.0, repeats: bool | None = True) -> tuple[bool, float]:
+                     ratio_drift_sd: float = 0.0, repeats: bool | None = True,
+                     drift_of_ratio: RatioDrift | None = None) -> tuple[bool, float]:
     """A device whose speed has a level that drifts between measurements (sd ``drift``) and jitters between the
     rounds of one (sd ``jitter``): the history holds ``series`` measurements of ``rounds`` reference figures and
     two single figures (a table build's); a later measurement is the median of ``rounds`` rounds at a new level,
     with the network's ratio moved by its own drift (sd ``ratio_drift_sd``). ``repeats``: the verdict gets the
-    ratio's drift from repeated networks (True), knows of none (None), or is told it is nil (False).
-    Returns whether it is at or under the bound, and central / bound."""
+    ratio's drift from repeated networks (True), knows of none (None), or is told it is nil (False);
+    ``drift_of_ratio`` overrides it. Returns whether it is at or under the bound, and central / bound."""
     ratio, reference = 2.5, 1.3
 
     def level_and_rounds(n: int) -> np.ndarray:
@@ -104,8 +105,9 @@ def _simulate_series(rng: np.random.Generator, *, drift: float, jitter: float, s
     net_rounds = ref_rounds * ratio * np.exp(rng.normal(0, sd_ratio, rounds))  # timed back to back: same speed
     history = np.concatenate([*past, ref_rounds])
     labels = [i for i, figures in enumerate([*past, ref_rounds]) for _ in figures]
-    drift_of_ratio = (None if repeats is None else RatioDrift(0.0, 100) if not repeats
-                      else _repeats(rng, ratio_drift_sd=ratio_drift_sd, sd_ratio=sd_ratio, rounds=rounds))
+    if drift_of_ratio is None:
+        drift_of_ratio = (None if repeats is None else RatioDrift(0.0, 100) if not repeats
+                          else _repeats(rng, ratio_drift_sd=ratio_drift_sd, sd_ratio=sd_ratio, rounds=rounds))
     verdict = prediction_bound(net_rounds, ref_rounds, history, confidence=confidence, future_rounds=rounds,
                                history_series=labels if with_series else None, drift_of_ratio=drift_of_ratio)
     later_ratio = ratio * math.exp(rng.normal(0, ratio_drift_sd))
@@ -149,17 +151,35 @@ def test_a_ratio_that_drifts_between_measurements_is_covered_once_repeats_show_i
     assert blind < 0.95 - sampling
 
 
-def test_without_repeated_networks_the_ratio_drifts_as_the_device_does() -> None:
+def test_without_repeated_networks_the_ratio_moves_as_the_device_does() -> None:
     rng = np.random.default_rng(4)
     history = np.concatenate([np.exp(rng.normal(level, 0.05, 7)) for level in rng.normal(0, 0.1, 10)])
     labels = np.repeat(np.arange(10), 7)
     ref = np.exp(rng.normal(0, 0.05, 7))
     unknown = prediction_bound(2 * ref, ref, history, history_series=labels)
-    assert unknown.ratio_drift_source == "device" and unknown.sd_ratio_drift == pytest.approx(unknown.sd_drift)
+    assert unknown.ratio_drift_source == "device"
+    assert unknown.sd_ratio_drift == pytest.approx(math.hypot(unknown.sd_drift, unknown.sd_jitter))
     few = prediction_bound(2 * ref, ref, history, history_series=labels, drift_of_ratio=RatioDrift(0.0001, 2))
     assert few.ratio_drift_source == "device" and few.upper_ms == pytest.approx(unknown.upper_ms)
     steady = prediction_bound(2 * ref, ref, history, history_series=labels, drift_of_ratio=RatioDrift(0.0001, 8))
     assert steady.ratio_drift_source == "repeats" and steady.upper_ms < unknown.upper_ms
+
+
+def test_without_repeats_a_ratio_moving_as_much_as_the_jitter_is_covered() -> None:
+    """The loaded case: the device's level barely drifts (3 %) but its rounds jitter (8 %), and a larger network's
+    ratio moves between measurements by about the jitter. No network was measured twice: the prior (drift and
+    jitter together) covers at the stated rate, where the device's drift alone would not."""
+    rng = np.random.default_rng(7)
+    trials = 2000
+    hits = [_simulate_series(rng, drift=0.03, jitter=0.08, sd_ratio=0.03, series=12, ratio_drift_sd=0.08,
+                             repeats=None)[0] for _ in range(trials)]
+    sampling = 3.5 * math.sqrt(0.95 * 0.05 / trials)
+    assert float(np.mean(hits)) >= 0.95 - sampling
+    rng = np.random.default_rng(7)
+    drift_only = RatioDrift(0.03**2, 3)  # what the prior was: the device's drift
+    short = [_simulate_series(rng, drift=0.03, jitter=0.08, sd_ratio=0.03, series=12, ratio_drift_sd=0.08,
+                              drift_of_ratio=drift_only)[0] for _ in range(trials)]
+    assert float(np.mean(short)) < 0.95 - sampling
 
 
 def test_the_ratio_drift_is_recovered_from_repeated_networks() -> None:
