@@ -64,8 +64,8 @@ def run_searches(client: LatencyClient, args: argparse.Namespace) -> list[dict[s
         settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=200, resolution=args.resolution, seed=i,
                                   threads=args.threads, confidence=args.confidence)
         result = search(model, prefer_large_networks(i), settings, space=HARDCORENAS, progress=False)
-        met = measured_guarantee(result, lambda arch: client.measure_network(
-            arch, resolution=args.resolution, threads=args.threads, confidence=args.confidence), max_retries=4)
+        met = measured_guarantee(result, lambda arch, c: client.measure_network(
+            arch, resolution=args.resolution, threads=args.threads, confidence=c), max_retries=4)
         extra = result.extra
         print(f"limit {limit:.4f} ms: {len(result.attempts)} attempt(s), met={met}, central "
               f"{extra['measured_latency_ms']:.4f} ms, bound {extra['upper_latency_ms']:.4f} ms, table "

@@ -194,9 +194,9 @@ class NetworkRequest(MeasureSettings):
     arch: str = Field(min_length=1, description="architecture string, e.g. [['ds_r1_k3_s1_e1_c16_nre'], ...]")
     resolution: Annotated[int, Field(ge=32, le=INT_CAP), BeforeValidator(_json_int)] = 224
     space: SpaceName = Field("hardcorenas", description="the search space whose table predicts the network")
-    confidence: Annotated[float, Field(ge=0.5, le=0.999), BeforeValidator(_no_bool)] = Field(
+    confidence: Annotated[float, Field(ge=0.5, le=0.9999), BeforeValidator(_no_bool)] = Field(
         0.95, description="the confidence of the verdict's upper bound: a later measurement is at most "
-        "verdict.upper_ms with it")
+        "verdict.upper_ms with it (a search asks its k-th verdict at 1 - (1 - c) / 2^k)")
 
 
 class ReferenceFigure(BaseModel):

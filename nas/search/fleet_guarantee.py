@@ -9,6 +9,8 @@ latency scaled by how far its bound ran over), which is below ``E_k``, so the ne
 second rejection on, where the bound fell more slowly than the table between its last two attempts (a fixed cost
 the table misses, as a torch-cpu table at 32 px showed), the secant through them sets it where it reaches ``T_k``.
 A target given as a table file has no server: its table guarantee (``E_k <= T_k``, always met) stands for its verdict.
+Each target's verdicts spend the search's confidence as :mod:`nas.search.guarantee` does (the k-th attempt's at
+``1 - (1 - c) / 2**k``), so the stated confidence holds for each target's limit.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from nas.search.bcfw import LatencyLimitError
 from nas.search.discretize import DiscretizationError
 from nas.search.driver import refinalize
 from nas.search.finalize import Finalization
-from nas.search.guarantee import MeasureFn, next_internal_limit, record_guarantee, return_attempt, verdict_of
+from nas.search.guarantee import (
+    MeasureFn,
+    next_internal_limit,
+    record_guarantee,
+    return_attempt,
+    verdict_confidence,
+    verdict_of,
+)
 from nas.search.result import SearchResult
 
 __all__ = ["fleet_guarantee"]
@@ -64,7 +73,7 @@ def fleet_guarantee(
             if measure is None:
                 entry.update(accepted=entry["expected_latency_ms"] <= limits[k], verdict=None)
                 continue
-            figures = verdict_of(measure(result.arch))
+            figures = verdict_of(measure(result.arch, verdict_confidence(result.settings.confidence, retries + 1)))
             entry.update({**figures, "accepted": figures["upper_latency_ms"] <= limits[k]})
         attempt["accepted"] = all(entry["accepted"] for entry in attempt["targets"])
         log.info("attempt %d: %s: %s", len(result.attempts), result.arch, "; ".join(
@@ -107,8 +116,10 @@ def fleet_guarantee(
     if reason:
         log.warning("measured guarantee: %s", reason)
     met = bool(result.attempts[returned]["accepted"])
-    confidences = {e.get("confidence") for e in result.attempts[returned]["targets"] if e.get("verdict")}
-    record_guarantee(result, met, "every target: upper bound of a later measurement at its confidence <= its latency "
-                     "limit (a table file: table latency <= its limit)",
-                     confidences.pop() if len(confidences) == 1 else None, retries, max_retries, returned, reason)
+    served = {e.get("confidence") for e in result.attempts[returned]["targets"] if e.get("verdict")}
+    record_guarantee(result, met, "every target: upper bound of a later measurement <= its latency limit, at "
+                     f"{100 * result.settings.confidence:g} % confidence per target for the search (the k-th verdict's "
+                     "bound at 1 - (1 - confidence) / 2^k; a table file: table latency <= its limit)",
+                     result.settings.confidence if served else None, retries, max_retries, returned, reason,
+                     served.pop() if len(served) == 1 else None)
     return met

@@ -7,6 +7,12 @@ bound that a later measurement stays under with the requested confidence (from t
 reference and the reference's history on the device). A network is accepted only when that bound is at or under
 the limit T.
 
+A search asks for several verdicts and returns an accepted one, and each verdict near the limit is another chance
+for a network over T to pass on a lucky measurement. The stated confidence ``c`` therefore holds for the search,
+not for one verdict: the k-th verdict (k = 1, 2, ...) is asked at ``1 - (1 - c) / 2**k`` (:func:`verdict_confidence`),
+so the chances of a later measurement over a passing verdict's bound add up to less than ``1 - c`` however many
+verdicts the search takes (a union bound that spends most on the first verdicts, which are the likeliest to pass).
+
 This module owns the policy (how the next internal limit is chosen, when to stop, which attempt is returned) and
 the bookkeeping of each attempt's verdict in ``result.attempts`` and ``result.extra``. The measurement comes in as
 a callable answering like ``POST /v1/latency/network`` (:meth:`nas.client.LatencyClient.measure_network`), so the
@@ -28,18 +34,29 @@ if TYPE_CHECKING:
     from shared.api_schemas import NetworkResponse
 
 __all__ = ["ANSWER_FIELDS", "MeasureFn", "measured_guarantee", "next_internal_limit", "record_guarantee",
-           "return_attempt", "verdict_of"]
+           "return_attempt", "verdict_confidence", "verdict_of"]
 
 log = logging.getLogger(__name__)
 
-#: ``measure(arch)``: one verdict on the network ``arch`` from the device
-MeasureFn = Callable[[str], "NetworkResponse"]
+#: ``measure(arch, confidence)``: one verdict on the network ``arch`` from the device, its bound at ``confidence``
+MeasureFn = Callable[[str, float], "NetworkResponse"]
+
+#: the highest confidence a verdict is asked at (the server's limit); the spending stops halving there
+MAX_VERDICT_CONFIDENCE = 0.9999
 
 #: fields of a ``POST /v1/latency/network`` answer kept with each attempt (and the returned one's in result.json)
 ANSWER_FIELDS = ("predicted_ms", "predicted_table_ms", "predicted_naive_ms", "normalized_ms", "drift_ratio")
 #: the returned attempt's figures that become result.json's headline figures
 HEADLINE_FIELDS = ("measured_latency_ms", "upper_latency_ms", "confidence", "raw_median_ms", "raw_spread_ms",
                    "verdict", "measured", *ANSWER_FIELDS, "measurement_fingerprint")
+
+
+def verdict_confidence(confidence: float, k: int) -> float:
+    """The confidence of a search's ``k``-th verdict (1-based) when the search as a whole states ``confidence``:
+    ``1 - (1 - confidence) / 2**k``, whose error rates sum to less than ``1 - confidence``."""
+    if k < 1:
+        raise ValueError(f"k: verdicts count from 1, got {k}")
+    return min(1.0 - (1.0 - confidence) / 2.0**k, MAX_VERDICT_CONFIDENCE)
 
 
 def verdict_of(answer: NetworkResponse) -> dict[str, Any]:
@@ -120,7 +137,7 @@ def measured_guarantee(
 
     while True:
         fin = result.finalization
-        figures = verdict_of(measure(result.arch))
+        figures = verdict_of(measure(result.arch, verdict_confidence(result.settings.confidence, retries + 1)))
         upper = figures["upper_latency_ms"]
         result.attempts[-1].update({**figures, "accepted": upper <= limit})
         if upper > limit:
@@ -171,20 +188,24 @@ def measured_guarantee(
         retries += 1
         finals[len(result.attempts) - 1] = result.finalization
     met = bool(result.attempts[returned]["accepted"])
-    confidence = result.attempts[returned].get("confidence")
-    criterion = (f"upper bound of a later measurement at {100 * confidence:g} % confidence <= latency_limit_ms"
-                 if confidence else "median + spread of the rounds <= latency_limit_ms (no verdict served)")
-    record_guarantee(result, met, criterion, confidence, retries, max_retries, returned, reason)
+    served = result.attempts[returned].get("confidence")
+    confidence = result.settings.confidence if served else None
+    criterion = (f"upper bound of a later measurement <= latency_limit_ms, at {100 * confidence:g} % confidence for "
+                 f"the search (the k-th verdict's bound at 1 - {1 - confidence:g} / 2^k)" if served
+                 else "median + spread of the rounds <= latency_limit_ms (no verdict served)")
+    record_guarantee(result, met, criterion, confidence, retries, max_retries, returned, reason, served)
     return met
 
 
 def record_guarantee(result: SearchResult, met: bool, criterion: str, confidence: float | None, retries: int,
-                     max_retries: int, returned: int, reason: str) -> None:
-    """``result.extra["guarantee"]``: whether the returned network met the criterion, and how it was reached."""
+                     max_retries: int, returned: int, reason: str, verdict_confidence: float | None = None) -> None:
+    """``result.extra["guarantee"]``: whether the returned network met the criterion, and how it was reached:
+    ``confidence`` the search's stated confidence, ``verdict_confidence`` the returned verdict's own."""
     result.extra["guarantee"] = {
         "met": met,
         "criterion": criterion,
         "confidence": confidence,
+        "verdict_confidence": verdict_confidence,
         "retries": retries,
         "max_retries": max_retries,
         "returned_attempt": returned,

@@ -225,14 +225,14 @@ def _load(data: str, settings: SearchSettings, space: SearchSpace, supernet_path
 
 
 def _measure_fn(result: SearchResult, client, target: Target, settings: SearchSettings, space: SearchSpace):
-    """``measure(arch)`` on ``target``'s server, recording the client's CPU time while it waits."""
+    """``measure(arch, confidence)`` on ``target``'s server, recording the client's CPU time while it waits."""
 
-    def measure(arch: str) -> NetworkResponse:
+    def measure(arch: str, confidence: float) -> NetworkResponse:
         # this process only waits meanwhile: its CPU time shows it competed with the measurement (or not)
         cpu_s = time.process_time()
         answer = client.measure_network(arch, resolution=settings.resolution, backend=target.backend,
                                         batch_size=target.batch_size, threads=target.threads, space=space.name,
-                                        confidence=settings.confidence)
+                                        confidence=confidence)
         result.attempts[-1].setdefault("client_cpu_s_while_measuring", 0.0)
         result.attempts[-1]["client_cpu_s_while_measuring"] += time.process_time() - cpu_s
         return answer

@@ -105,7 +105,8 @@ def test_correction_drift_and_measured_guarantee(live_server, tmp_path: Path) ->
         assert probe.central_ms > lightest.upper_ms, (probe, lightest)
         limit = max((lightest.upper_ms * probe.central_ms) ** 0.5, 1.2 * model.min_latency_ms())
         result.settings = replace(settings, latency_limit_ms=limit)
-        met = measured_guarantee(result, lambda arch: client.measure_network(arch, resolution=RES), max_retries=8)
+        met = measured_guarantee(result, lambda arch, c: client.measure_network(arch, resolution=RES, confidence=c),
+                                 max_retries=8)
     attempts = result.attempts
     assert all(a["expected_latency_ms"] <= a["internal_limit_ms"] for a in attempts)
     assert all(a["internal_limit_ms"] <= limit for a in attempts[1:]), (limit, attempts)  # the first: limit0

@@ -131,9 +131,9 @@ def test_every_iterate_and_the_final_network_meet_every_limit(seed: int, u: list
 
 
 def _slow_device(model, slowness: float):
-    def measure(arch: str):
+    def measure(arch: str, confidence: float = 0.95):
         central = model.choice_latency_ms(HARDCORENAS.choice_from_arch(arch)) * slowness
-        return _answer(central, 1.02 * central)
+        return _answer(central, 1.02 * central, confidence)
 
     return measure
 
@@ -157,7 +157,7 @@ def test_a_target_over_its_limit_tightens_only_its_own_limit() -> None:
     assert [t["latency_limit_ms"] for t in targets] == limits
     for t, limit in zip(targets, limits, strict=True):
         assert t["expected_latency_ms"] <= limit and t["upper_latency_ms"] <= limit
-        assert t["measured_latency_ms"] <= t["upper_latency_ms"] and t["confidence"] == 0.95
+        assert t["measured_latency_ms"] <= t["upper_latency_ms"] and t["confidence"] > 0.95  # spent per verdict
         assert t["attempts"] == len(result.attempts)
     assert result.to_json()["upper_latency_ms"] == targets[0]["upper_latency_ms"]  # one-target fields: the first's
     assert result.extra["guarantee"]["met"]

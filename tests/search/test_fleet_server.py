@@ -86,7 +86,7 @@ def test_two_targets_on_a_real_server(module_server: LocalServer, tmp_path: Path
         assert t["fingerprint"] == table.fingerprint and t["latency_limit_ms"] == limit
         assert t["expected_latency_ms"] == pytest.approx(table.model().choice_latency_ms(choice), rel=1e-12)
         assert t["expected_latency_ms"] <= t["internal_limit_ms"] <= limit
-        assert 0 < t["measured_latency_ms"] <= t["upper_latency_ms"] and t["confidence"] == 0.95
+        assert 0 < t["measured_latency_ms"] <= t["upper_latency_ms"] and t["confidence"] > 0.95  # spent per verdict
         assert t["accepted"] == (t["upper_latency_ms"] <= limit) and t["attempts"] == len(result["attempts"])
     (returned,) = [a for a in result["attempts"] if a["returned"]]
     assert returned["arch"] == result["arch"] and len(returned["targets"]) == 2

@@ -17,6 +17,7 @@ from nas.latency_table import LatencyTable
 from nas.local_server import LocalServer
 from nas.search import BCFWConfig, SearchSettings, measured_guarantee, search
 from nas.search.gradients import SupernetGradients
+from nas.search.guarantee import verdict_confidence
 from shared.api_schemas import LatencyStats, NetworkResponse, Verdict
 from shared.search_space import HARDCORENAS
 from tests.live import TOKEN
@@ -25,10 +26,10 @@ from tests.search.helpers import latency_gradients
 REL = 1e-9
 
 
-def _answer(central_ms: float, upper_ms: float) -> NetworkResponse:
+def _answer(central_ms: float, upper_ms: float, confidence: float = 0.95) -> NetworkResponse:
     """A ``POST /v1/latency/network`` answer of a simulated device: a verdict with its central figure and bound."""
     stats = LatencyStats(median_ms=central_ms, iqr_ms=0.0, p90_ms=central_ms, samples=1, warmup=0)
-    verdict = Verdict(central_ms=central_ms, upper_ms=upper_ms, confidence=0.95, rounds=7, history=20, ratio=1.0,
+    verdict = Verdict(central_ms=central_ms, upper_ms=upper_ms, confidence=confidence, rounds=7, history=20, ratio=1.0,
                       reference_typical_ms=1.0, sd_device=0.05, sd_ratio=0.01, quantile="normal", method="simulated")
     return NetworkResponse(fingerprint="simulated", measured=stats, predicted_ms=None, spread_ms=0.0, verdict=verdict)
 
@@ -38,9 +39,9 @@ def _device(model, slowness: float = 1.0, margin: float = 1.05, first: float = 1
     margin."""
     factors = iter([first])
 
-    def measure(arch: str) -> NetworkResponse:
+    def measure(arch: str, confidence: float = 0.95) -> NetworkResponse:
         central = model.choice_latency_ms(HARDCORENAS.choice_from_arch(arch)) * slowness * next(factors, 1.0)
-        return _answer(central, margin * central)
+        return _answer(central, margin * central, confidence)
 
     return measure
 
@@ -69,6 +70,9 @@ def test_measured_guarantee_steers_the_upper_bound_under_the_limit(make_model) -
     assert result.extra["measured_latency_ms"] == returned["measured_latency_ms"]  # the central figure
     assert result.extra["guarantee"]["confidence"] == 0.95 and result.extra["guarantee"]["met"]
     assert result.extra["guarantee"]["retries"] == len(attempts) - 1 <= 3
+    # the search's 95 % is spent over its verdicts: the k-th asked at 1 - 0.05 / 2^k
+    assert [a["confidence"] for a in attempts] == [verdict_confidence(0.95, k + 1) for k in range(len(attempts))]
+    assert result.extra["guarantee"]["verdict_confidence"] == returned["confidence"] > 0.95
     # a device whose bound is always 15 % above the table: tightened once, then accepted near the limit
     result = search(model, latency_gradients(1, model), settings, progress=False)
     assert measured_guarantee(result, _device(model, slowness=1.1), max_retries=3)
@@ -99,7 +103,7 @@ def test_a_fixed_cost_the_table_misses_is_met_by_the_secant(make_model) -> None:
     limit = model.min_latency_ms() + 0.5 * (model.max_latency_ms() - model.min_latency_ms())
     cost = 0.2 * limit
 
-    def measure(arch: str) -> NetworkResponse:
+    def measure(arch: str, confidence: float = 0.95) -> NetworkResponse:
         central = cost + model.choice_latency_ms(HARDCORENAS.choice_from_arch(arch))
         return _answer(central, central)
 
@@ -162,7 +166,7 @@ def test_a_server_without_a_verdict_is_judged_by_median_plus_spread(make_model) 
     settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=40, bcfw=BCFWConfig(max_step=0.2), seed=1)
     result = search(model, latency_gradients(1, model), settings, progress=False)
 
-    def measure(arch: str) -> NetworkResponse:
+    def measure(arch: str, confidence: float = 0.95) -> NetworkResponse:
         m = 0.9 * model.choice_latency_ms(HARDCORENAS.choice_from_arch(arch))
         stats = LatencyStats(median_ms=m, iqr_ms=0.0, p90_ms=m, samples=1, warmup=0)
         return NetworkResponse(fingerprint="old server", measured=stats, predicted_ms=None, spread_ms=0.05 * m)
@@ -395,7 +399,9 @@ def test_end_to_end_with_a_real_latency_server(module_server: LocalServer, tmp_p
     assert result["latency_limit_ms"] == limit and result["steps"] == 3
     assert result["lut_fingerprint"] == table.fingerprint
     assert result["expected_latency_ms"] <= limit
-    assert 0 < result["measured_latency_ms"] <= result["upper_latency_ms"] and result["confidence"] == 0.95
+    assert 0 < result["measured_latency_ms"] <= result["upper_latency_ms"] and result["guarantee"]["confidence"] == 0.95
+    returned = next(k for k, a in enumerate(result["attempts"]) if a["returned"])
+    assert result["confidence"] == pytest.approx(verdict_confidence(0.95, returned + 1))  # the verdict's own
     assert result["verdict"]["network_rounds_ms"] and result["raw_median_ms"] > 0
     # the server's own (corrected) table prediction of the found network equals ours (same keys, same correction)
     assert result["predicted_table_ms"] == pytest.approx(result["expected_latency_ms"], rel=1e-6)
