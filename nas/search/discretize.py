@@ -209,7 +209,15 @@ def best_network(score: NetworkScore, constraints: Constraints, *, time_limit_s:
             raise ValueError("the score and the latency model describe different spaces")
     rhs = [limit - model.fixed_ms for model, limit in constraints]
     for attempt in range(max_tightenings):
-        choice = _solve_milp(score, constraints, rhs, time_limit_s, rel_gap)
+        try:
+            choice = _solve_milp(score, constraints, rhs, time_limit_s, rel_gap)
+        except DiscretizationError:
+            # tightened past the last network: the limit lies within the solver's tolerance of a table's minimum,
+            # where only a lightest network can fit by exact sums
+            fitting = [c for c in (m.lightest_choice() for m, _ in constraints) if _fits(c, constraints)]
+            if attempt == 0 or not fitting:
+                raise
+            return _polish(score, fitting[0], constraints)
         excess = [model.choice_latency_ms(choice) - limit for model, limit in constraints]
         if all(e <= 0.0 for e in excess):
             return _polish(score, choice, constraints)

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nas.search.bcfw import LatencyLimitError
+from nas.search.discretize import DiscretizationError
 from nas.search.driver import refinalize
 from nas.search.finalize import Finalization
 from nas.search.result import SearchResult
@@ -181,7 +182,7 @@ def measured_guarantee(
             # never below the table's minimum (the lightest network is the last network worth a verdict) and never
             # above T (a limit under the table's minimum then fails here rather than trying a network over T)
             refinalize(result, min(max(nxt, floor), limit))
-        except LatencyLimitError as exc:
+        except (LatencyLimitError, DiscretizationError) as exc:
             reason = f"cannot tighten further: {exc}"
             log.warning("measured guarantee: %s", reason)
             break

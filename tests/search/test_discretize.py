@@ -91,6 +91,24 @@ def test_a_limit_at_a_networks_exact_latency_is_met_not_exceeded() -> None:
         assert score.of(choice, DEPTHS) >= score.of(target, DEPTHS) - 1e-9 * limit
 
 
+def test_a_limit_at_the_lightest_network_returns_it_even_past_the_solvers_tolerance() -> None:
+    """An option a hair heavier than the cheapest (inside the MILP's feasibility tolerance) that the score prefers,
+    under a limit at the table's minimum: the solver's pick runs over by a rounding error, the tightened problem
+    has no solution, and the answer is the lightest network, not an error (a search tightening to its floor)."""
+    model, _ = _random_case(5, integer=False)
+    block_ms = model.block_ms.copy()
+    lightest = model.lightest_choice()
+    for s, stage in enumerate(lightest.options):
+        for j, i in enumerate(stage):
+            other = (i + 1) % SMALL[2]
+            block_ms[s, j, other] = block_ms[s, j, i] + 5e-8
+    model = LatencyModel(block_ms, model.fixed_ms, DEPTHS)
+    score = NetworkScore(np.where(block_ms == block_ms.min(axis=2, keepdims=True), 0.0, 1.0), np.zeros((3, 2)))
+    limit = model.min_latency_ms()
+    choice = best_network(score, [(model, limit)])
+    assert model.choice_latency_ms(choice) <= limit
+
+
 def test_a_score_that_prefers_small_networks_returns_the_lightest() -> None:
     """Upgrades with negative score are never taken, however much latency is left."""
     model, _ = _random_case(5, integer=False)
