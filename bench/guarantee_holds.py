@@ -5,7 +5,8 @@ The searches steer the verdict's upper bound (at ``--confidence``) under each li
 measurements agree. Reported per network and overall: the share of re-measurements at or under the limit (by their
 raw median, the plain figure a user would take, and by their central figure), the budget used (central / T), the
 device's estimated variability, the margin the search took (bound / central) beside the margin the variability
-alone would justify (``exp(z * sd) - 1`` with the verdict's standard deviations, no small-sample widening), and
+alone would justify (``exp(z * sd) - 1`` with the verdict's standard deviations at the verdict's own confidence,
+which the search raises above ``--confidence`` for each further verdict; no small-sample widening), and
 the re-measurements' own spread.
 
 The searches use synthetic gradients that prefer large networks (so every limit binds) instead of a trained
@@ -106,7 +107,7 @@ def report(found: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, A
         item["share_central_under"] = float(np.mean([c <= t for c in central])) if central else None
         item["budget_used"] = item["central_ms"] / t
         item["margin_taken"] = item["upper_ms"] / item["central_ms"] - 1
-        item["margin_justified"] = justified_margin(item["verdict"], args.confidence)
+        item["margin_justified"] = justified_margin(item["verdict"], item["verdict"]["confidence"])
         raw_hits += sum(r <= t for r in raw)
         central_hits += sum(c <= t for c in central)
         total += len(raw)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,9 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert len(rows) == 3
     limits = [float(r["limit_ms"]) for r in rows]
     assert limits == sorted(limits) and len(set(limits)) == 3
+    # the limits start above what the device can guarantee now: the lightest network's verified bound
+    floor = float(re.search(r"the lightest network's verified bound now: ([0-9.]+) ms", printed).group(1))
+    assert limits[0] > floor
     for i, row in enumerate(rows):
         assert float(row["table_ms"]) <= float(row["limit_ms"])  # the table guarantee
         assert row["arch"].startswith("[['ds_r1_k3_s1_e1_c16_nre']")
@@ -51,7 +55,8 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         assert float(row["raw_median_ms"]) == result["raw_median_ms"]
         assert float(row["remeasured_upper_ms"]) >= float(row["remeasured_central_ms"]) > 0
         figures = {**{k: float(row[k]) for k in ("limit_ms", "verified_upper_ms", "confidence")},
-                   "guarantee_reason": row["guarantee_reason"]}
+                   "guarantee_reason": row["guarantee_reason"],
+                   "guarantee_confidence": float(row["guarantee_confidence"]) if row["guarantee_confidence"] else None}
         assert f"bound {figures['verified_upper_ms']:.3f} ms [{verdict(figures)}]" in printed
         assert f"| {verdict(figures)} |" in (out / "results.md").read_text()  # said in the table too
         assert row["guarantee_met"] == str(result["guarantee"]["met"])
