@@ -25,6 +25,7 @@ from nas.search.driver import refinalize
 from nas.search.finalize import Finalization
 from nas.search.guarantee import (
     MeasureFn,
+    bound_at,
     next_internal_limit,
     record_guarantee,
     return_attempt,
@@ -95,12 +96,13 @@ def fleet_guarantee(
             break
         nxt = list(fin.limits_ms)
         models = [result.model, *(m for m, _ in result.others)]
+        following = verdict_confidence(result.settings.confidence, retries + 2)  # the next verdicts' confidence
         at_floor = []
         for k, entry in enumerate(attempt["targets"]):
             if not entry["accepted"]:
                 floor = models[k].min_latency_ms()
                 at_floor.append(fin.limits_ms[k] <= floor)
-                seen = [(a["targets"][k]["expected_latency_ms"], a["targets"][k]["upper_latency_ms"])
+                seen = [(a["targets"][k]["expected_latency_ms"], bound_at(a["targets"][k], following))
                         for _, a in tried if "upper_latency_ms" in a["targets"][k]]
                 nxt[k] = max(next_internal_limit(seen, limits[k]), floor)
         if all(at_floor):

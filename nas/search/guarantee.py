@@ -25,6 +25,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from scipy.stats import norm
+
 from nas.search.bcfw import LatencyLimitError
 from nas.search.discretize import DiscretizationError
 from nas.search.driver import refinalize
@@ -34,7 +36,7 @@ from nas.search.result import SearchResult
 if TYPE_CHECKING:
     from shared.api_schemas import NetworkResponse
 
-__all__ = ["ANSWER_FIELDS", "MeasureFn", "measured_guarantee", "next_internal_limit", "record_guarantee",
+__all__ = ["ANSWER_FIELDS", "MeasureFn", "bound_at", "measured_guarantee", "next_internal_limit", "record_guarantee",
            "return_attempt", "verdict_confidence", "verdict_of"]
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,16 @@ def verdict_confidence(confidence: float, k: int) -> float:
     if k < 1:
         raise ValueError(f"k: verdicts count from 1, got {k}")
     return min(1.0 - (1.0 - confidence) / 2.0**k, MAX_VERDICT_CONFIDENCE)
+
+
+def bound_at(figures: dict[str, Any], confidence: float) -> float:
+    """An attempt's bound moved to another confidence: its log-margin over the central figure scaled by the ratio
+    of the normal quantiles (how the next verdict's bound will sit, since each verdict is asked at a higher
+    confidence). Figures without a stated confidence keep their bound."""
+    central, upper, stated = figures["measured_latency_ms"], figures["upper_latency_ms"], figures.get("confidence")
+    if not stated or confidence == stated or not 0 < central < upper:
+        return upper
+    return central * (upper / central) ** (float(norm.ppf(confidence)) / float(norm.ppf(stated)))
 
 
 def verdict_of(answer: NetworkResponse) -> dict[str, Any]:
@@ -108,20 +120,20 @@ def measured_guarantee(
     limit while its upper bound ``U`` is above the limit ``T`` (at most ``max_retries`` re-runs); met means
     ``U <= T`` for the returned network.
 
-    A network whose table latency is ``E`` and whose bound is ``U`` shows the bound running ``U / E`` times the
-    table; the next internal limit is ``E * A / U``, which is below ``E`` so the next network differs, with ``A``
-    the aim: the middle of the acceptance window ``[good_use T, T]`` (on the last re-run, a window's width under
-    it). From the second rejection on, where the bound fell more slowly than the table (a fixed cost the table
-    misses), it is where the secant through the last two (E, U) reaches A (:func:`next_internal_limit`). One
-    verdict can still come out high (a slow stretch of the device), so once a network is accepted but its bound
-    uses less than ``good_use`` of T after a tighter re-run, the internal limit moves back up between the highest
-    internal limit accepted and the lowest rejected (the observed ratio, or their midpoint) while re-runs are
-    left. The network returned is the accepted one with the highest bound (the most of the budget used); without
-    one, the one with the lowest bound. The internal limit never exceeds T (so every attempt keeps the table
-    guarantee) nor goes below the table's minimum (the lightest network is the last one tried).
-    Every attempt (internal limit, arch, table latency, central figure, bound, raw median and spread, the verdict
-    with its raw rounds, ``accepted``, ``returned``) is in ``result.attempts``; ``result.extra["guarantee"]``
-    says whether the returned network met ``U <= T``.
+    A network whose table latency is ``E`` and whose bound is ``U`` (moved to the next verdict's confidence,
+    :func:`bound_at`) shows the bound running ``U / E`` times the table; the next internal limit is ``E * A / U``,
+    which is below ``E`` so the next network differs, with ``A`` the aim: the middle of the acceptance window
+    ``[good_use T, T]`` (on the last re-run, a window's width under it). From the second rejection on, where the
+    bound fell more slowly than the table (a fixed cost the table misses), it is where the secant through the last
+    two (E, U) reaches A (:func:`next_internal_limit`). One verdict can still come out high (a slow stretch of the
+    device), so once a network is accepted but its bound uses less than ``good_use`` of T after a tighter re-run,
+    the internal limit moves back up between the highest internal limit accepted and the lowest rejected (the
+    observed ratio, or their midpoint) while re-runs are left. The network returned is the accepted one with the
+    highest bound (the most of the budget used); without one, the one with the lowest bound. The internal limit
+    never exceeds T (so every attempt keeps the table guarantee) nor goes below the table's minimum (the lightest
+    network is the last one tried). Every attempt (internal limit, arch, table latency, central figure, bound, raw
+    median and spread, the verdict with its raw rounds, ``accepted``, ``returned``) is in ``result.attempts``;
+    ``result.extra["guarantee"]`` says whether the returned network met ``U <= T``.
     """
     limit = result.settings.latency_limit_ms
     # re-runs aim at the middle of the acceptance window [good_use T, T], not at T: the next verdict scatters
@@ -162,6 +174,8 @@ def measured_guarantee(
                 reason = f"the upper bound stayed above the limit after {retries} retries"
             break
         floor = result.model.min_latency_ms()
+        # the next verdict is asked at a higher confidence: steer by the bounds as they would sit at it
+        following = verdict_confidence(result.settings.confidence, retries + 2)
         if not accepted:  # tighten: the bracket has no accepted end yet
             if fin.limit_ms <= floor:
                 reason = "even the lightest network's bound is above the limit"
@@ -169,12 +183,13 @@ def measured_guarantee(
                 break
             # the last re-run aims a window's width lower: a miss there ends the search without a guarantee
             aim = (2.0 * good_use - 1.0) * limit if retries == max_retries - 1 else target
-            nxt = next_internal_limit([(a["expected_latency_ms"], a["upper_latency_ms"]) for _, a in attempts()],
+            nxt = next_internal_limit([(a["expected_latency_ms"], bound_at(a, following)) for _, a in attempts()],
                                       aim)
         else:  # between the highest internal limit accepted and the lowest rejected (the lightest network included)
             lo = max(result.attempts[i]["internal_limit_ms"] for i in accepted)
             hi = min(lowest_rejected, limit)  # type: ignore[type-var]
-            ratio_limit = fin.latency_ms * target / upper  # the bound scaled onto the window's middle
+            # the bound (at the next verdict's confidence) scaled onto the window's middle
+            ratio_limit = fin.latency_ms * target / bound_at(result.attempts[-1], following)
             nxt = ratio_limit if lo < ratio_limit < hi else 0.5 * (lo + hi)
             if hi - lo <= 0.002 * limit:
                 break  # the bracket is as tight as the measurements allow

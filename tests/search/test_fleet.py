@@ -17,6 +17,7 @@ from nas.search.expected_latency import LatencyModel
 from nas.search.finalize import finalize, search_score
 from nas.search.fleet import FleetInfeasibleError, Target, check_distinct, check_fleet, parse_target, parse_target_lut
 from nas.search.fleet_guarantee import fleet_guarantee
+from nas.search.guarantee import bound_at
 from nas.search.start import fleet_start, max_entropy_start
 from shared.search_space import HARDCORENAS
 from tests.search.helpers import latency_gradients, planted_gradients
@@ -150,7 +151,8 @@ def test_a_target_over_its_limit_tightens_only_its_own_limit() -> None:
     assert not first["accepted"] and first["targets"][0]["accepted"] and not first["targets"][1]["accepted"]
     assert rest and rest[0]["targets"][0]["internal_limit_ms"] == limits[0]
     assert rest[0]["targets"][1]["internal_limit_ms"] == pytest.approx(
-        first["targets"][1]["expected_latency_ms"] * limits[1] / first["targets"][1]["upper_latency_ms"])
+        first["targets"][1]["expected_latency_ms"] * limits[1]
+        / bound_at(first["targets"][1], rest[0]["targets"][1]["confidence"]))  # at the next verdict's confidence
     (returned,) = [x for x in result.attempts if x["returned"]]
     assert returned["accepted"] and returned["arch"] == result.arch
     targets = result.to_json()["targets"]

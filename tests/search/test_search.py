@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy.stats import norm
 
 from nas.latency_table import LatencyTable
 from nas.local_server import LocalServer
 from nas.search import BCFWConfig, SearchSettings, measured_guarantee, search
 from nas.search.gradients import SupernetGradients
-from nas.search.guarantee import verdict_confidence
+from nas.search.guarantee import bound_at, verdict_confidence
 from shared.api_schemas import LatencyStats, NetworkResponse, Verdict
 from shared.search_space import HARDCORENAS
 from tests.live import TOKEN
@@ -36,12 +37,13 @@ def _answer(central_ms: float, upper_ms: float, confidence: float = 0.95) -> Net
 
 def _device(model, slowness: float = 1.0, margin: float = 1.05, first: float = 1.0):
     """A simulated device: central = table x slowness (x ``first`` on the first verdict only), bound = central x
-    margin."""
+    margin at a search's first-verdict confidence (97.5 %), its log growing with the normal quantile beyond."""
     factors = iter([first])
 
     def measure(arch: str, confidence: float = 0.95) -> NetworkResponse:
         central = model.choice_latency_ms(HARDCORENAS.choice_from_arch(arch)) * slowness * next(factors, 1.0)
-        return _answer(central, margin * central, confidence)
+        grown = margin ** (float(norm.ppf(confidence)) / float(norm.ppf(verdict_confidence(0.95, 1))))
+        return _answer(central, grown * central, confidence)
 
     return measure
 
@@ -59,7 +61,7 @@ def test_measured_guarantee_steers_the_upper_bound_under_the_limit(make_model) -
     assert met and not attempts[0]["accepted"] and attempts[1]["accepted"]
     aim = 0.5 * (1 + 0.985) * limit  # the middle of the acceptance window [0.985 T, T]
     assert attempts[1]["internal_limit_ms"] == pytest.approx(
-        attempts[0]["expected_latency_ms"] * aim / attempts[0]["upper_latency_ms"])
+        attempts[0]["expected_latency_ms"] * aim / bound_at(attempts[0], attempts[1]["confidence"]))
     assert attempts[1]["upper_latency_ms"] < 0.9 * limit  # tightened too far by the slow stretch
     assert attempts[2]["internal_limit_ms"] > attempts[1]["internal_limit_ms"]  # so it moves back up
     assert all(a["expected_latency_ms"] <= a["internal_limit_ms"] <= limit for a in attempts)
@@ -96,6 +98,16 @@ def test_a_network_whose_bound_is_above_the_limit_is_rejected_even_with_its_medi
     assert result.extra["upper_latency_ms"] <= limit < result.attempts[0]["upper_latency_ms"]
 
 
+def test_a_bound_moves_to_the_next_verdicts_confidence() -> None:
+    """The next verdict is asked at a higher confidence, so the search steers by the bound as it would sit there:
+    the log-margin over the central figure grows with the normal quantile."""
+    figures = {"measured_latency_ms": 1.0, "upper_latency_ms": 1.2, "confidence": 0.975}
+    assert bound_at(figures, 0.975) == 1.2
+    assert bound_at(figures, 0.9875) == pytest.approx(1.2 ** (norm.ppf(0.9875) / norm.ppf(0.975)))
+    assert bound_at(figures, 0.9875) > 1.2 > bound_at(figures, 0.95) > 1.0
+    assert bound_at({**figures, "confidence": None}, 0.9875) == 1.2  # no stated confidence: kept as it is
+
+
 def test_a_fixed_cost_the_table_misses_is_met_by_the_secant(make_model) -> None:
     """A device whose bound carries a fixed cost the table misses (U = c + E): scaling E by T / U undershoots the
     cost each time; from the second rejection the secant through the last two (E, U) lands where U reaches T."""
@@ -130,7 +142,7 @@ def test_the_last_retry_aims_lower(make_model) -> None:
         first, second = result.attempts[:2]
         assert not first["accepted"] and second["accepted"]
         assert second["internal_limit_ms"] == pytest.approx(
-            first["expected_latency_ms"] * aim * limit / first["upper_latency_ms"])
+            first["expected_latency_ms"] * aim * limit / bound_at(first, second["confidence"]))
 
 
 def test_the_tightening_stops_at_the_lightest_network(make_model) -> None:
