@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--heaviest-epochs", type=int)
     p.add_argument("--supernet-epochs", type=int)
     p.add_argument("--finetune-epochs", type=int)
-    p.add_argument("--train-threads", type=int, help="torch threads of the training stages (default 1)")
+    p.add_argument("--train-threads", type=int,
+                   help="torch threads of the training stages (default 2; 1 on a 1-core machine)")
     p.add_argument("--bcfw-steps", type=int)
     p.add_argument("--random-networks", type=int,
                    help="random networks per limit each searched network is ranked among (default 30)")
