@@ -167,6 +167,7 @@ def lightest_bound_ms(run: DemoRun) -> float:
     """The lightest network's verified bound now, at a search's first-verdict confidence: no limit under it can be
     guaranteed on this device at present."""
     from nas.latency_table import LatencyTable
+    from nas.search import SearchSettings
     from nas.search.guarantee import verdict_confidence, verdict_of
     from shared.arch_string import format_arch
     from shared.search_space import get_space
@@ -177,7 +178,7 @@ def lightest_bound_ms(run: DemoRun) -> float:
     lightest = format_arch(space.arch_from_choice(table.model(space).lightest_choice()))
     with LatencyClient(run.server.url) as client:
         answer = client.measure_network(lightest, resolution=cfg.resolution, backend=cfg.backend, threads=cfg.threads,
-                                        space=space.name, confidence=verdict_confidence(0.95, 1))
+                                        space=space.name, confidence=verdict_confidence(SearchSettings.confidence, 1))
     return verdict_of(answer)["upper_latency_ms"]  # a server without verdicts: median + spread, as the search reads it
 
 
