@@ -20,7 +20,7 @@ import numpy as np
 from nas.search.expected_latency import LatencyModel
 from shared.search_space import ArchChoice
 
-__all__ = ["BandError", "band_of_limit", "sample_in_band"]
+__all__ = ["BandError", "band_of_limit", "lowest_band_from", "networks_in_band", "sample_in_band"]
 
 #: The share of the limit the comparison band spans: random networks lie in ``[(1 - BAND) T, T]``.
 BAND = 0.05
@@ -136,3 +136,59 @@ def sample_in_band(model: LatencyModel, low_ms: float, high_ms: float, count: in
         f"band [{low_ms:.4g}, {high_ms:.4g}] ms: only {len(found)} {'distinct ' if distinct else ''}networks in "
         f"{attempts} walks, {count} asked"
     )
+
+
+def _padded_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.zeros(max(len(a), len(b)))
+    out[: len(a)] += a
+    out[: len(b)] += b
+    return out
+
+
+def networks_in_band(model: LatencyModel, low_ms: float, high_ms: float, bins: int = 4096) -> float:
+    """About how many distinct networks have table latency in ``[low_ms, high_ms]``.
+
+    Counted exactly on a grid: each block's latency rounded to ``max_latency / bins``, one histogram per stage
+    (every depth, every option tuple) and their convolution. The rounding moves a network by at most half a step
+    per block, so this picks bands; membership is always decided by the exact table sum.
+    """
+    step = model.max_latency_ms() / bins
+    rounded = np.rint(model.block_ms / step).astype(np.int64)
+    total = np.ones(1)
+    for s in range(rounded.shape[0]):
+        stage = np.zeros(1)
+        prefix = np.ones(1)
+        for j in range(rounded.shape[1]):
+            one_block = np.bincount(rounded[s, j], minlength=1).astype(np.float64)
+            prefix = np.convolve(prefix, one_block)
+            if j + 1 in model.depths:
+                stage = _padded_sum(stage, prefix)
+        total = np.convolve(total, stage)
+    first = max(0, int(np.ceil((low_ms - model.fixed_ms) / step)))
+    last = min(len(total) - 1, int(np.floor((high_ms - model.fixed_ms) / step)))
+    return float(total[first : last + 1].sum()) if last >= first else 0.0
+
+
+def lowest_band_from(model: LatencyModel, from_ms: float, cap_ms: float, count: int, *, width: float = BAND,
+                     seed: int = 0) -> tuple[tuple[float, float], list[tuple[ArchChoice, float]]]:
+    """The lowest band ``[(1 - width) h, h]`` with ``from_ms <= h <= cap_ms`` that yields ``count`` distinct networks,
+    and those networks: ``h`` rises from ``from_ms`` in steps of half the band's width.
+
+    For a search tightened to the table's lightest corner, where the band under its own limit holds too few
+    networks to rank among: the next heavier networks are the closest fair comparison (they have more latency to
+    spend, never less). Raises :class:`BandError` when even ``cap_ms``'s band falls short.
+    """
+    if from_ms > cap_ms:
+        raise BandError(f"band start {from_ms:.4g} ms is above its cap {cap_ms:.4g} ms")
+    high = from_ms
+    while True:
+        high = min(high, cap_ms)
+        low = (1.0 - width) * high
+        # a walk only when the grid count says the band can hold the networks: each failed one costs many walks
+        if high >= cap_ms or networks_in_band(model, low, high) >= 2 * count:
+            try:
+                return (low, high), sample_in_band(model, low, high, count, seed=seed)
+            except BandError:
+                if high >= cap_ms:
+                    raise
+        high *= 1.0 + width / 2

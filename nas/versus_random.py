@@ -4,7 +4,9 @@ For every limit ``T`` the searched network's held-out accuracy (:mod:`nas.child_
 ``count`` random networks whose table latency lies in ``[0.95 U, U]`` (:mod:`nas.band_sampling`, uniform sampling
 conditioned on the band), ``U`` the latency the search could use (:func:`usable_limit_ms`): ``T`` itself, or the
 internal limit the device's verdict tightened the search to: on such a device the networks at the top of T's
-band have bounds over T, so they are not alternatives a user could deploy under the guarantee. Two figures per
+band have bounds over T, so they are not alternatives a user could deploy under the guarantee. Where U lies in the
+table's lightest corner, whose band holds too few networks to rank among, the lowest band above U that holds them
+(heavier networks: a comparison that can only favour the random side). Two figures per
 run: the searched network's percentile among its band's random networks (ties count half), and the Spearman
 correlation between table latency and accuracy over all random networks of all bands: how far the proxy task
 separates architectures at all. Where it does not (a correlation near 0), the percentiles are ranks in noise.
@@ -17,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from nas.band_sampling import BAND, BandError, band_of_limit, sample_in_band
+from nas.band_sampling import BAND, lowest_band_from
 from nas.child_accuracy import ChildAccuracy
 from nas.search.expected_latency import LatencyModel
 from shared.arch_string import format_arch
@@ -78,7 +80,7 @@ class LimitComparison:
 
     latency_limit_ms: float
     usable_limit_ms: float  # the limit, or the internal limit the verdict tightened the search to
-    band_ms: tuple[float, float]  # under the usable limit; under the limit where that band holds too few networks
+    band_ms: tuple[float, float]  # under the usable limit; the lowest band above it where that one holds too few
     arch: str
     table_latency_ms: float
     top1: float
@@ -125,15 +127,9 @@ def compare_with_random(
     done = 0
     comparisons: list[LimitComparison] = []
     for i, (limit_ms, choice) in enumerate(searched):
-        low, high = band_of_limit(usable[i], band_width)
-        try:
-            drawn = sample_in_band(model, low, high, count, seed=seed + 7919 * i)
-        except BandError:
-            if usable[i] >= limit_ms:
-                raise
-            # tightened to the table's lightest corner, where too few networks exist to rank among
-            low, high = band_of_limit(limit_ms, band_width)
-            drawn = sample_in_band(model, low, high, count, seed=seed + 7919 * i)
+        # U's band; above it only where U sits in the table's lightest corner, too few networks there to rank among
+        (low, high), drawn = lowest_band_from(model, usable[i], limit_ms, count, width=band_width,
+                                              seed=seed + 7919 * i)
         randoms = []
         for rand_choice, latency in drawn:
             acc = evaluate(rand_choice)
@@ -162,7 +158,8 @@ def compare_with_random(
         ))
     pooled = [r for c in comparisons for r in c.random]
     sampling = (f"{count} distinct networks per limit with table latency in [{1 - band_width:.2f} U, U] (U the "
-                f"limit T, or the internal limit the device's verdict tightened the search to): uniform "
+                f"limit T, or the internal limit the device's verdict tightened the search to; where that band "
+                f"holds too few networks, the lowest band above U that holds them): uniform "
                 f"sampling conditioned on the band, drawn by a random walk of single-block changes inside the band "
                 f"(Metropolis, uniform target) from uniform starting networks, seed {seed}")
     return VersusRandom(comparisons, _spearman([r.table_latency_ms for r in pooled], [r.top1 for r in pooled]),

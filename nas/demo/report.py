@@ -109,7 +109,8 @@ def _versus_random_lines(run: DemoRun) -> list[str]:
         tops = [x.top1 for x in c.random]
         usable = "" if c.usable_limit_ms >= c.latency_limit_ms else (
             f" (the device's verdict tightened the search to {c.usable_limit_ms:.3f} ms of table latency"
-            + ("" if c.band_ms[1] < c.latency_limit_ms else "; too few networks under it to rank among, so T's band")
+            + ("" if c.band_ms[1] <= c.usable_limit_ms else "; too few networks under it to rank among, so the "
+               "lowest band above it that holds them")
             + ")")
         lines.append(f"- T = {c.latency_limit_ms:.3f} ms{usable}: searched {c.top1:.1f} % at "
                      f"{c.table_latency_ms:.3f} ms; "

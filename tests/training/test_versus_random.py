@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nas.band_sampling import BandError, band_of_limit, sample_in_band
+from nas.band_sampling import BandError, band_of_limit, lowest_band_from, networks_in_band, sample_in_band
 from nas.child_accuracy import ChildAccuracy
 from nas.search.expected_latency import LatencyModel
 from nas.versus_random import compare_with_random, rank_statistics, usable_limit_ms
@@ -88,6 +88,37 @@ def test_a_band_outside_the_table_is_refused() -> None:
         sample_in_band(model, m, m, 3, max_attempts=20, max_walk_steps=100)
 
 
+def test_the_grid_count_of_networks_in_a_band_matches_enumeration() -> None:
+    """On an enumerable space the grid count lies between the exact counts of the band shrunk and grown by the
+    grid's largest rounding error (half a step per block)."""
+    model = _model(5, shape=(2, 3, 4), depths=(1, 2, 3))
+    latencies = [model.choice_latency_ms(ArchChoice((a[:d0], b[:d1])))
+                 for a in itertools.product(range(4), repeat=3) for b in itertools.product(range(4), repeat=3)
+                 for d0 in (1, 2, 3) for d1 in (1, 2, 3)
+                 if a[d0:] == (0,) * (3 - d0) and b[d1:] == (0,) * (3 - d1)]  # each network once
+    assert len(latencies) == (4 + 16 + 64) ** 2
+    bins = 512
+    slack = 6 * 0.5 * model.max_latency_ms() / bins
+    lo, hi = model.min_latency_ms(), model.max_latency_ms()
+    assert networks_in_band(model, lo - slack, hi + slack, bins) == len(latencies)
+    for low, high in ((lo, lo + 0.1 * (hi - lo)), (lo + 0.3 * (hi - lo), lo + 0.5 * (hi - lo)), (hi * 0.95, hi)):
+        inner = sum(low + slack <= x <= high - slack for x in latencies)
+        outer = sum(low - slack <= x <= high + slack for x in latencies)
+        assert inner <= networks_in_band(model, low, high, bins) <= outer
+    assert networks_in_band(model, 0.1 * lo, 0.5 * lo) == 0
+
+
+def test_the_lowest_band_rises_only_as_far_as_needed() -> None:
+    model = _model(11)
+    lo, hi = model.min_latency_ms(), model.max_latency_ms()
+    mid = lo + 0.5 * (hi - lo)
+    assert lowest_band_from(model, mid, hi, 5, seed=3)[0] == band_of_limit(mid)  # enough networks: the band itself
+    with pytest.raises(BandError):  # capped at the lightest network: three distinct ones do not exist
+        lowest_band_from(model, lo, lo, 3)
+    with pytest.raises(BandError, match="above its cap"):
+        lowest_band_from(model, mid, lo, 3)
+
+
 def test_rank_statistics_on_known_inputs() -> None:
     randoms = [10.0, 20.0, 30.0, 40.0]
     latency = [1.0, 2.0, 3.0, 4.0]
@@ -144,10 +175,15 @@ def test_a_limit_the_verdict_tightened_is_ranked_in_the_band_it_could_use() -> N
                                usable_limits_ms=[usable_limit_ms(result)]).limits
     assert (c.latency_limit_ms, c.usable_limit_ms) == (limit, usable) and math.isclose(c.band_ms[1], usable)
     assert all(0.95 * usable <= r.table_latency_ms <= usable for r in c.random)
-    # tightened to the lightest network: its band holds too few networks, so the limit's band is used instead
+    # tightened to the lightest network: its band holds too few networks, so the lowest band above it that holds
+    # them, far under the limit's
     (c,) = compare_with_random(evaluate, model, HARDCORENAS, [(limit, model.lightest_choice())], count=5, seed=1,
                                usable_limits_ms=[lo]).limits
-    assert c.usable_limit_ms == lo and math.isclose(c.band_ms[1], limit)
+    low, high = c.band_ms
+    assert c.usable_limit_ms == lo < high < lo + 0.2 * (limit - lo) and math.isclose(low, 0.95 * high)
+    assert len({r.arch for r in c.random}) == 5 and all(low <= r.table_latency_ms <= high for r in c.random)
+    below = high / 1.025  # the band one step lower: too few networks by the count the rise uses
+    assert networks_in_band(model, 0.95 * below, below) < 10
     with pytest.raises(ValueError, match="usable_limits_ms"):
         compare_with_random(evaluate, model, HARDCORENAS, [(usable, model.lightest_choice())], count=5,
                             usable_limits_ms=[limit])
