@@ -15,6 +15,7 @@ import pytest
 
 from nas.cli import main
 from nas.client import LatencyClient
+from nas.demo.fleet import verdict_summary
 from nas.demo.report import verdict
 from nas.local_server import LocalServer, ServerStartError
 
@@ -105,6 +106,13 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_demo_rejects_bad_server_env(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--server-env", "BUDGET=1"]) == 2
     assert "LATENCY_SERVER_NAME=VALUE" in capsys.readouterr().err
+
+
+def test_the_fleet_line_says_which_target_refused_the_network() -> None:
+    targets = [{"backend": "onnxruntime", "upper_latency_ms": 1.2811, "latency_limit_ms": 2.5929, "accepted": True},
+               {"backend": "torch-cpu", "upper_latency_ms": 18.7436, "latency_limit_ms": 15.9185, "accepted": False}]
+    assert verdict_summary(targets) == ("onnxruntime: bound 1.281 <= 2.593 ms; "
+                                        "torch-cpu: bound 18.744 over 15.918 ms (not accepted)")
 
 
 @pytest.mark.slow

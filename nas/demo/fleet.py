@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nas.demo.run import DemoRun
 
-__all__ = ["fleet_json", "fleet_lines", "fleet_search"]
+__all__ = ["fleet_json", "fleet_lines", "fleet_search", "verdict_summary"]
 
 
 def fleet_search(run: DemoRun) -> str:
@@ -47,9 +47,14 @@ def fleet_search(run: DemoRun) -> str:
     spearman, differ = table_disagreement(models[0].block_ms, models[1].block_ms)
     run.fleet = {"result": json.loads((out / "result.json").read_text()), "table_seconds": table_s,
                  "search_seconds": time.monotonic() - t0, "mean_spearman": spearman, "cheapest_differs": differ}
-    targets = run.fleet["result"]["targets"]
-    return "; ".join(f"{t['backend']}: bound {_ms(t['upper_latency_ms'])} <= {t['latency_limit_ms']:.3f} ms"
-                     for t in targets) + f" (second table {table_s:.0f} s)"
+    return verdict_summary(run.fleet["result"]["targets"]) + f" (second table {table_s:.0f} s)"
+
+
+def verdict_summary(targets: list[dict[str, Any]]) -> str:
+    """One line: each target's verified bound against its limit, and whether the network was accepted there."""
+    return "; ".join(f"{t['backend']}: bound {_ms(t['upper_latency_ms'])} "
+                     f"{'<=' if t.get('accepted') else 'over'} {t['latency_limit_ms']:.3f} ms"
+                     + ("" if t.get("accepted") else " (not accepted)") for t in targets)
 
 
 def _ms(value: float | None) -> str:
