@@ -78,14 +78,17 @@ def rsd_pct(values: list[float]) -> float:
 
 def run_mode(name: str, env: dict[str, str], args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     arch = PUBLISHED[args.network].arch
-    aged = LocalServer(f"sqlite:///{tmp / f'{name}-aged.db'}", log_path=tmp / f"{name}-aged.log", env=env).start()
+    # each server its own device lock: with the shared one the second server would serve read-only; the probes
+    # alternate, so the two never measure at the same time
+    aged = LocalServer(f"sqlite:///{tmp / f'{name}-aged.db'}", log_path=tmp / f"{name}-aged.log",
+                       env={**env, "LATENCY_SERVER_DEVICE_LOCK": str(tmp / f"{name}-aged.lock")}).start()
     try:
         with aged.client(timeout_s=3600) as client:
             print(f"[{name}] ageing a server for {args.minutes:g} min ...", flush=True)
             counts = age(client, args.minutes, args.seed)
             worker = client.get("/healthz").json()["worker"]
         fresh = LocalServer(f"sqlite:///{tmp / f'{name}-fresh.db'}", log_path=tmp / f"{name}-fresh.log",
-                              env=env).start()
+                            env={**env, "LATENCY_SERVER_DEVICE_LOCK": str(tmp / f"{name}-fresh.lock")}).start()
         try:
             with aged.client(timeout_s=600) as old, fresh.client(timeout_s=600) as new:
                 for client in (old, new):  # one warm-up request each: the first export is not part of a repeat
