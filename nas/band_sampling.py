@@ -182,8 +182,7 @@ def lowest_band_from(model: LatencyModel, from_ms: float, cap_ms: float, count: 
         raise BandError(f"band start {from_ms:.4g} ms is above its cap {cap_ms:.4g} ms")
     high = from_ms
     while True:
-        high = min(high, cap_ms)
-        low = (1.0 - width) * high
+        low, high = band_of_limit(min(high, cap_ms), width)
         # a walk only when the grid count says the band can hold the networks: each failed one costs many walks
         if high >= cap_ms or networks_in_band(model, low, high) >= 2 * count:
             try:
