@@ -24,6 +24,8 @@ __all__ = ["BandError", "band_of_limit", "lowest_band_from", "networks_in_band",
 
 #: The share of the limit the comparison band spans: random networks lie in ``[(1 - BAND) T, T]``.
 BAND = 0.05
+#: Grid steps over the table's range when counting the networks in a band (each rounding at most half a step a block).
+GRID_BINS = 4096
 
 
 class BandError(ValueError):
@@ -145,13 +147,8 @@ def _padded_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def networks_in_band(model: LatencyModel, low_ms: float, high_ms: float, bins: int = 4096) -> float:
-    """About how many distinct networks have table latency in ``[low_ms, high_ms]``.
-
-    Counted exactly on a grid: each block's latency rounded to ``max_latency / bins``, one histogram per stage
-    (every depth, every option tuple) and their convolution. The rounding moves a network by at most half a step
-    per block, so this picks bands; membership is always decided by the exact table sum.
-    """
+def _network_histogram(model: LatencyModel, bins: int) -> tuple[np.ndarray, float]:
+    """How many distinct networks lie at each grid step of table latency above ``fixed_ms``, and the step (ms)."""
     step = model.max_latency_ms() / bins
     rounded = np.rint(model.block_ms / step).astype(np.int64)
     total = np.ones(1)
@@ -164,9 +161,24 @@ def networks_in_band(model: LatencyModel, low_ms: float, high_ms: float, bins: i
             if j + 1 in model.depths:
                 stage = _padded_sum(stage, prefix)
         total = np.convolve(total, stage)
-    first = max(0, int(np.ceil((low_ms - model.fixed_ms) / step)))
-    last = min(len(total) - 1, int(np.floor((high_ms - model.fixed_ms) / step)))
+    return total, step
+
+
+def _count_in(histogram: tuple[np.ndarray, float], fixed_ms: float, low_ms: float, high_ms: float) -> float:
+    total, step = histogram
+    first = max(0, int(np.ceil((low_ms - fixed_ms) / step)))
+    last = min(len(total) - 1, int(np.floor((high_ms - fixed_ms) / step)))
     return float(total[first : last + 1].sum()) if last >= first else 0.0
+
+
+def networks_in_band(model: LatencyModel, low_ms: float, high_ms: float, bins: int = GRID_BINS) -> float:
+    """About how many distinct networks have table latency in ``[low_ms, high_ms]``.
+
+    Counted exactly on a grid: each block's latency rounded to ``max_latency / bins``, one histogram per stage
+    (every depth, every option tuple) and their convolution. The rounding moves a network by at most half a step
+    per block, so this picks bands; membership is always decided by the exact table sum.
+    """
+    return _count_in(_network_histogram(model, bins), model.fixed_ms, low_ms, high_ms)
 
 
 def lowest_band_from(model: LatencyModel, from_ms: float, cap_ms: float, count: int, *, width: float = BAND,
@@ -180,11 +192,12 @@ def lowest_band_from(model: LatencyModel, from_ms: float, cap_ms: float, count: 
     """
     if from_ms > cap_ms:
         raise BandError(f"band start {from_ms:.4g} ms is above its cap {cap_ms:.4g} ms")
+    histogram = _network_histogram(model, GRID_BINS)  # one grid for every band the rise looks at
     high = from_ms
     while True:
         low, high = band_of_limit(min(high, cap_ms), width)
         # a walk only when the grid count says the band can hold the networks: each failed one costs many walks
-        if high >= cap_ms or networks_in_band(model, low, high) >= 2 * count:
+        if high >= cap_ms or _count_in(histogram, model.fixed_ms, low, high) >= 2 * count:
             try:
                 return (low, high), sample_in_band(model, low, high, count, seed=seed)
             except BandError:
