@@ -49,6 +49,44 @@ def error_summary(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
+def drift_elasticity(pairs: list[list[tuple[float, float]]]) -> dict[str, float | int | None]:
+    """How far a network's figure follows the drift reference's: the pooled within-network slope of
+    log(network) on log(reference) over (network, reference) pairs timed back to back.
+
+    Dividing by the reference's ratio (drift compensation) assumes a slope of 1: every network slows down in
+    proportion to the reference. A slope under 1 means the reference moves more than the networks do (its own
+    noise, or a slowdown that hits the small reference harder), so compensating by the full ratio overshoots.
+    """
+    xs: list[float] = []
+    ys: list[float] = []
+    groups = 0
+    for net in pairs:
+        if len(net) < 2:
+            continue
+        groups += 1
+        lx = np.log([r for _, r in net])
+        ly = np.log([n for n, _ in net])
+        xs += list(lx - lx.mean())
+        ys += list(ly - ly.mean())
+    x, y = np.array(xs), np.array(ys)
+    sxx = float(x @ x)
+    if len(x) < 3 or sxx <= 0:
+        return {"slope": None, "se": None, "pairs": len(x), "reference_log_sd": None}
+    slope = float(x @ y) / sxx
+    dof = max(len(x) - groups - 1, 1)
+    resid = y - slope * x
+    return {"slope": slope, "se": float(np.sqrt(resid @ resid / dof / sxx)), "pairs": len(x),
+            "reference_log_sd": float(np.sqrt(sxx / dof))}
+
+
+def _round_pairs(answer: Any) -> list[tuple[float, float]]:
+    """(network, reference) round medians of one answer, timed back to back (empty without a verdict)."""
+    v = answer.verdict
+    if v is None:
+        return []
+    return list(zip(v.network_rounds_ms, v.reference_rounds_ms, strict=True))
+
+
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return {"resolution": args.resolution, "backend": args.backend, "batch_size": 1, "threads": args.threads}
 
@@ -84,6 +122,11 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
                            for net in rows])
     rsd = np.array([statistics.pstdev([a.measured.median_ms for a in net]) /
                     statistics.fmean([a.measured.median_ms for a in net]) for net in rows])
+    # within one request: rounds seconds apart; between requests: the same network minutes apart
+    within = drift_elasticity([_round_pairs(a) for net in rows for a in net])
+    between = drift_elasticity([[(a.measured.median_ms, a.reference.measured_ms) for a in net
+                                 if a.reference is not None] for net in rows])
+    table_err = 100 * (table_pred - normalized) / normalized
     summary = {
         "settings": {**_settings(args), "n": args.n, "seed": args.seed, "rounds": args.rounds,
                      "endpoint": args.latency_endpoint, "table_fingerprint": table.fingerprint,
@@ -100,6 +143,13 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
             "median_std_of_truth_pct": float(100 * np.median(rsd) / np.sqrt(args.rounds)),
         },
         "drift_ratio": {"median": float(np.median(drift)), "min": float(drift.min()), "max": float(drift.max())},
+        "drift_elasticity": {
+            "within_request": within, "between_requests": between,
+            # the table's error against the normalised figure, per network, set against that network's drift:
+            # near zero when drift compensation removes the device's speed entirely
+            "spearman_table_error_vs_drift": float(spearmanr(table_err, drift).statistic) if len(drift) > 2
+            else None,
+        },
         "seconds": time.monotonic() - start,
     }
     out = Path(args.out)
@@ -107,11 +157,15 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
     with (out / "networks.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["arch", "truth_ms", "predicted_ms", "predicted_table_ms", "naive_ms", "drift_ratio",
-                    "normalized_ms", "error_pct", "rsd_between_rounds_pct", "round_medians_ms"])
+                    "normalized_ms", "error_pct", "rsd_between_rounds_pct", "round_medians_ms",
+                    "reference_ms_per_request", "rounds_network_ms", "rounds_reference_ms"])
         for i, arch in enumerate(archs):
             w.writerow([arch, truth[i], pred[i], table_pred[i], naive[i], drift[i], normalized[i],
                         100 * (pred[i] - truth[i]) / truth[i], 100 * rsd[i],
-                        " ".join(f"{a.measured.median_ms:.4f}" for a in rows[i])])
+                        " ".join(f"{a.measured.median_ms:.4f}" for a in rows[i]),
+                        " ".join(f"{a.reference.measured_ms:.4f}" for a in rows[i] if a.reference is not None),
+                        " | ".join(" ".join(f"{n:.4f}" for n, _ in _round_pairs(a)) for a in rows[i]),
+                        " | ".join(" ".join(f"{r:.4f}" for _, r in _round_pairs(a)) for a in rows[i])])
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     _plot(out / "predicted_vs_measured.png", truth, pred, naive, summary, args)
     return summary
