@@ -2,10 +2,18 @@
 
 This module owns what a build measures besides the table's entries and what it derives from that: the plan
 (which fit networks, which drift reference), the reference task (the reference network timed alone at the
-start, middle and end of the build), the calibration rounds (the fit networks and the reference timed
-round-robin in fresh sessions, one worker task per round), and the fit of the whole-network correction,
-returned as the table metadata to store. Each task runs on the measurement queue's thread, which alone mutates
-a :class:`BuildCalibration`; storing the metadata and forgetting the served table is the table module's job.
+start, middle and end of the build), the calibration rounds (the fit networks with several sessions of the
+reference spread among them, each in a fresh session, one worker task per round), and the fit of the
+whole-network correction, returned as the table metadata to store.
+
+The reference's figure can jump from one fresh session to the next by more than the networks timed beside it
+move (on the build machine a quarter of its sessions ran about 20 % faster, the networks beside them 4 %), so the
+table's reference level is the median of all the build's reference sessions, and the fit networks are brought
+to that level by one factor for the calibration phase (the level over the median of the phase's reference
+sessions), not each by its own round's single reference figure.
+
+Each task runs on the measurement queue's thread, which alone mutates a :class:`BuildCalibration`; storing the
+metadata and forgetting the served table is the table module's job.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from shared.search_space import SearchSpace
 if TYPE_CHECKING:
     from latency_server.service import LatencyService
 
-__all__ = ["BuildCalibration", "Calibrator", "reference_arch"]
+__all__ = ["BuildCalibration", "Calibrator", "fit_medians", "reference_arch", "reference_level"]
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +62,57 @@ class BuildCalibration:
     resolution: int
     reference_arch: str | None
     fit: list[tuple[str, str]]  # (arch, role) of the fit networks
+    reference_sessions: int = 1  # the reference's sessions per calibration round
     references: list[dict[str, Any]] = field(default_factory=list)
-    per_round: list[list[Stats]] = field(default_factory=list)  # per fit network (reference last): each round's
+    per_round: list[list[Stats]] = field(default_factory=list)  # per position of round_archs: each round's
     rounds: int = 0
 
     @property
+    def reference_positions(self) -> list[int]:
+        """Where the reference's sessions sit in :attr:`round_archs`: after each of ``reference_sessions`` even
+        slices of the fit networks (the last at the end of the round)."""
+        if not self.reference_arch:
+            return []
+        k, n = self.reference_sessions, len(self.fit)
+        ends = [(j + 1) * n // k for j in range(k)]  # fit networks before each reference session
+        return [end + j for j, end in enumerate(ends)]
+
+    @property
+    def fit_positions(self) -> list[int]:
+        """Where the fit networks sit in :attr:`round_archs` (in the order of ``fit``)."""
+        refs = set(self.reference_positions)
+        return [i for i in range(len(self.fit) + len(refs)) if i not in refs]
+
+    @property
     def round_archs(self) -> list[str]:
-        """The networks of a calibration round: the fit networks, then the reference."""
-        return [a for a, _ in self.fit] + ([self.reference_arch] if self.reference_arch else [])
+        """The networks of a calibration round: the fit networks with the reference's sessions among them."""
+        out: list[str] = [""] * (len(self.fit) + len(self.reference_positions))
+        for i, (arch, _) in zip(self.fit_positions, self.fit, strict=True):
+            out[i] = arch
+        for i in self.reference_positions:
+            out[i] = self.reference_arch or ""
+        return out
 
     @property
     def failure_key(self) -> tuple[str, str, str, int]:
         return ("table", self.fp_id, self.space.name, self.resolution)
+
+
+def reference_level(cal: BuildCalibration) -> float | None:
+    """The table's reference level: the median of every reference session of the build (``None`` without)."""
+    if not (cal.reference_arch and cal.references):
+        return None
+    return float(statistics.median(r["median_ms"] for r in cal.references))
+
+
+def fit_medians(cal: BuildCalibration, level_ms: float | None) -> list[float]:
+    """Each fit network's median over the calibration rounds at the table's reference level ``level_ms``: one
+    factor for the phase (the level over the median of the phase's reference sessions), since one round's
+    reference figure moves more than the networks timed beside it."""
+    sessions = [stats.median_ms for i in cal.reference_positions for stats in cal.per_round[i]]
+    factor = level_ms / statistics.median(sessions) if level_ms and sessions else 1.0
+    return [float(statistics.median(stats.median_ms for stats in cal.per_round[i]) * factor)
+            for i in cal.fit_positions]
 
 
 class Calibrator:
@@ -83,7 +130,8 @@ class Calibrator:
             fit += [(str(space.arch_from_choice(c)), "random")
                     for c in sample_choices(space, self.settings.calibration_networks, self.settings.calibration_seed)]
         ref = reference_arch(space) if self.settings.drift_reference else None
-        return BuildCalibration(measuring, fp_id, space, resolution, ref, fit)
+        return BuildCalibration(measuring, fp_id, space, resolution, ref, fit,
+                                reference_sessions=self.settings.calibration_reference_sessions)
 
     def network_task(self, cal: BuildCalibration, archs: list[str], first_round: int = 0) -> NetworkTask:
         """One round of ``archs`` in a fresh session each (the worker keeps their exports between rounds)."""
@@ -104,19 +152,19 @@ class Calibrator:
                                                        (cal.failure_key,))
         stats = result.figures[0].rounds[0]
         self.service.add_counts(calibration=1)
-        self._keep_reference(cal, stats, phase, result.backend)
+        self._keep_reference(cal, [stats], phase, result.backend)
         cal.references.append({"phase": phase, "median_ms": stats.median_ms, "at": _now()})
         log.info("table build reference (%s): %.4f ms", phase, stats.median_ms)
         return stats.median_ms
 
-    def _keep_reference(self, cal: BuildCalibration, stats: Stats, phase: str, backend: dict[str, Any]) -> None:
-        """A build's reference figure joins the device's history (what network verdicts bound with)."""
+    def _keep_reference(self, cal: BuildCalibration, stats: list[Stats], phase: str, backend: dict[str, Any]) -> None:
+        """A build's reference figures join the device's history (what network verdicts bound with)."""
         assert cal.reference_arch is not None
         method = {**self.service.method_record(cal.measuring, backend), "source": f"table build ({phase})"}
-        self.service.store.save_reference_figures(cal.fp_id, cal.reference_arch, cal.resolution, [stats], method)
+        self.service.store.save_reference_figures(cal.fp_id, cal.reference_arch, cal.resolution, stats, method)
 
     def round_task(self, cal: BuildCalibration) -> int:
-        """One interleaved round of the fit networks (and the reference, measured last in the list)."""
+        """One interleaved round of the fit networks and the reference's sessions among them."""
         result: NetworksResult = self.service.run_task(self.network_task(cal, cal.round_archs, cal.rounds),
                                                        (cal.failure_key,))
         stats = [figure.rounds[0] for figure in result.figures]
@@ -127,19 +175,19 @@ class Calibrator:
         cal.rounds += 1
         self.service.add_counts(calibration=len(stats))
         if cal.reference_arch:
-            cal.references.append({"phase": f"calibration:{cal.rounds - 1}", "median_ms": stats[-1].median_ms,
-                                   "at": _now()})
-            self._keep_reference(cal, stats[-1], "calibration", result.backend)
+            sessions = [stats[i] for i in cal.reference_positions]
+            cal.references += [{"phase": f"calibration:{cal.rounds - 1}", "median_ms": r.median_ms, "at": _now()}
+                               for r in sessions]
+            self._keep_reference(cal, sessions, "calibration", result.backend)
         log.info("table build calibration round %d: %d networks", cal.rounds, len(stats))
         return cal.rounds
 
     def fitted_meta(self, cal: BuildCalibration, view: TableView, searchable: list[BlockKey]) -> dict[str, Any]:
         """The table metadata the build stores: the reference summary, the fitted correction, the time."""
         meta: dict[str, Any] = {}
-        ref_ms: float | None = None
-        if cal.reference_arch and cal.references:
+        ref_ms = reference_level(cal)
+        if ref_ms is not None:
             values = [r["median_ms"] for r in cal.references]
-            ref_ms = float(statistics.median(values))
             meta["reference"] = {
                 "arch": cal.reference_arch,
                 "median_ms": ref_ms,
@@ -155,18 +203,12 @@ class Calibrator:
         self, cal: BuildCalibration, view: TableView, ref_ms: float | None, searchable: list[BlockKey]
     ) -> dict[str, Any]:
         assert cal.rounds > 0, "the calibration rounds did not run"
-        per_round = cal.per_round
-        n_fit = len(cal.fit)
         networks = []
-        for i, (arch, role) in enumerate(cal.fit):
-            values = []
-            for r, stats in enumerate(per_round[i]):
-                ratio = ref_ms / per_round[n_fit][r].median_ms if ref_ms and cal.reference_arch else 1.0
-                values.append(stats.median_ms * ratio)  # drift-normalised to the table's reference level
+        for (arch, role), median in zip(cal.fit, fit_medians(cal, ref_ms), strict=True):
             choice = cal.space.choice_from_arch(arch)
             keys = tuple(cal.space.block_key(s, j, o, cal.resolution)
                          for s, stage in enumerate(choice.options) for j, o in enumerate(stage))
-            networks.append(FitNetwork(arch, keys, float(statistics.median(values)), role))
+            networks.append(FitNetwork(arch, keys, median, role))
         medians = view.medians
         try:
             correction = fit_correction(networks, medians, view.fixed_raw_ms,

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         "correction; 0 = serve raw sums only"
     )
     calibration_rounds: int = Field(3, ge=1, description="independent interleaved rounds of the fit networks")
+    calibration_reference_sessions: int = Field(
+        4, ge=1, le=16, description="fresh sessions of the drift reference spread over each calibration round (its "
+        "figure can jump between sessions; the table's reference level is the median of all of them)"
+    )
     calibration_seed: int = Field(
         7_001, description="seed of the fit networks (accuracy benchmarks must sample with other seeds)"
     )

@@ -44,6 +44,7 @@ def calibration_settings(settings: Settings) -> dict[str, Any]:
     return {
         "calibration_networks": settings.calibration_networks,
         "calibration_rounds": settings.calibration_rounds,
+        "calibration_reference_sessions": settings.calibration_reference_sessions,
         "calibration_seed": settings.calibration_seed,
         "correction_features": settings.correction_features,
         "drift_reference": settings.drift_reference,
