@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from latency_server.config import Settings
 from latency_server.correction import Correction
 from nas.client import LatencyClient
 from nas.search import BCFWConfig, SearchSettings, measured_guarantee, search
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.slow  # real server processes building tables
 
 RES = 32
 SLOWDOWN = 2.0
+SESSIONS = Settings.model_fields["calibration_reference_sessions"].default  # the reference's per calibration round
 
 
 def _as_if_built_on_a_faster_device(db_path: Path, factor: float) -> None:
@@ -56,11 +58,12 @@ def test_correction_drift_and_measured_guarantee(live_server, tmp_path: Path) ->
     assert correction["networks"] == 6 and {n["role"] for n in correction["fit_networks"]} == {
         "lightest", "heaviest", "random"}
     assert correction["seed"] == 7001 and correction["rounds"] == 3 and "loo_mape_pct" in correction
-    assert stats["calibration_measurements"] == 3 + 3 * 7  # 3 reference runs, 3 rounds of 6 fit nets + reference
+    # 3 reference runs, then 3 rounds of the 6 fit networks with the reference's sessions among them
+    assert stats["calibration_measurements"] == 3 + 3 * (6 + SESSIONS)
     ref = table["reference"]
     assert ref["arch"] == str(HARDCORENAS.arch_from_choice(HARDCORENAS.lightest()))
     assert [m["phase"] for m in ref["measurements"]][:3] == ["start", "middle", "end"]
-    assert len(ref["measurements"]) == 6 and ref["median_ms"] > 0
+    assert len(ref["measurements"]) == 3 + 3 * SESSIONS and ref["median_ms"] > 0
     c = Correction.from_json(correction)
     for key in HARDCORENAS.searchable_keys(RES)[:10]:
         assert table["corrected_entries"][str(key)] == pytest.approx(c.entry_ms(key, table["entries"][str(key)]))
@@ -82,7 +85,7 @@ def test_correction_drift_and_measured_guarantee(live_server, tmp_path: Path) ->
     # the verdict: its raw rounds are the response's, the history holds the build's reference figures and these
     verdict = answer.verdict
     assert verdict.network_rounds_ms == [r.median_ms for r in answer.rounds] and verdict.rounds == len(answer.rounds)
-    assert verdict.history == 6 + verdict.rounds and verdict.confidence == 0.95
+    assert verdict.history == 3 + 3 * SESSIONS + verdict.rounds and verdict.confidence == 0.95
     assert 0 < verdict.central_ms < verdict.upper_ms
     # no network measured twice yet: the ratio is taken to drift as much as the device's level
     assert verdict.ratio_drift_source == "device"
