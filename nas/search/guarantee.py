@@ -47,6 +47,9 @@ MeasureFn = Callable[[str, float], "NetworkResponse"]
 #: the highest confidence a verdict is asked at (the server's limit); the spending stops halving there
 MAX_VERDICT_CONFIDENCE = 0.9999
 
+#: the lowest share of the scaled bound's internal limit (``E * aim / U``) the secant may set in one re-run
+SECANT_STEP_FLOOR = 0.5
+
 #: fields of a ``POST /v1/latency/network`` answer kept with each attempt (and the returned one's in result.json)
 ANSWER_FIELDS = ("predicted_ms", "predicted_table_ms", "predicted_naive_ms", "normalized_ms", "drift_ratio")
 #: the returned attempt's figures that become result.json's headline figures
@@ -98,13 +101,19 @@ def next_internal_limit(seen: list[tuple[float, float]], aim: float) -> float:
     """The next internal limit from the rejected attempts' (table latency E, bound U), oldest first, the last one over
     the limit, for a bound of ``aim`` (the limit, or a little under it): ``E * aim / U`` (the bound scaled onto the
     aim), or lower where the last two attempts show the bound falling more slowly than the table (a fixed cost the
-    table misses): where their secant reaches ``aim``."""
+    table misses): where their secant reaches ``aim``, but never below :data:`SECANT_STEP_FLOOR` of the scaled bound.
+
+    The floor is there because each bound carries the device's noise: where two bounds fell by less than that noise
+    the secant is nearly flat and reaches the aim far below zero (a 32 px demo on a noisy box: E 2.53 -> 1.68 ms with
+    U 3.51 -> 3.28 ms sent the next re-run to the table's minimum). One re-run then goes at most that far below the
+    scaled bound; a real fixed cost still gets there, one re-run later."""
     table, upper = seen[-1]
-    nxt = table * aim / upper
+    scaled = table * aim / upper
+    nxt = scaled
     if len(seen) >= 2:
         (e0, u0), (e1, u1) = seen[-2], seen[-1]
         if e1 != e0 and (u1 - u0) / (e1 - e0) > 0:
-            nxt = min(nxt, e1 + (aim - u1) * (e1 - e0) / (u1 - u0))
+            nxt = min(nxt, max(e1 + (aim - u1) * (e1 - e0) / (u1 - u0), SECANT_STEP_FLOOR * scaled))
     return nxt
 
 

@@ -216,3 +216,7 @@ def test_the_next_limit_follows_a_bound_that_falls_more_slowly_than_the_table() 
     assert _next_limit(seen, limit) < 8.2 * limit / 11.5
     # noise that made the bound rise as the table fell: the ratio rule alone
     assert _next_limit([(10.2, 11.0), (8.2, 11.5)], limit) == pytest.approx(8.2 * limit / 11.5)
+    # noise that left the bound nearly flat (3.51 -> 3.28 for 2.53 -> 1.68 of table): the secant reaches the aim below
+    # zero; one re-run goes no further than half the scaled bound's limit
+    flat = [(2.53, 3.51), (1.68, 3.28)]
+    assert _next_limit(flat, 2.5) == pytest.approx(0.5 * 1.68 * 2.5 / 3.28)
