@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow  # real server processes building tables
 
 RES = 32
 SLOWDOWN = 2.0
-SESSIONS = Settings.model_fields["calibration_reference_sessions"].default  # the reference's per calibration round
+SESSIONS = Settings.model_fields["calibration_reference_sessions"].default  # reference sessions per calibration round
 
 
 def _as_if_built_on_a_faster_device(db_path: Path, factor: float) -> None:
