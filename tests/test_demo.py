@@ -9,14 +9,16 @@ from __future__ import annotations
 import csv
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
 
 from nas.cli import main
 from nas.client import LatencyClient
-from nas.demo.fleet import verdict_summary
+from nas.demo.fleet import _over_budget, fleet_estimate_s, fleet_json, fleet_lines, fleet_search, verdict_summary
 from nas.demo.report import verdict
+from nas.demo.run import DemoConfig, DemoRun
 from nas.local_server import LocalServer, ServerStartError
 
 
@@ -113,6 +115,28 @@ def test_the_fleet_line_says_which_target_refused_the_network() -> None:
                {"backend": "torch-cpu", "upper_latency_ms": 18.7436, "latency_limit_ms": 15.9185, "accepted": False}]
     assert verdict_summary(targets) == ("onnxruntime: bound 1.281 <= 2.593 ms; "
                                         "torch-cpu: bound 18.744 over 15.918 ms (not accepted)")
+
+
+def test_the_fleet_step_runs_only_where_its_estimate_fits_the_time_budget() -> None:
+    # the estimate: a table as long as the first and one search (its BCFW share scaled by the step counts)
+    assert fleet_estimate_s({"latency_table": 20.0, "search": 90.0}, 3, 60, 60) == pytest.approx(50.0)
+    assert fleet_estimate_s({"latency_table": 20.0, "search": 90.0}, 3, 60, 30) == pytest.approx(41.0)
+    run = DemoRun(DemoConfig(time_budget_s=100.0), server=None)  # type: ignore[arg-type]
+    run.stage_seconds = {"latency_table": 20.0, "search": 90.0}
+    run.started = time.monotonic() - 40.0  # 40 + 50 fits in 100
+    assert _over_budget(run) is None
+    run.started = time.monotonic() - 60.0  # 60 + 50 does not
+    reason = fleet_search(run)  # returns before touching the server (there is none)
+    assert reason.startswith("skipped: the demo had used 1.0 of its 1.67 minutes") and "--time-budget 0" in reason
+    assert fleet_json(run) == {"skipped": reason}
+    assert fleet_lines(run)[-1] == f"The fleet step was {reason}."
+    run.cfg.time_budget_s = None  # no budget: it always runs
+    assert _over_budget(run) is None
+
+
+def test_demo_rejects_a_negative_time_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--time-budget", "-1"]) == 2
+    assert "--time-budget" in capsys.readouterr().err
 
 
 @pytest.mark.slow

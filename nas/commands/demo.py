@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="BCFW steps of the fleet step's search under both targets' limits (default 60)")
     p.add_argument("--no-fleet", action="store_true",
                    help="skip the fleet step (a second table, torch-cpu, and one search under both targets)")
+    p.add_argument("--time-budget", type=float, metavar="MIN",
+                   help="minutes of demo clock the fleet step must fit in, estimated from this run's own stage times "
+                   "(default 13.75, so that make demo stays within 15 minutes with its set-up; 0: no budget)")
     p.add_argument("--seed", type=int)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
@@ -61,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     given = {name: getattr(args, name) for name in _CONFIG_OPTIONS if getattr(args, name) is not None}
     if args.no_fleet:
         given["fleet_backend"] = None
+    if args.time_budget is not None:
+        if args.time_budget < 0:
+            raise UserError("--time-budget must be 0 (no budget) or positive minutes")
+        given["time_budget_s"] = args.time_budget * 60 if args.time_budget > 0 else None
     for name in ("heaviest_epochs", "supernet_epochs", "finetune_epochs", "bcfw_steps", "random_networks",
                  "fleet_bcfw_steps"):
         if name in given and given[name] < 1:

@@ -4,7 +4,9 @@ cheap, searched under both limits at once and accepted only on both servers' ver
 The second target is the same machine through another runtime (``DemoConfig.fleet_backend``, torch-cpu by default:
 of ONNX Runtime at batch 1 and 16 and torch-cpu at batch 1, measured with ``bench/target_disagreement.py`` at
 32 px on this 2-core machine, ONNX Runtime and torch-cpu at batch 1 ordered each position's options least alike).
-Its cost is one more table build and one more search with verdicts on both targets; the step times both.
+Its cost is one more table build and one more search with verdicts on both targets; the step times both. Where the
+demo has a time budget (``DemoConfig.time_budget_s``), the step runs only if its estimate from this run's own stage
+times (:func:`fleet_estimate_s`) fits in what is left; otherwise the report says it was skipped and why.
 """
 
 from __future__ import annotations
@@ -16,16 +18,43 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nas.demo.run import DemoRun
 
-__all__ = ["fleet_json", "fleet_lines", "fleet_search", "verdict_summary"]
+__all__ = ["fleet_estimate_s", "fleet_json", "fleet_lines", "fleet_search", "verdict_summary"]
+
+
+def fleet_estimate_s(stage_seconds: dict[str, float], searches: int, steps: int, fleet_steps: int) -> float:
+    """The fleet step's time, estimated from this run's stages: a second table as long as the first (the
+    torch-cpu table took 0.85-0.95x the ONNX Runtime one at 32 px) and one search as long as the average of the
+    ``searches`` single-target ones, its BCFW share (about 60 % at the demo's settings) scaled by the step counts.
+    Both scale with the box's speed at the moment, which is what the estimate is for."""
+    one_search = stage_seconds["search"] / max(searches, 1)
+    return stage_seconds["latency_table"] + one_search * (0.4 + 0.6 * fleet_steps / max(steps, 1))
+
+
+def _over_budget(run: DemoRun) -> str | None:
+    """Why the fleet step does not fit in the demo's time budget, or None where it does (or there is none)."""
+    cfg = run.cfg
+    if cfg.time_budget_s is None:
+        return None
+    elapsed = time.monotonic() - run.started
+    estimate = fleet_estimate_s(run.stage_seconds, len(cfg.limit_fractions), cfg.bcfw_steps, cfg.fleet_bcfw_steps)
+    if elapsed + estimate <= cfg.time_budget_s:
+        return None
+    return (f"skipped: the demo had used {elapsed / 60:.1f} of its {cfg.time_budget_s / 60:.2f} minutes and this step "
+            f"would take about {estimate / 60:.1f} more on this box now (its estimate from this run's table and search "
+            "stages); `nas demo --time-budget 0` runs it whatever the time")
 
 
 def fleet_search(run: DemoRun) -> str:
     """Build the second target's table, then search under both targets' limits (the same share of each table's
-    feasible range) with both servers' verdicts."""
+    feasible range) with both servers' verdicts; skip both where the demo's time budget has no room for them."""
     from nas.demo.run import _nas
     from nas.latency_table import LatencyTable
     from nas.search.fleet import table_disagreement
 
+    skipped = _over_budget(run)
+    if skipped:
+        run.fleet = {"skipped": skipped}
+        return skipped
     cfg, url = run.cfg, run.server.url
     started = time.monotonic()
     second = run.out / f"lut_{cfg.fleet_backend}.json"
@@ -66,6 +95,8 @@ def fleet_json(run: DemoRun) -> dict[str, Any] | None:
     guarantee, how far the two tables disagree and what the step cost."""
     if run.fleet is None:
         return None
+    if "skipped" in run.fleet:
+        return {"skipped": run.fleet["skipped"]}
     result = run.fleet["result"]
     keys = ("endpoint", "backend", "threads", "batch_size", "latency_limit_ms", "expected_latency_ms",
             "measured_latency_ms", "upper_latency_ms", "confidence", "accepted", "attempts")
@@ -81,6 +112,8 @@ def fleet_lines(run: DemoRun) -> list[str]:
     summary = fleet_json(run)
     if summary is None:
         return []
+    if "skipped" in summary:
+        return ["", "## One network for two targets", "", f"The fleet step was {summary['skipped']}."]
     lines = ["", "## One network for two targets", "",
              f"The same server measuring through two runtimes whose tables disagree on which blocks are cheap (mean "
              f"per-position Spearman correlation of the options' latencies {summary['mean_spearman_of_tables']:.2f}; "
