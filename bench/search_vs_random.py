@@ -9,7 +9,8 @@ the data's fixed val split (:mod:`nas.child_accuracy`, no fine-tuning). The rand
 conditioned on the band, drawn by a random walk of single-block changes inside it (:mod:`nas.band_sampling`):
 uniform sampling alone finds almost none near the top of the range. Prints per limit the searched network's
 percentile, and the Spearman correlation of latency and accuracy over all random networks (whether the proxy
-separates architectures at all); the last line is one JSON object.
+separates architectures at all), ``--spread`` of them (default: the demo's 30) stratified over the table's whole
+range so that the correlation spans it where the bands do not; the last line is one JSON object.
 
     python bench/search_vs_random.py --supernet SUPERNET.pth.tar --lut outputs/demo/lut.json --data digits
     python bench/search_vs_random.py --supernet S.pth.tar --lut L.json \
@@ -85,6 +86,8 @@ def main() -> None:
     p.add_argument("--search-results", nargs="+", default=None,
                    help="rank these searches' networks (result.json) instead of searching")
     p.add_argument("--count", type=int, default=demo.random_networks, help="random networks per limit")
+    p.add_argument("--spread", type=int, default=demo.spread_networks,
+                   help="random networks over the table's whole range that join the Spearman correlation (0: none)")
     p.add_argument("--recal-batches", type=int, default=demo.recal_batches)
     p.add_argument("--bcfw-steps", type=int, default=demo.bcfw_steps)
     p.add_argument("--child-candidates", type=int, default=demo.child_candidates,
@@ -115,7 +118,7 @@ def main() -> None:
     evaluator = evaluator_for(args.supernet, args.data, args.resolution, recal_batches=args.recal_batches,
                               seed=args.seed)
     report = compare_with_random(evaluator.evaluate, model, space, searched, count=args.count, seed=args.seed,
-                                 usable_limits_ms=[usable_limit_ms(r) for r in results])
+                                 usable_limits_ms=[usable_limit_ms(r) for r in results], spread=args.spread)
     candidates = [_candidates_on_val(r, c, evaluator, space) for r, c in zip(results, report.limits, strict=True)]
     compare_s = time.perf_counter() - t1
     (args.out / "versus_random.json").write_text(json.dumps({**report.to_json(), "candidates": candidates}, indent=1))
@@ -134,13 +137,17 @@ def main() -> None:
                   "(the search's: held_out_top1): "
                   + ", ".join(f"{k} {v:.0f}" for k, v in _rule_percentiles(cands).items()))
     rho = report.spearman_random
-    print(f"Spearman(latency, top-1) over the {sum(len(c.random) for c in report.limits)} random networks: "
-          + ("undefined" if rho is None else f"{rho:.3f}"))
+    bands = sum(len(c.random) for c in report.limits)
+    print(f"Spearman(latency, top-1) over the {bands + len(report.spread)} random networks: "
+          + ("undefined" if rho is None else f"{rho:.3f}")
+          + (f" (the {bands} of the bands alone: {report.spearman_bands:.3f})"
+             if report.spread and report.spearman_bands is not None else ""))
     print(f"searches {search_s:.0f} s, comparison {compare_s:.0f} s ({torch.get_num_threads()} threads)")
     print(json.dumps({
         "data": args.data,
         "resolution": args.resolution,
         "spearman_random": rho,
+        "spearman_bands": report.spearman_bands,
         "limits": [{"latency_limit_ms": c.latency_limit_ms, "usable_limit_ms": c.usable_limit_ms,
                     "table_latency_ms": round(c.table_latency_ms, 4),
                     "top1": round(c.top1, 3), "percentile_vs_random": round(c.percentile_vs_random, 1),

@@ -20,7 +20,8 @@ import numpy as np
 from nas.search.expected_latency import LatencyModel
 from shared.search_space import ArchChoice
 
-__all__ = ["BandError", "band_of_limit", "lowest_band_from", "networks_in_band", "sample_in_band"]
+__all__ = ["BandError", "band_of_limit", "lowest_band_from", "networks_in_band", "sample_in_band",
+           "sample_across_range"]
 
 #: The share of the limit the comparison band spans: random networks lie in ``[(1 - BAND) T, T]``.
 BAND = 0.05
@@ -204,3 +205,21 @@ def lowest_band_from(model: LatencyModel, from_ms: float, cap_ms: float, count: 
                 if high >= cap_ms:
                     raise
         high *= 1.0 + width / 2
+
+
+def sample_across_range(model: LatencyModel, count: int, *, strata: int = 6, seed: int = 0,
+                        low_share: float = 0.05, high_share: float = 0.9) -> list[tuple[ArchChoice, float]]:
+    """``count`` networks spread over the table's feasible range: ``strata`` bands, each 5 % of the range wide,
+    centred evenly from ``low_share`` to ``high_share`` of it (its very ends hold too few networks), each holding
+    ``count / strata`` networks (the first ones one more where it does not divide) drawn like
+    :func:`sample_in_band`: whether accuracy follows latency across the range, not only within one band."""
+    if count < strata or strata < 2:
+        raise BandError(f"count {count} and strata {strata}: at least 2 strata and one network per stratum")
+    lo, hi = model.min_latency_ms(), model.max_latency_ms()
+    span = hi - lo
+    found: list[tuple[ArchChoice, float]] = []
+    for i in range(strata):
+        centre = lo + span * (low_share + (high_share - low_share) * i / (strata - 1))
+        found += sample_in_band(model, centre - 0.025 * span, centre + 0.025 * span,
+                                count // strata + (1 if i < count % strata else 0), seed=seed + 104729 * (i + 1))
+    return found

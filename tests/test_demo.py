@@ -27,7 +27,8 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     out = tmp_path / "demo"
     code = main([
         "demo", "--out", str(out), "--heaviest-epochs", "1", "--supernet-epochs", "1", "--finetune-epochs", "1",
-        "--steps-per-epoch", "2", "--bcfw-steps", "3", "--random-networks", "3", "--fleet-bcfw-steps", "3",
+        "--steps-per-epoch", "2", "--bcfw-steps", "3", "--random-networks", "3", "--spread-networks", "6",
+        "--fleet-bcfw-steps", "3",
         "--no-progress",
         "--server-env", "LATENCY_SERVER_BUDGET_S=0.002", "--server-env", "LATENCY_SERVER_MIN_REPEATS=5",
         "--server-env", "LATENCY_SERVER_CALIBRATION_NETWORKS=4",
@@ -90,6 +91,8 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     for limit in versus["limits"]:
         assert len(limit["random"]) == 3
         assert all(limit["band_ms"][0] <= r["table_latency_ms"] <= limit["band_ms"][1] for r in limit["random"])
+    assert len(versus["spread"]) == 6  # over the table's range, for the correlation
+    assert {"spearman_random", "spearman_bands"} <= set(versus)
     fleet = summary["fleet"]  # one network for two targets: ONNX Runtime and torch-cpu on the demo's server
     assert [t["backend"] for t in fleet["targets"]] == ["onnxruntime", "torch-cpu"]
     fleet_result = json.loads((out / "fleet" / "result.json").read_text())
@@ -134,9 +137,12 @@ def test_the_fleet_step_runs_only_where_its_estimate_fits_the_time_budget() -> N
     assert _over_budget(run) is None
 
 
-def test_demo_rejects_a_negative_time_budget(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_rejects_a_negative_time_budget_and_too_few_spread_networks(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--time-budget", "-1"]) == 2
     assert "--time-budget" in capsys.readouterr().err
+    for bad in ("-1", "5"):
+        assert main(["demo", "--spread-networks", bad]) == 2
+        assert "--spread-networks must be 0 or at least 6" in capsys.readouterr().err
 
 
 @pytest.mark.slow

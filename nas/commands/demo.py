@@ -7,7 +7,7 @@ from pathlib import Path
 
 #: options that default to :class:`nas.demo.DemoConfig`'s own values (not imported here: the CLI starts fast)
 _CONFIG_OPTIONS = ("data", "resolution", "heaviest_epochs", "supernet_epochs", "finetune_epochs", "train_threads",
-                   "bcfw_steps", "random_networks", "steps_per_epoch", "seed", "fleet_bcfw_steps")
+                   "bcfw_steps", "random_networks", "spread_networks", "steps_per_epoch", "seed", "fleet_bcfw_steps")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bcfw-steps", type=int)
     p.add_argument("--random-networks", type=int,
                    help="random networks per limit each searched network is ranked among (default 30)")
+    p.add_argument("--spread-networks", type=int,
+                   help="random networks over the table's whole range for the Spearman correlation of latency and "
+                   "accuracy (default 30; 0: the bands' networks alone)")
     p.add_argument("--steps-per-epoch", type=int, help="cap training steps per epoch (smoke runs)")
     p.add_argument("--fleet-bcfw-steps", type=int,
                    help="BCFW steps of the fleet step's search under both targets' limits (default 60)")
@@ -64,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
     given = {name: getattr(args, name) for name in _CONFIG_OPTIONS if getattr(args, name) is not None}
     if args.no_fleet:
         given["fleet_backend"] = None
+    spread = given.get("spread_networks", 0)
+    if spread != 0 and spread < 6:
+        raise UserError("--spread-networks must be 0 or at least 6 (one per stratum of the range)")
     if args.time_budget is not None:
         if args.time_budget < 0:
             raise UserError("--time-budget must be 0 (no budget) or positive minutes")

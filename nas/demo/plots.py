@@ -33,7 +33,7 @@ def _accuracy_vs_latency(run: DemoRun, table: list[dict[str, Any]]) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     versus = run.versus_random
     if versus is not None:
-        cloud = [r for c in versus.limits for r in c.random]
+        cloud = [r for c in versus.limits for r in c.random] + list(versus.spread)
         ax.scatter([r.table_latency_ms for r in cloud], [r.top1 for r in cloud], s=12, color="0.6", alpha=0.7,
                    label=f"random networks ({len(cloud)}), supernet children")
         ax.scatter([c.table_latency_ms for c in versus.limits], [c.top1 for c in versus.limits], s=90, marker="*",

@@ -87,6 +87,7 @@ def searches_json(run: DemoRun, table: list[dict[str, Any]]) -> list[dict[str, A
             "child_top1": r["child_top1"],  # sliced from the supernet, BN recalibrated, no fine-tuning
             "percentile_vs_random": r["percentile_vs_random"],
             "spearman_random": versus.spearman_random if versus else None,
+            "spearman_bands": versus.spearman_bands if versus else None,
             "spearman_in_band": c.spearman_in_band if c else None,
             "random_networks": len(c.random) if c else 0,
             "random_top1_median": statistics.median(x.top1 for x in c.random) if c and c.random else None,
@@ -117,8 +118,14 @@ def _versus_random_lines(run: DemoRun) -> list[str]:
                      f"{len(tops)} random networks in [{c.band_ms[0]:.3f}, {c.band_ms[1]:.3f}] ms: median "
                      f"{statistics.median(tops):.1f} % ({min(tops):.1f} .. {max(tops):.1f}); percentile of the "
                      f"searched network among them: {c.percentile_vs_random:.0f}")
-    lines += ["", "Spearman correlation of table latency and top-1 over all random networks (does the task separate "
-              "architectures at all?): " + ("undefined" if rho is None else f"{rho:.2f}")]
+    def fmt(value: float | None) -> str:
+        return "undefined" if value is None else f"{value:.2f}"
+
+    bands = sum(len(c.random) for c in versus.limits)
+    lines += ["", f"Spearman correlation of table latency and top-1 over all {bands + len(versus.spread)} random "
+              "networks (does the task separate architectures at all?): " + fmt(rho)
+              + (f"; over the {bands} of the limits' bands alone: {fmt(versus.spearman_bands)}" if versus.spread
+                 else "")]
     return lines
 
 

@@ -63,6 +63,9 @@ class DemoConfig:
     limit_fractions: tuple[float, ...] = (0.3, 0.55, 0.8)
     floor_headroom: float = 1.1
     random_networks: int = 30  # random networks per limit the searched one is ranked among
+    #: random networks over the table's whole range, for the correlation of latency and accuracy: the verdict
+    #: tightens the searches at 32 px into the table's light end, where the limits' bands span too little latency
+    spread_networks: int = 30
     recal_batches: int = 4  # training batches (64 images) re-estimating each compared child's BN statistics
     seed: int = 0
     progress: bool = True
@@ -230,7 +233,7 @@ def compare_with_random(run: DemoRun) -> str:
         usable = [usable_limit_ms(r["result"]) for r in run.rows]
         run.versus_random = compare(evaluator.evaluate, table.model(space), space, searched,
                                     count=cfg.random_networks, seed=cfg.seed, usable_limits_ms=usable,
-                                    on_child=_progress_printer())
+                                    spread=cfg.spread_networks, on_child=_progress_printer())
     finally:
         torch.set_num_threads(threads)
     for row, comparison in zip(run.rows, run.versus_random.limits, strict=True):

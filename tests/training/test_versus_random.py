@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nas.band_sampling import BandError, band_of_limit, lowest_band_from, networks_in_band, sample_in_band
+from nas.band_sampling import (
+    BandError,
+    band_of_limit,
+    lowest_band_from,
+    networks_in_band,
+    sample_across_range,
+    sample_in_band,
+)
 from nas.child_accuracy import ChildAccuracy
 from nas.search.expected_latency import LatencyModel
 from nas.versus_random import compare_with_random, rank_statistics, usable_limit_ms
@@ -155,6 +162,35 @@ def test_compare_with_random_ranks_each_limit_in_its_own_band() -> None:
     assert calls[-1] == (22, 22)
     assert "Metropolis" in report.sampling
     assert report.to_json()["limits"][1]["arch"] == str(HARDCORENAS.arch_from_choice(model.heaviest_choice()))
+
+
+def test_networks_spread_over_the_range_join_the_correlation() -> None:
+    """Bands in the table's light end span little latency; networks stratified over the whole range say whether
+    accuracy follows latency there, and the bands' own correlation is kept beside it."""
+    model = _model(11)
+    lo, hi = model.min_latency_ms(), model.max_latency_ms()
+    spread = sample_across_range(model, 13, seed=3)
+    assert len(spread) == 13 and len({c for c, _ in spread}) == 13
+    shares = sorted((lat - lo) / (hi - lo) for _, lat in spread)
+    assert 0.025 <= shares[0] < 0.1 and 0.85 < shares[-1] <= 0.925  # strata centred from 5 to 90 % of the range
+    assert all(math.isclose(lat, model.choice_latency_ms(c)) for c, lat in spread)
+    with pytest.raises(BandError):
+        sample_across_range(model, 5)  # fewer networks than strata
+
+    def evaluate(choice: ArchChoice) -> ChildAccuracy:  # accuracy rises with latency, with a band-sized wobble
+        latency = model.choice_latency_ms(choice)
+        return ChildAccuracy(top1=latency + 0.2 * (hi - lo) * math.sin(1e4 * latency), loss=0.0)
+
+    light = lo + 0.1 * (hi - lo)
+    calls = []
+    report = compare_with_random(evaluate, model, HARDCORENAS, [(light, model.lightest_choice())], count=10, seed=2,
+                                 spread=12, on_child=lambda done, total: calls.append((done, total)))
+    assert len(report.spread) == 12 and calls[-1] == (23, 23)
+    assert report.spearman_bands is not None and report.spearman_random is not None
+    assert report.spearman_random > 0.6 > report.spearman_bands  # the range shows what the light band cannot
+    assert "whole range" in report.sampling and len(report.to_json()["spread"]) == 12
+    plain = compare_with_random(evaluate, model, HARDCORENAS, [(light, model.lightest_choice())], count=10, seed=2)
+    assert plain.spread == [] and plain.spearman_random == plain.spearman_bands == report.spearman_bands
 
 
 def test_a_limit_the_verdict_tightened_is_ranked_in_the_band_it_could_use() -> None:
