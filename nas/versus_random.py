@@ -134,23 +134,29 @@ def compare_with_random(
         raise ValueError("usable_limits_ms: one per searched network, none above its limit")
     total = len(searched) * (count + 1) + spread
     done = 0
+
+    def evaluated(choice: ArchChoice) -> ChildAccuracy:
+        nonlocal done
+        acc = evaluate(choice)
+        done += 1
+        if on_child:
+            on_child(done, total)
+        return acc
+
+    def children(drawn: Sequence[tuple[ArchChoice, float]]) -> list[RandomChild]:
+        out = []
+        for rand_choice, latency in drawn:
+            acc = evaluated(rand_choice)
+            out.append(RandomChild(str(format_arch(space.arch_from_choice(rand_choice))), latency, acc.top1, acc.loss))
+        return out
+
     comparisons: list[LimitComparison] = []
     for i, (limit_ms, choice) in enumerate(searched):
         # U's band; above it only where U sits in the table's lightest corner, too few networks there to rank among
         (low, high), drawn = lowest_band_from(model, usable[i], limit_ms, count, width=band_width,
                                               seed=seed + 7919 * i)
-        randoms = []
-        for rand_choice, latency in drawn:
-            acc = evaluate(rand_choice)
-            randoms.append(RandomChild(str(format_arch(space.arch_from_choice(rand_choice))), latency, acc.top1,
-                                       acc.loss))
-            done += 1
-            if on_child:
-                on_child(done, total)
-        acc = evaluate(choice)
-        done += 1
-        if on_child:
-            on_child(done, total)
+        randoms = children(drawn)
+        acc = evaluated(choice)
         percentile, rho = rank_statistics(acc.top1, [r.top1 for r in randoms],
                                           [r.table_latency_ms for r in randoms])
         comparisons.append(LimitComparison(
@@ -165,14 +171,7 @@ def compare_with_random(
             spearman_in_band=rho,
             random=randoms,
         ))
-    spread_children = []
-    for rand_choice, latency in (sample_across_range(model, spread, seed=seed + 1) if spread else []):
-        acc = evaluate(rand_choice)
-        spread_children.append(RandomChild(str(format_arch(space.arch_from_choice(rand_choice))), latency, acc.top1,
-                                           acc.loss))
-        done += 1
-        if on_child:
-            on_child(done, total)
+    spread_children = children(sample_across_range(model, spread, seed=seed + 1) if spread else [])
     pooled = [r for c in comparisons for r in c.random]
     sampling = (f"{count} distinct networks per limit with table latency in [{1 - band_width:.2f} U, U] (U the "
                 f"limit T, or the internal limit the device's verdict tightened the search to; where that band "
