@@ -209,7 +209,7 @@ def lowest_band_from(model: LatencyModel, from_ms: float, cap_ms: float, count: 
 
 def sample_across_range(model: LatencyModel, count: int, *, strata: int = 6, seed: int = 0,
                         low_share: float = 0.05, high_share: float = 0.9) -> list[tuple[ArchChoice, float]]:
-    """``count`` networks spread over the table's feasible range: ``strata`` bands, each 5 % of the range wide,
+    """``count`` networks spread over the table's feasible range: ``strata`` bands, each ``BAND`` of the range wide,
     centred evenly from ``low_share`` to ``high_share`` of it (its very ends hold too few networks), each holding
     ``count / strata`` networks (the first ones one more where it does not divide) drawn like
     :func:`sample_in_band`: whether accuracy follows latency across the range, not only within one band."""
@@ -220,6 +220,6 @@ def sample_across_range(model: LatencyModel, count: int, *, strata: int = 6, see
     found: list[tuple[ArchChoice, float]] = []
     for i in range(strata):
         centre = lo + span * (low_share + (high_share - low_share) * i / (strata - 1))
-        found += sample_in_band(model, centre - 0.025 * span, centre + 0.025 * span,
+        found += sample_in_band(model, centre - BAND / 2 * span, centre + BAND / 2 * span,
                                 count // strata + (1 if i < count % strata else 0), seed=seed + 104729 * (i + 1))
     return found

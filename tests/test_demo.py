@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from nas.band_sampling import BAND
 from nas.cli import main
 from nas.client import LatencyClient
 from nas.demo.fleet import _over_budget, fleet_estimate_s, fleet_json, fleet_lines, fleet_search, verdict_summary
@@ -86,9 +87,9 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         low, high = s["band_ms"]
         assert s["usable_limit_ms"] == pytest.approx(returned["internal_limit_ms"])
         assert s["usable_limit_ms"] <= s["latency_limit_ms"]
-        # U's band, or where it holds too few networks the lowest above it that does: U raised in 2.5 % steps, capped
-        # at T (where the verdict tightened the search is the machine's load)
-        steps = math.log(high / s["usable_limit_ms"]) / math.log(1.025)
+        # U's band, or where it holds too few networks the lowest above it that does: U raised in steps of half the
+        # band's width, capped at T (where the verdict tightened the search is the machine's load)
+        steps = math.log(high / s["usable_limit_ms"]) / math.log(1 + BAND / 2)
         assert high == pytest.approx(s["latency_limit_ms"]) or abs(steps - round(steps)) < 1e-6
         assert s["usable_limit_ms"] <= high * (1 + 1e-9) and high <= s["latency_limit_ms"] * (1 + 1e-9)
         assert low == pytest.approx(0.95 * high) and float(s["table_latency_ms"]) <= high

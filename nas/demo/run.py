@@ -304,7 +304,6 @@ def run_demo(cfg: DemoConfig) -> list[dict[str, Any]]:
     server = LocalServer(f"sqlite:///{db_path}", log_path=cfg.out_dir / "latency-server.log",
                          env=cfg.extra_server_env)
     run = DemoRun(cfg, server)
-    started = run.started
     stages = _stages(cfg)
     total = len(stages) + 2  # the server's start, the stages, the report
     with _terminate_on_sigterm():
@@ -330,7 +329,7 @@ def run_demo(cfg: DemoConfig) -> list[dict[str, Any]]:
     t0 = time.monotonic()
     table_rows = write_report(run)
     run.stage_seconds["report"] = time.monotonic() - t0
-    minutes = (time.monotonic() - started) / 60
+    minutes = (time.monotonic() - run.started) / 60
     print("stage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in run.stage_seconds.items()), flush=True)
     print(f"\ndemo finished in {minutes:.1f} min; outputs in {cfg.out_dir}/", flush=True)
     return table_rows
