@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from latency_server.correction import sample_choices  # noqa: E402
+from latency_server.drift_elasticity import pooled_slope  # noqa: E402
 from nas.client import LatencyClient  # noqa: E402
 from nas.progress import table_build_bar  # noqa: E402
 from shared.search_space import get_space  # noqa: E402
@@ -47,36 +48,6 @@ def error_summary(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         "mean_signed_pct": float(np.mean(rel)),
         "spearman": float(spearmanr(pred, truth).statistic),
     }
-
-
-def drift_elasticity(pairs: list[list[tuple[float, float]]]) -> dict[str, float | int | None]:
-    """How far a network's figure follows the drift reference's: the pooled within-network slope of
-    log(network) on log(reference) over (network, reference) pairs timed back to back.
-
-    Dividing by the reference's ratio (drift compensation) assumes a slope of 1: every network slows down in
-    proportion to the reference. A slope under 1 means the reference moves more than the networks do (its own
-    noise, or a slowdown that hits the small reference harder), so compensating by the full ratio overshoots.
-    """
-    xs: list[float] = []
-    ys: list[float] = []
-    groups = 0
-    for net in pairs:
-        if len(net) < 2:
-            continue
-        groups += 1
-        lx = np.log([r for _, r in net])
-        ly = np.log([n for n, _ in net])
-        xs += list(lx - lx.mean())
-        ys += list(ly - ly.mean())
-    x, y = np.array(xs), np.array(ys)
-    sxx = float(x @ x)
-    if len(x) < 3 or sxx <= 0:
-        return {"slope": None, "se": None, "pairs": len(x), "reference_log_sd": None}
-    slope = float(x @ y) / sxx
-    dof = max(len(x) - groups - 1, 1)
-    resid = y - slope * x
-    return {"slope": slope, "se": float(np.sqrt(resid @ resid / dof / sxx)), "pairs": len(x),
-            "reference_log_sd": float(np.sqrt(sxx / dof))}
 
 
 def _round_pairs(answer: Any) -> list[tuple[float, float]]:
@@ -109,13 +80,19 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
             if not args.quiet:
                 a = rows[i][-1]
                 print(f"round {r + 1}/{args.rounds} net {i + 1:3d}: measured {a.measured.median_ms:.3f} ms, "
-                      f"predicted {a.predicted_ms:.3f} ms, drift {a.drift_ratio or 1:.3f} "
+                      f"predicted {a.predicted_ms:.3f} ms, "
+                      f"drift {a.drift_ratio or 1:.3f}^{a.drift_elasticity or 1:.2f} "
                       f"({time.monotonic() - start:.0f} s)", flush=True)
     truth = np.array([statistics.median(a.measured.median_ms for a in net) for net in rows])
     pred = np.array([statistics.median(a.predicted_ms for a in net) for net in rows])
     table_pred = np.array([statistics.median(a.predicted_table_ms for a in net) for net in rows])
     naive = np.array([net[0].predicted_naive_ms for net in rows])
     drift = np.array([statistics.median((a.drift_ratio or 1.0) for a in net) for net in rows])
+    # the same requests compensated by the full drift ratio (exponent 1, the server's rule before it estimated
+    # the exponent): the baseline for the server's exponent, measured in the same run
+    full = np.array([statistics.median(a.predicted_table_ms * (a.drift_ratio or 1.0) for a in net) for net in rows])
+    exponents = [a.drift_elasticity for net in rows for a in net if a.drift_elasticity is not None]
+    sources = [a.drift_elasticity_source for net in rows for a in net if a.drift_elasticity_source]
     # each request's figure at the device speed of the table's build (network/reference ratio per round): set
     # against the table without drift compensation, it shows the table's own error apart from the device's drift
     normalized = np.array([statistics.median((a.normalized_ms or a.measured.median_ms) for a in net)
@@ -123,9 +100,9 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
     rsd = np.array([statistics.pstdev([a.measured.median_ms for a in net]) /
                     statistics.fmean([a.measured.median_ms for a in net]) for net in rows])
     # within one request: rounds seconds apart; between requests: the same network minutes apart
-    within = drift_elasticity([_round_pairs(a) for net in rows for a in net])
-    between = drift_elasticity([[(a.measured.median_ms, a.reference.measured_ms) for a in net
-                                 if a.reference is not None] for net in rows])
+    within = pooled_slope([_round_pairs(a) for net in rows for a in net]).to_dict()
+    between = pooled_slope([[(a.measured.median_ms, a.reference.measured_ms) for a in net
+                             if a.reference is not None] for net in rows]).to_dict()
     table_err = 100 * (table_pred - normalized) / normalized
     summary = {
         "settings": {**_settings(args), "n": args.n, "seed": args.seed, "rounds": args.rounds,
@@ -134,6 +111,7 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
                      "correction": {k: correction.get(k) for k in ("model", "coefficients", "fixed_offset_ms",
                                                                     "loo_mape_pct", "networks", "seed")}},
         "predicted (corrected, drift-compensated)": error_summary(pred, truth),
+        "corrected table, full drift compensation": error_summary(full, truth),
         "corrected table, no drift compensation": error_summary(table_pred, truth),
         "naive block sum": error_summary(naive, truth),
         "corrected table vs drift-normalised figure": error_summary(table_pred, normalized),
@@ -145,6 +123,11 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
         "drift_ratio": {"median": float(np.median(drift)), "min": float(drift.min()), "max": float(drift.max())},
         "drift_elasticity": {
             "within_request": within, "between_requests": between,
+            "server_exponent": {"min": min(exponents, default=None), "max": max(exponents, default=None),
+                                "median": float(np.median(exponents)) if exponents else None,
+                                "last": exponents[-1] if exponents else None,
+                                "from_history": sum(s == "history" for s in sources), "from_prior":
+                                sum(s == "prior" for s in sources)},
             # the table's error against the normalised figure, per network, set against that network's drift:
             # near zero when drift compensation removes the device's speed entirely
             "spearman_table_error_vs_drift": float(spearmanr(table_err, drift).statistic) if len(drift) > 2

@@ -79,6 +79,14 @@ class Settings(BaseSettings):
     drift_reference: bool = Field(
         True, description="measure the reference network with every table build and network measurement"
     )
+    drift_elasticity_prior: float = Field(
+        0.75, ge=0.0, le=1.0, description="exponent of the drift ratio in a network's prediction before the "
+        "server has repeated networks to estimate it from (the slope of log(network) on log(reference))"
+    )
+    drift_elasticity_prior_sd: float = Field(
+        0.15, ge=0.0, description="how far the estimate from repeated networks may move from that prior (its "
+        "standard deviation in the shrinkage; 0 pins the exponent at the prior)"
+    )
     onnx_exporter: str = Field("torchscript", pattern="^(torchscript|dynamo)$")
     default_threads: int = Field(1, ge=1)
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from latency_server.calibration import reference_arch
+from latency_server.drift_elasticity import Elasticity, estimate_elasticity
 from latency_server.prediction import Prediction, choice_in, predict
 from latency_server.queue import INTERACTIVE
 from latency_server.stats import NetworkFigure, RoundSeries
@@ -63,6 +64,7 @@ class NetworkResult:
     reference_arch: str | None = None
     reference: NetworkFigure | None = None
     verdict: VerdictStats | None = None
+    elasticity: Elasticity | None = None
 
     @property
     def drift_ratio(self) -> float | None:
@@ -146,6 +148,13 @@ class NetworkMeasurements:
         since = datetime.now(timezone.utc) - timedelta(hours=self.settings.verdict_history_hours)
         return ratio_drift(self.service.store.network_ratios(fp_id, reference, resolution, since=since))
 
+    def elasticity(self, fp_id: str, reference: str, resolution: int) -> Elasticity:
+        """How far networks' figures follow the reference's on this configuration (the drift ratio's exponent)."""
+        since = datetime.now(timezone.utc) - timedelta(hours=self.settings.verdict_history_hours)
+        groups = self.service.store.network_reference_pairs(fp_id, reference, resolution, since=since)
+        return estimate_elasticity(groups, self.settings.drift_elasticity_prior,
+                                   self.settings.drift_elasticity_prior_sd)
+
     def _rounds(self, task: NetworkTask, series: RoundSeries, past: list[tuple[float, str]], with_reference: bool,
                 failure_key: tuple, moving_ratio: RatioDrift | None = None) -> NetworksResult:
         """Rounds, spread out in time, until the sequential rule stops (a fixed count without a reference)."""
@@ -181,6 +190,7 @@ class NetworkMeasurements:
         reference = reference_arch(space) if self.settings.drift_reference else None
         past = self.history(fp_id, reference, resolution) if reference else []
         moving_ratio = self.ratio_drift(fp_id, reference, resolution) if reference else None
+        elasticity = self.elasticity(fp_id, reference, resolution) if reference else None
         archs: list[ArchDef | str] = [arch] + ([reference] if reference else [])
         series = RoundSeries(len(archs), batch_size=measuring.batch_size, warmup=service.method.warmup)
         last = self._rounds(self.task(measuring, archs, resolution, space), series, past, reference is not None,
@@ -200,14 +210,17 @@ class NetworkMeasurements:
             service.store.save_reference_figures(fp_id, reference, resolution, ref_rounds,
                                                  {**method, "source": "network measurement"})
         result = NetworkResult(fp_id, figure, None, prediction, reference, figures[1] if reference else None,
-                               verdict)
+                               verdict, elasticity)
         predicted = None
         if prediction is not None:
-            predicted = prediction.corrected_ms * (result.drift_ratio or 1.0)
+            # the reference's own noise makes full compensation overshoot (see latency_server.drift_elasticity)
+            ratio = result.drift_ratio or 1.0
+            predicted = prediction.corrected_ms * (elasticity.factor(ratio) if elasticity else ratio)
         result = dataclasses.replace(result, predicted_ms=predicted)
         service.store.save_network(fp_id, format_arch(arch), resolution, figure.stats,
                                    {**method, "rounds": len(figure.rounds), "spread_ms": figure.spread_ms,
                                     "drift_ratio": result.drift_ratio,
+                                    "drift_elasticity": None if elasticity is None else elasticity.to_dict(),
                                     "reference_ms": None if result.reference is None
                                     else result.reference.stats.median_ms,
                                     "normalized_ms": result.normalized_ms,

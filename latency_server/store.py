@@ -260,6 +260,21 @@ class Store:
                 found.append((arch, math.log(ratio), sd_ratio**2 / rounds))
         return found
 
+    def network_reference_pairs(
+        self, fp_id: str, reference: str, resolution: int, *, limit: int = 500, since: datetime | None = None
+    ) -> list[list[tuple[float, float]]]:
+        """The newest ``limit`` network measurements at ``resolution`` under ``fp_id`` with this store's settings,
+        grouped by network: each measurement's raw figure and the drift reference's figure timed beside it."""
+        rows = self._newest((NetworkMeasurement.arch, NetworkMeasurement.median_ms, NetworkMeasurement.method),
+                            (NetworkMeasurement.fingerprint_id == fp_id, NetworkMeasurement.resolution == resolution,
+                             NetworkMeasurement.arch != reference), limit, since)
+        groups: dict[str, list[tuple[float, float]]] = {}
+        for arch, median_ms, method in rows:
+            ref_ms = (method or {}).get("reference_ms")
+            if isinstance(ref_ms, (int, float)) and median_ms:
+                groups.setdefault(arch, []).append((float(median_ms), float(ref_ms)))
+        return list(groups.values())
+
     # -- the drift reference's history ------------------------------------------------------------------
     def save_reference_figures(
         self, fp_id: str, arch: str, resolution: int, figures: Sequence[Stats], method: dict[str, Any]

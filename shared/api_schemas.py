@@ -245,7 +245,8 @@ class Verdict(BaseModel):
 class NetworkResponse(BaseModel):
     fingerprint: str
     measured: LatencyStats
-    #: the table's prediction now: corrected and drift-compensated (``predicted_table_ms * drift_ratio``)
+    #: the table's prediction now: corrected and drift-compensated
+    #: (``predicted_table_ms * drift_ratio ** drift_elasticity``)
     predicted_ms: float | None
     #: each independent round's statistics (one entry unless the server measures several rounds)
     rounds: list[LatencyStats] = Field(default_factory=list)
@@ -257,6 +258,10 @@ class NetworkResponse(BaseModel):
     predicted_naive_ms: float | None = None
     #: the reference network now over its latency when the table was built (``None`` when not measured)
     drift_ratio: float | None = None
+    #: the drift ratio's exponent in ``predicted_ms``: how far networks' figures follow the reference's on this
+    #: configuration, from networks measured more than once ("history") or the server's prior ("prior")
+    drift_elasticity: float | None = None
+    drift_elasticity_source: str | None = None
     reference: ReferenceFigure | None = None
     #: the figure at the speed the device had when the table was built, comparable across time: the reference's
     #: table latency times the median over rounds of (network / reference), each round timing both back to back

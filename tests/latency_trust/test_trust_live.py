@@ -5,6 +5,7 @@ bound on the network is under the limit."""
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from latency_server.config import Settings
 from latency_server.correction import Correction
+from latency_server.drift_elasticity import DEFAULT_BAND
 from nas.client import LatencyClient
 from nas.search import BCFWConfig, SearchSettings, measured_guarantee, search
 from nas.search.synthetic_gradients import prefer_large_networks
@@ -80,7 +82,11 @@ def test_correction_drift_and_measured_guarantee(live_server, tmp_path: Path) ->
     assert answer.reference.table_ms == pytest.approx(ref["median_ms"] / SLOWDOWN)
     assert answer.drift_ratio == pytest.approx(answer.reference.measured_ms / answer.reference.table_ms)
     assert answer.drift_ratio > 1.2
-    assert answer.predicted_ms == pytest.approx(answer.predicted_table_ms * answer.drift_ratio)
+    # a shift that far beyond the reference's everyday wander counts in full beyond the band (the exponent, from
+    # the prior here, applies inside it only)
+    assert answer.drift_elasticity == 0.75 and answer.drift_elasticity_source == "prior"
+    assert answer.predicted_ms == pytest.approx(
+        answer.predicted_table_ms * answer.drift_ratio * math.exp(-(1 - 0.75) * DEFAULT_BAND))
     assert 5 <= len(answer.rounds) <= 9  # between the least rounds and the most (the sequential rule)
     # the verdict: its raw rounds are the response's, the history holds the build's reference figures and these
     verdict = answer.verdict

@@ -115,6 +115,8 @@ async def measure_network(
         predicted_table_ms=None if prediction is None else prediction.corrected_ms,
         predicted_naive_ms=None if prediction is None else prediction.naive_ms,
         drift_ratio=result.drift_ratio,
+        drift_elasticity=None if result.elasticity is None else result.elasticity.slope,
+        drift_elasticity_source=None if result.elasticity is None else result.elasticity.source,
         reference=reference,
         normalized_ms=result.normalized_ms,
         normalized_spread_ms=result.normalized_spread_ms,
