@@ -246,7 +246,8 @@ class NetworkResponse(BaseModel):
     fingerprint: str
     measured: LatencyStats
     #: the table's prediction now: corrected and drift-compensated
-    #: (``predicted_table_ms * drift_ratio ** drift_elasticity``)
+    #: (``predicted_table_ms * drift_ratio ** drift_elasticity`` while the drift is within the server's band of the
+    #: reference's everyday spread; a shift beyond the band counts in full)
     predicted_ms: float | None
     #: each independent round's statistics (one entry unless the server measures several rounds)
     rounds: list[LatencyStats] = Field(default_factory=list)
