@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 import nas.commands
+from nas.errors import UserError
 
 __all__ = ["build_parser", "main"]
 
@@ -51,10 +52,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
-
-class UserError(Exception):
-    """An error caused by the user's input; printed as one line, never as a stack trace."""
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from nas.cli import UserError
+from nas.errors import UserError
 
 
 def run_phase(phase: Callable, args: argparse.Namespace, name: str) -> int:

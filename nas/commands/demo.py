@@ -55,8 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.cli import UserError
     from nas.demo import DemoConfig, DemoError, run_demo
+    from nas.errors import UserError
 
     env = {}
     for item in args.server_env:

@@ -43,7 +43,7 @@ def describe(arch_text: str, *, title: str, num_classes: int = 1000) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.cli import UserError
+    from nas.errors import UserError
 
     try:
         if args.arch:

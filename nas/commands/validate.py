@@ -6,7 +6,7 @@ import argparse
 import itertools
 import json
 
-from nas.cli import UserError
+from nas.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
