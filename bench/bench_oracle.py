@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nas.latency.expected_latency import LatencyModel  # noqa: E402
 from nas.search.bcfw import BCFW, BCFWConfig  # noqa: E402
-from nas.search.expected_latency import LatencyModel  # noqa: E402
 from nas.search.finalize import finalize, search_score  # noqa: E402
 from nas.search.lmo import solve_mck_lp  # noqa: E402
 from nas.search.start import max_entropy_start  # noqa: E402

@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from nas.client import LatencyClient
-from nas.local_server import LocalServer
+from nas.latency.client import LatencyClient
+from nas.latency.local_server import LocalServer
 from shared.api_schemas import JobStatus
 
 

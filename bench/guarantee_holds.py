@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from nas.client import LatencyClient
-from nas.local_server import LocalServer
+from nas.latency.client import LatencyClient
+from nas.latency.local_server import LocalServer
 from nas.search import SearchSettings, measured_guarantee, search
 from nas.search.synthetic_gradients import prefer_large_networks
 from shared.search_space import HARDCORENAS

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from latency_server.correction import sample_choices  # noqa: E402
 from latency_server.drift_elasticity import pooled_slope  # noqa: E402
-from nas.client import LatencyClient  # noqa: E402
+from nas.latency.client import LatencyClient  # noqa: E402
 from nas.progress import table_build_bar  # noqa: E402
 from shared.search_space import get_space  # noqa: E402
 

@@ -41,9 +41,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from bench_oracle import time_solver  # noqa: E402
 from planted import planted_objective  # noqa: E402
 
-from nas.latency_table import LatencyTable  # noqa: E402
+from nas.latency.expected_latency import LatencyModel  # noqa: E402
+from nas.latency.table import LatencyTable  # noqa: E402
 from nas.search.bcfw import BCFW, BCFWConfig  # noqa: E402
-from nas.search.expected_latency import LatencyModel  # noqa: E402
 from nas.search.fleet import check_fleet  # noqa: E402
 from nas.search.multi_lmo import solve_multi_lp  # noqa: E402
 

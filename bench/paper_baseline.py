@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nas.search.expected_latency import LatencyModel
+from nas.latency.expected_latency import LatencyModel
 from nas.search.lmo import solve_mck_lp
 from shared.search_space import ArchChoice
 

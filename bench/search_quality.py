@@ -69,7 +69,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from paper_baseline import paper_finalize, projection_start, segment_start  # noqa: E402
 from planted import PlantedObjective, planted_objective, sample_networks  # noqa: E402
 
-from nas.latency_table import LatencyTable  # noqa: E402
+from nas.latency.table import LatencyTable  # noqa: E402
 from nas.search import BCFW, BCFWConfig, SearchSettings, search  # noqa: E402
 from nas.search.discretize import best_network  # noqa: E402
 from nas.search.fleet import FleetInfeasibleError, check_fleet  # noqa: E402

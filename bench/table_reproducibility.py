@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from latency_server.correction import sample_choices  # noqa: E402
-from nas.client import LatencyClient  # noqa: E402
-from nas.latency_table import LatencyTable  # noqa: E402
+from nas.latency.client import LatencyClient  # noqa: E402
+from nas.latency.table import LatencyTable  # noqa: E402
 from shared.search_space import get_space  # noqa: E402
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nas.client import LatencyClient  # noqa: E402
-from nas.local_server import LocalServer  # noqa: E402
+from nas.latency.client import LatencyClient  # noqa: E402
+from nas.latency.local_server import LocalServer  # noqa: E402
 from nas.search.fleet import table_disagreement  # noqa: E402
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nas.search.expected_latency import LatencyModel
+from nas.latency.expected_latency import LatencyModel
 from shared.search_space import ArchChoice
 
 __all__ = ["BandError", "band_of_limit", "lowest_band_from", "networks_in_band", "sample_in_band",

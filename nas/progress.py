@@ -1,6 +1,6 @@
 """Progress bars of the command line for work a latency server does, such as a table build.
 
-tqdm is imported here, when a bar is drawn, so :mod:`nas.client` reports progress through a plain callback and
+tqdm is imported here, when a bar is drawn, so :mod:`nas.latency.client` reports progress through a plain callback and
 needs no progress-bar library.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from nas.client import ProgressFn
+from nas.latency.client import ProgressFn
 from shared.api_schemas import JobStatus
 
 __all__ = ["table_build_bar"]
@@ -18,7 +18,7 @@ __all__ = ["table_build_bar"]
 
 @contextmanager
 def table_build_bar(*, enabled: bool = True) -> Iterator[ProgressFn]:
-    """A callback for :meth:`nas.client.LatencyClient.wait_for_table` that draws the build as a bar of blocks
+    """A callback for :meth:`nas.latency.client.LatencyClient.wait_for_table` that draws the build as a bar of blocks
     measured (created at the first status, closed on exit); ``enabled=False`` draws nothing."""
     from tqdm import tqdm
 

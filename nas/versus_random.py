@@ -26,7 +26,7 @@ from typing import Any
 
 from nas.band_sampling import BAND, lowest_band_from, sample_across_range
 from nas.child_accuracy import ChildAccuracy
-from nas.search.expected_latency import LatencyModel
+from nas.latency.expected_latency import LatencyModel
 from shared.arch_string import format_arch
 from shared.search_space import ArchChoice, SearchSpace
 

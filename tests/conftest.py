@@ -10,7 +10,7 @@ import pytest
 import torch
 from hypothesis import settings
 
-from nas.local_server import LocalServer
+from nas.latency.local_server import LocalServer
 from tests.live import start_server
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")

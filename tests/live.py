@@ -1,6 +1,6 @@
 """Real latency servers for the tests: one set of fast measurement settings and one way to start a process.
 
-Every test that needs a server starts ``latency-server serve`` through :class:`nas.local_server.LocalServer` on
+Every test that needs a server starts ``latency-server serve`` through :class:`nas.latency.local_server.LocalServer` on
 127.0.0.1 and a free port, with :data:`FAST_SERVER_ENV` (tiny timing budgets and a small whole-network fit keep a
 32 px table to seconds) plus its own overrides; the fixtures in ``tests/conftest.py`` stop what they start.
 """
@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from nas.client import LatencyClient
-from nas.local_server import LocalServer
+from nas.latency.client import LatencyClient
+from nas.latency.local_server import LocalServer
 
 __all__ = ["FAST_SERVER_ENV", "TOKEN", "fast_settings", "start_server", "wait_table"]
 
@@ -53,7 +53,8 @@ def start_server(db_url: str, log_path: Path, *, token: bool = False, **env: str
 
 
 def wait_table(client: httpx.Client, resolution: int) -> dict:
-    """The complete table through the 202 job flow of :class:`nas.client.LatencyClient` (the one implementation),
-    over a raw client's own connection: a live server's ``httpx.Client`` or an in-process app's ``TestClient``."""
+    """The complete table through the 202 job flow of :class:`nas.latency.client.LatencyClient` (the one
+    implementation), over a raw client's own connection: a live server's ``httpx.Client`` or an in-process
+    app's ``TestClient``."""
     with LatencyClient(str(client.base_url), http=client) as typed:
         return typed.wait_for_table(resolution=resolution, poll_interval_s=0.1).model_dump(mode="json")

@@ -93,7 +93,7 @@ def _blocking(tmp_path: Path, modules: set[str]) -> dict[str, str]:
 def test_the_server_runs_without_the_training_stack_and_the_search_without_the_web_stack(tmp_path: Path) -> None:
     """A server that cannot import matplotlib or scikit-learn builds a table and measures a network;
     ``nas search --latency-endpoint`` that cannot import the web stack or the database searches against it."""
-    from nas.local_server import LocalServer
+    from nas.latency.local_server import LocalServer
     from tests.live import FAST_SERVER_ENV
 
     server_env = {**FAST_SERVER_ENV, **_blocking(tmp_path, {"matplotlib", "sklearn"})}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nas.local_server import LocalServer
+from nas.latency.local_server import LocalServer
 from tests.live import start_server
 
 ROOT = Path(__file__).resolve().parent.parent

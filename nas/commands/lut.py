@@ -50,9 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.client import LatencyClient
-    from nas.latency_table import LatencyTableError
-    from nas.original_lut import import_original
+    from nas.latency.client import LatencyClient
+    from nas.latency.original_lut import import_original
+    from nas.latency.table import LatencyTableError
     from nas.progress import table_build_bar
     from shared.search_space import SearchSpaceError, get_space
 

@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def measure_latency_ms(endpoint: str, arch: str, resolution: int) -> float:
     """Median latency (ms) of a whole network measured by a latency server (ONNX Runtime, batch 1, 1 thread)."""
-    from nas.client import LatencyClient
-    from nas.latency_table import LatencyTableError
+    from nas.latency.client import LatencyClient
+    from nas.latency.table import LatencyTableError
 
     try:
         with LatencyClient(endpoint) as client:

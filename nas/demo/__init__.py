@@ -1,5 +1,6 @@
 """``nas demo``: the main job end to end on the bundled data with a local latency server (:mod:`nas.demo.run`),
-the server started through its command line (:mod:`nas.local_server`) and the report (:mod:`nas.demo.report`)."""
+the server started through its command line (:mod:`nas.latency.local_server`) and the report
+(:mod:`nas.demo.report`)."""
 
 from nas.demo.run import DemoConfig, DemoError, run_demo
 

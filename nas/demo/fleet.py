@@ -48,7 +48,7 @@ def fleet_search(run: DemoRun) -> str:
     """Build the second target's table, then search under both targets' limits (the same share of each table's
     feasible range) with both servers' verdicts; skip both where the demo's time budget has no room for them."""
     from nas.demo.run import _nas
-    from nas.latency_table import LatencyTable
+    from nas.latency.table import LatencyTable
     from nas.search.fleet import table_disagreement
 
     skipped = _over_budget(run)

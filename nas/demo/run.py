@@ -4,9 +4,9 @@ latency band, fine-tuning, validation and on-device measurement; one results tab
 plots under ``outputs/demo/``.
 
 Every stage runs the same CLI commands a user would type (``nas lut``, ``nas train-heaviest``, ...), in this
-process; only the latency server is a separate process (``latency-server serve``, :mod:`nas.local_server`), stopped
-on exit, Ctrl-C or failure. This module owns the stages (one function each, timed) and their order;
-:mod:`nas.demo.report` writes the results and :mod:`nas.demo.plots` draws them.
+process; only the latency server is a separate process (``latency-server serve``,
+:mod:`nas.latency.local_server`), stopped on exit, Ctrl-C or failure. This module owns the stages (one function
+each, timed) and their order; :mod:`nas.demo.report` writes the results and :mod:`nas.demo.plots` draws them.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.client import LatencyClient
 from nas.demo.fleet import fleet_search
 from nas.demo.report import write_report
-from nas.local_server import LocalServer, ServerStartError
+from nas.latency.client import LatencyClient
+from nas.latency.local_server import LocalServer, ServerStartError
 
 __all__ = ["DemoConfig", "DemoError", "run_demo"]
 
@@ -149,7 +149,7 @@ def _train_args(cfg: DemoConfig, epochs: int, experiment: str, train_dir: Path) 
 # -- stages ----------------------------------------------------------------------------------------------------
 def build_table(run: DemoRun) -> str:
     cfg = run.cfg
-    from nas.latency_table import LatencyTable
+    from nas.latency.table import LatencyTable
 
     run.lut_path = run.out / "lut.json"
     _nas(["lut", "--latency-endpoint", run.server.url, "--resolution", str(cfg.resolution), "--backend",
@@ -175,7 +175,7 @@ def train_supernet(run: DemoRun) -> str:
 def lightest_bound_ms(run: DemoRun) -> float:
     """The lightest network's verified bound now, at a search's first-verdict confidence: no limit under it can be
     guaranteed on this device at present."""
-    from nas.latency_table import LatencyTable
+    from nas.latency.table import LatencyTable
     from nas.search import SearchSettings
     from nas.search.guarantee import verdict_confidence, verdict_of
     from shared.arch_string import format_arch
@@ -216,7 +216,7 @@ def compare_with_random(run: DemoRun) -> str:
     import torch
 
     from nas.child_accuracy import evaluator_for
-    from nas.latency_table import LatencyTable
+    from nas.latency.table import LatencyTable
     from nas.versus_random import compare_with_random as compare
     from nas.versus_random import usable_limit_ms
     from shared.search_space import get_space

@@ -2,7 +2,7 @@
 that turn them into one network under the limit, and the measured guarantee on a device.
 
 Modules, from pure to wired: :mod:`~nas.search.lmo` (the exact LP oracle) and :mod:`~nas.search.multi_lmo` (the
-same with one latency row per target of a fleet), :mod:`~nas.search.expected_latency`
+same with one latency row per target of a fleet), :mod:`~nas.latency.expected_latency`
 (the bilinear latency model), :mod:`~nas.search.start` (the maximum-entropy start), :mod:`~nas.search.discretize`
 (the exact best network under the limit for an additive score), :mod:`~nas.search.bcfw` (the optimizer and the loss
 model its averaged gradients fit), :mod:`~nas.search.finalize` (the search's final objective and its optimum under
@@ -14,10 +14,10 @@ CSV, plot, a sweep's frontier) and
 :mod:`~nas.search.run` (what ``nas search`` does). Importing this package imports neither torch nor matplotlib.
 """
 
+from nas.latency.expected_latency import LatencyModel, LatencyModelError
 from nas.search.bcfw import BCFW, BCFWConfig, LatencyLimitError, check_limit
 from nas.search.discretize import DiscretizationError, NetworkScore, best_network
 from nas.search.driver import GradientFn, Gradients, refinalize, search
-from nas.search.expected_latency import LatencyModel, LatencyModelError
 from nas.search.finalize import Finalization, finalize
 from nas.search.fleet import FleetInfeasibleError, Target, check_fleet
 from nas.search.fleet_guarantee import fleet_guarantee

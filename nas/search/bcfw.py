@@ -17,8 +17,8 @@ from typing import Literal
 
 import numpy as np
 
+from nas.latency.expected_latency import LatencyModel
 from nas.search.discretize import NetworkScore
-from nas.search.expected_latency import LatencyModel
 from nas.search.lmo import solve_mck_lp
 from nas.search.multi_lmo import solve_multi_lp
 from nas.search.start import fleet_start

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nas.search.expected_latency import LatencyModel
+from nas.latency.expected_latency import LatencyModel
 from shared.search_space import ArchChoice
 
 __all__ = ["DiscretizationError", "NetworkScore", "best_network", "relaxed_minimum_ms"]

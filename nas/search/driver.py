@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nas.latency.expected_latency import LatencyModel
 from nas.search.bcfw import BCFW, check_limit
 from nas.search.candidates import ChildJudge
-from nas.search.expected_latency import LatencyModel
 from nas.search.finalize import Finalization, finalize, search_score
 from nas.search.fleet import check_fleet
 from nas.search.result import SearchResult, SearchSettings, TrajectoryRow, attempt_record

@@ -29,10 +29,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from nas.latency.expected_latency import LatencyModel
 from nas.search.bcfw import BCFW, check_limit
 from nas.search.candidates import ChildJudge, Judged, candidate_networks, pick_by_children
 from nas.search.discretize import NetworkScore, best_network
-from nas.search.expected_latency import LatencyModel
 from shared.search_space import ArchChoice
 
 __all__ = ["Finalization", "finalize", "probability_score", "search_score"]

@@ -15,8 +15,8 @@ verdicts the search takes (a union bound that spends most on the first verdicts,
 
 This module owns the policy (how the next internal limit is chosen, when to stop, which attempt is returned) and
 the bookkeeping of each attempt's verdict in ``result.attempts`` and ``result.extra``. The measurement comes in as
-a callable answering like ``POST /v1/latency/network`` (:meth:`nas.client.LatencyClient.measure_network`), so the
-policy runs the same against a server or a test's simulated device.
+a callable answering like ``POST /v1/latency/network`` (:meth:`nas.latency.client.LatencyClient.measure_network`), so
+the policy runs the same against a server or a test's simulated device.
 """
 
 from __future__ import annotations

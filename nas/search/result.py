@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from nas.latency.expected_latency import LatencyModel
 from nas.search.bcfw import BCFWConfig
 from nas.search.discretize import NetworkScore
-from nas.search.expected_latency import LatencyModel
 from nas.search.finalize import Finalization
 from shared.search_space import ArchChoice, SearchSpace
 

@@ -2,7 +2,7 @@
 search, its outputs and, with servers, the measured guarantee (one target's, or every target's of a fleet).
 
 This module owns the wiring of one search run and the checks of its inputs; each step is done by the module that
-owns it (:mod:`nas.client`, :mod:`nas.data`, :mod:`nas.training.models`, :mod:`nas.search.driver`,
+owns it (:mod:`nas.latency.client`, :mod:`nas.data`, :mod:`nas.training.models`, :mod:`nas.search.driver`,
 :mod:`nas.search.outputs`, :mod:`nas.search.guarantee`). torch is imported only when a search runs.
 """
 
@@ -28,7 +28,7 @@ from shared.api_schemas import NetworkResponse
 from shared.search_space import HARDCORENAS, SearchSpace, get_space
 
 if TYPE_CHECKING:
-    from nas.latency_table import LatencyTable
+    from nas.latency.table import LatencyTable
 
 __all__ = ["run_search"]
 
@@ -60,7 +60,7 @@ def run_search(
     per point with the supernet and tables loaded once, each in ``OUT/sweep-N``, and the accuracy/latency
     frontier (:func:`~nas.search.outputs.write_frontier`); then the list of results is returned. Raises
     ``ValueError`` subclasses for user errors."""
-    from nas.client import LatencyClient
+    from nas.latency.client import LatencyClient
 
     space = get_space(space) if isinstance(space, str) else space
     space.check_resolution(settings.resolution)
@@ -158,8 +158,8 @@ def _accuracies(supernet, data: str, settings: SearchSettings, results: list[Sea
 def _table(target: Target, settings: SearchSettings, space: SearchSpace, clients: dict, token: str | None,
            progress: bool, use_correction: bool) -> tuple[LatencyTable, Target]:
     """A target's table (fetched from its server, or loaded) and the target with its settings filled in."""
-    from nas.client import LatencyClient
-    from nas.latency_table import LatencyTable
+    from nas.latency.client import LatencyClient
+    from nas.latency.table import LatencyTable
     from nas.progress import table_build_bar
 
     if target.lut is not None:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nas.search.expected_latency import LatencyModel
+from nas.latency.expected_latency import LatencyModel
 
 __all__ = ["fleet_start", "gibbs_distribution", "gibbs_for_latency", "max_entropy_start"]
 

@@ -16,7 +16,7 @@ from latency_server.correction import (
     parse_features,
     sample_choices,
 )
-from nas.latency_table import LatencyTable
+from nas.latency.table import LatencyTable
 from shared.search_space import HARDCORENAS
 
 RES = 224

@@ -15,7 +15,7 @@ import pytest
 from latency_server.config import Settings
 from latency_server.correction import Correction
 from latency_server.drift_elasticity import DEFAULT_BAND
-from nas.client import LatencyClient
+from nas.latency.client import LatencyClient
 from nas.search import BCFWConfig, SearchSettings, measured_guarantee, search
 from nas.search.synthetic_gradients import prefer_large_networks
 from shared.search_space import HARDCORENAS

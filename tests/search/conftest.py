@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nas.search.expected_latency import LatencyModel
+from nas.latency.expected_latency import LatencyModel
 from shared.search_space import HARDCORENAS
 
 

@@ -19,8 +19,8 @@ import httpx
 import numpy as np
 import pytest
 
-from nas.client import LatencyClient, LatencyServerError, retry_delay_s
-from nas.latency_table import LatencyTableError
+from nas.latency.client import LatencyClient, LatencyServerError, retry_delay_s
+from nas.latency.table import LatencyTableError
 from shared.api_schemas import JobStatus, NetworkResponse
 from shared.search_space import HARDCORENAS
 
@@ -217,7 +217,7 @@ def test_retry_delay_honours_retry_after_and_is_bounded() -> None:
 def test_client_and_search_import_without_the_training_stack() -> None:
     """The client works where only the server's dependencies are installed, and the search package imports
     nothing heavy until a search runs."""
-    code = ("import sys, nas.client, nas.search, nas.latency_table; "
+    code = ("import sys, nas.latency.client, nas.search, nas.latency.table; "
             "print(sorted(m for m in ('torch', 'timm', 'sklearn', 'matplotlib', 'tqdm') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]"

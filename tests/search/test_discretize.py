@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nas.latency.expected_latency import LatencyModel
 from nas.search.discretize import DiscretizationError, NetworkScore, best_network
-from nas.search.expected_latency import LatencyModel
 from shared.search_space import ArchChoice
 
 SMALL = (3, 3, 3)  # stages, blocks, options: (9 + 27) ** 3 = 46,656 networks at depths (2, 3)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nas.search.expected_latency import LatencyModel, LatencyModelError
+from nas.latency.expected_latency import LatencyModel, LatencyModelError
 from shared.search_space import HARDCORENAS, ArchChoice
 
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nas.latency.expected_latency import LatencyModel
 from nas.search import BCFWConfig, SearchSettings, search
 from nas.search.bcfw import BCFW
 from nas.search.discretize import NetworkScore, best_network
-from nas.search.expected_latency import LatencyModel
 from nas.search.finalize import finalize, search_score
 from nas.search.fleet import FleetInfeasibleError, Target, check_distinct, check_fleet, parse_target, parse_target_lut
 from nas.search.fleet_guarantee import fleet_guarantee

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nas.client import LatencyClient
-from nas.latency_table import LatencyTable
-from nas.local_server import LocalServer
+from nas.latency.client import LatencyClient
+from nas.latency.local_server import LocalServer
+from nas.latency.table import LatencyTable
 from shared.search_space import HARDCORENAS
 from tests.live import TOKEN
 from tests.search.test_search import _lut_file, _nas

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from nas.latency_table import LatencyTable, LatencyTableError, LatencyTableMismatch
-from nas.original_lut import import_original
+from nas.latency.original_lut import import_original
+from nas.latency.table import LatencyTable, LatencyTableError, LatencyTableMismatch
 from shared.search_space import HARDCORENAS, ArchChoice
 
 

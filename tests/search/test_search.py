@@ -14,8 +14,8 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from nas.latency_table import LatencyTable
-from nas.local_server import LocalServer
+from nas.latency.local_server import LocalServer
+from nas.latency.table import LatencyTable
 from nas.search import BCFWConfig, SearchSettings, measured_guarantee, search
 from nas.search.gradients import SupernetGradients
 from nas.search.guarantee import bound_at, verdict_confidence

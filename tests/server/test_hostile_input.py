@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from nas.local_server import LocalServer
+from nas.latency.local_server import LocalServer
 from shared.published import PUBLISHED
 from tests.live import TOKEN
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from latency_server.drift_elasticity import estimate_elasticity
-from nas.local_server import LocalServer
+from nas.latency.local_server import LocalServer
 from shared.block_key import BlockKey
 from shared.published import PUBLISHED
 from shared.search_space import HARDCORENAS

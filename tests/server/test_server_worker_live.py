@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nas.client import LatencyClient, LatencyServerError
-from nas.local_server import LocalServer
+from nas.latency.client import LatencyClient, LatencyServerError
+from nas.latency.local_server import LocalServer
 from shared.published import PUBLISHED
 from tests.live import start_server
 

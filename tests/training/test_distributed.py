@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from nas.local_server import free_port
+from nas.latency.local_server import free_port
 from nas.training import load_checkpoint
 
 from ._helpers import FAST, run_dir, summary

@@ -20,7 +20,7 @@ from nas.band_sampling import (
     sample_in_band,
 )
 from nas.child_accuracy import ChildAccuracy
-from nas.search.expected_latency import LatencyModel
+from nas.latency.expected_latency import LatencyModel
 from nas.versus_random import compare_with_random, rank_statistics, usable_limit_ms
 from shared.search_space import HARDCORENAS, ArchChoice
 

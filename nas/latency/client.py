@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from nas.latency_table import LatencyTable, LatencyTableError
+from nas.latency.table import LatencyTable, LatencyTableError
 from shared.api_schemas import (
     DeviceResponse,
     HealthResponse,
@@ -251,7 +251,7 @@ class LatencyClient:
         poll_interval_s: float = 0.5,
         on_progress: ProgressFn | None = None,
     ) -> LatencyTable:
-        """The complete table as a :class:`~nas.latency_table.LatencyTable` (:meth:`wait_for_table`), with the
+        """The complete table as a :class:`~nas.latency.table.LatencyTable` (:meth:`wait_for_table`), with the
         server's fitted whole-network correction unless ``use_correction`` is false."""
         answer = self.wait_for_table(space=space, resolution=resolution, backend=backend, batch_size=batch_size,
                                      threads=threads, poll_interval_s=poll_interval_s, on_progress=on_progress)

@@ -2,7 +2,7 @@
 
 This module owns reading those pickles safely (only plain containers and numbers are unpickled, never code from a
 downloaded file), their key format, their unit, and inferring the resolution they were measured at; the result is
-a :class:`~nas.latency_table.LatencyTable` like any other.
+a :class:`~nas.latency.table.LatencyTable` like any other.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from nas.latency_table import LatencyTable, LatencyTableError
+from nas.latency.table import LatencyTable, LatencyTableError
 from shared.block_key import BlockKey, BlockKeyError
 from shared.search_space import HARDCORENAS, SearchSpace
 

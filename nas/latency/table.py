@@ -1,6 +1,6 @@
 """Latency tables on the search side: the JSON file format in ms with its measuring identity, and the dense
-per-position array the expected-latency model needs. (The server client is :mod:`nas.client`; the original
-project's pickle import is :mod:`nas.original_lut`.)
+per-position array the expected-latency model needs. (The server client is :mod:`nas.latency.client`; the original
+project's pickle import is :mod:`nas.latency.original_lut`.)
 
 A table is keyed by ``str(BlockKey)`` (milliseconds per image, medians) plus a fixed part (stem, first stage,
 last conv, head). It records where and how it was measured (fingerprint, backend, batch size, threads,
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.search.expected_latency import LatencyModel
+from nas.latency.expected_latency import LatencyModel
 from shared.search_space import HARDCORENAS, SearchSpace, get_space
 
 __all__ = ["FORMAT", "LatencyTable", "LatencyTableError", "LatencyTableMismatch"]

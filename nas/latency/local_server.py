@@ -2,7 +2,7 @@
 
 The demo, the benchmarks and the tests start servers this way. The search side never imports the server's code;
 it starts the server as a user would, in its own session so that stopping it ends everything it started, waits
-until it answers ``/healthz`` (through :mod:`nas.client`), and stops it with its process group (SIGTERM, then
+until it answers ``/healthz`` (through :mod:`nas.latency.client`), and stops it with its process group (SIGTERM, then
 SIGKILL) on exit, Ctrl-C or failure. :meth:`LocalServer.kill` ends it without a shutdown (a machine dying
 mid-build).
 """
@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import httpx
 
-from nas.client import LatencyClient, LatencyServerError
+from nas.latency.client import LatencyClient, LatencyServerError
 
 __all__ = ["LocalServer", "ServerStartError", "free_port"]
 
