@@ -17,7 +17,7 @@ import time
 import torch
 from torch import nn
 
-from nas.supernet import ElasticSupernet
+from nas.models.supernet import ElasticSupernet
 from shared.builders import build_network
 from shared.search_space import HARDCORENAS
 

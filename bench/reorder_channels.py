@@ -43,7 +43,7 @@ def _seeded(args: argparse.Namespace, reorder: bool):
     """The supernet as seeded from the teacher, before any training."""
     import torch
 
-    from nas.supernet import ElasticSupernet
+    from nas.models.supernet import ElasticSupernet
     from nas.training import load_network
     from nas.training.tasks import reorder_teacher
 

@@ -1,7 +1,7 @@
 """Held-out accuracy of supernet children without training: the proxy a search and its baselines are judged by.
 
 Each child runs as the supernet's fixed child (sliced weights; the same function as the standalone timm network
-:func:`nas.child.extract_child` builds, without the cost of building one per child), its BN statistics are
+:func:`nas.models.child.extract_child` builds, without the cost of building one per child), its BN statistics are
 re-estimated on the same fixed training batches (multipath training leaves mixtures that fit no particular child),
 and it is evaluated on the same fixed validation split. The batches are drawn once and kept as tensors, so every
 child sees identical data and the data pipeline runs once, not once per child.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from nas.supernet import ElasticSupernet
+from nas.models.supernet import ElasticSupernet
 from nas.training.bn import recalibrate_bn
 from nas.training.distributed import DistInfo
 from nas.training.engine import evaluate_classifier

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.export import export_checked_onnx, save_state_dict
+    from nas.models.export import export_checked_onnx, save_state_dict
     from nas.training import load_network
 
     try:

@@ -201,7 +201,7 @@ def _load(data: str, settings: SearchSettings, space: SearchSpace, supernet_path
     import torch
 
     from nas.data import build_dataset, num_classes, split_per_class
-    from nas.supernet import ElasticSupernet
+    from nas.models.supernet import ElasticSupernet
     from nas.training.models import load_supernet
 
     train = build_dataset(data, "train", settings.resolution, train_transforms=False)

@@ -5,7 +5,7 @@ A checkpoint is a dict saved with :func:`torch.save`:
 
 * ``kind``: ``heaviest`` | ``supernet`` | ``child``; ``arch``: the arch string (``None`` for a supernet);
   ``space``: the search space's name; ``num_classes``; ``resolution``;
-* ``state_dict`` (timm ``MobileNetV3`` names for heaviest/child, :class:`~nas.supernet.ElasticSupernet` names
+* ``state_dict`` (timm ``MobileNetV3`` names for heaviest/child, :class:`~nas.models.supernet.ElasticSupernet` names
   for a supernet; never a ``module.`` prefix) and ``state_dict_ema`` when EMA was on;
 * ``epoch`` (last finished, 0-based), ``metric``, ``best_metric``, ``best_epoch``, ``optimizer``, ``scaler``,
   ``args`` (the run's options), ``version``.

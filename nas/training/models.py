@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from timm.models.mobilenetv3 import MobileNetV3
 
-from nas.child import extract_child
-from nas.supernet import ElasticSupernet
+from nas.models.child import extract_child
+from nas.models.supernet import ElasticSupernet
 from nas.training.checkpoint import CheckpointError, load_checkpoint, model_state
 from shared.arch_string import ArchDef, ArchStringError, format_arch, parse_arch
 from shared.builders import build_network

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from nas.data import build_dataset, num_classes, split_per_class
-from nas.supernet import ElasticSupernet
+from nas.models.supernet import ElasticSupernet
 from nas.training.bn import recalibrate_bn
 from nas.training.checkpoint import CheckpointError
 from nas.training.config import TrainConfig

@@ -198,7 +198,7 @@ def held_out():
 
 
 def _supernet(seed: int = 0):
-    from nas.supernet import ElasticSupernet
+    from nas.models.supernet import ElasticSupernet
 
     torch.manual_seed(seed)
     return ElasticSupernet(HARDCORENAS, num_classes=10)

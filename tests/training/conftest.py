@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nas.cli import main
-from nas.supernet import ElasticSupernet
+from nas.models.supernet import ElasticSupernet
 
 from ._helpers import FAST, run_dir
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from nas.supernet import ElasticSupernet
+from nas.models.supernet import ElasticSupernet
 from nas.training import CheckpointError, TrainConfig, load_checkpoint, load_supernet, train_heaviest
 from nas.training.checkpoint import plain_values
 from shared.search_space import HARDCORENAS

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from nas.cli import main
 from nas.data import build_dataset, split_per_class
-from nas.supernet import ElasticSupernet
+from nas.models.supernet import ElasticSupernet
 from nas.training import load_checkpoint
 from nas.training.reorder import block_channel_importance, permute_block_channels, reorder_by_importance
 from shared.builders import build_network

@@ -7,8 +7,8 @@ import random
 import pytest
 import torch
 
-from nas.child import extract_child
-from nas.supernet import ElasticSupernet
+from nas.models.child import extract_child
+from nas.models.supernet import ElasticSupernet
 from shared.builders import build_network
 from shared.search_space import HARDCORENAS, ArchChoice
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from timm.models.mobilenetv3 import MobileNetV3
 
-from nas.supernet import ElasticSupernet
+from nas.models.supernet import ElasticSupernet
 from shared.builders import build_network
 from shared.search_space import ArchChoice
 
