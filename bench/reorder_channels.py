@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nas.child_accuracy import ChildEvaluator  # noqa: E402
 from nas.cli import main as nas_main  # noqa: E402
 from nas.data import build_dataset  # noqa: E402
+from nas.evaluation.child_accuracy import ChildEvaluator  # noqa: E402
 from shared.search_space import HARDCORENAS, ArchChoice  # noqa: E402
 
 

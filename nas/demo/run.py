@@ -93,7 +93,7 @@ class DemoRun:
     heaviest: Path | None = None
     supernet: Path | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)  # one per limit
-    versus_random: Any = None  # nas.versus_random.VersusRandom
+    versus_random: Any = None  # nas.evaluation.versus_random.VersusRandom
     fleet: dict[str, Any] | None = None  # the fleet step's result and costs (nas.demo.fleet)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)  # the demo clock's start
@@ -215,10 +215,10 @@ def compare_with_random(run: DemoRun) -> str:
     """Each searched network's held-out accuracy among random networks of its latency band (no fine-tuning)."""
     import torch
 
-    from nas.child_accuracy import evaluator_for
+    from nas.evaluation.child_accuracy import evaluator_for
+    from nas.evaluation.versus_random import compare_with_random as compare
+    from nas.evaluation.versus_random import usable_limit_ms
     from nas.latency.table import LatencyTable
-    from nas.versus_random import compare_with_random as compare
-    from nas.versus_random import usable_limit_ms
     from shared.search_space import get_space
 
     cfg = run.cfg

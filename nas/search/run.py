@@ -146,8 +146,8 @@ def _search_and_verify(data, settings, space, tables, models, targets, clients, 
 
 def _accuracies(supernet, data: str, settings: SearchSettings, results: list[SearchResult], device: str) -> list:
     """Held-out top-1 of every result's network: the supernet's child, BN recalibrated, on the data's val split."""
-    from nas.child_accuracy import ChildEvaluator
     from nas.data import build_dataset
+    from nas.evaluation.child_accuracy import ChildEvaluator
 
     train = build_dataset(data, "train", settings.resolution, train_transforms=False)
     val = build_dataset(data, "val", settings.resolution, train_transforms=False)
@@ -215,7 +215,7 @@ def _load(data: str, settings: SearchSettings, space: SearchSpace, supernet_path
         supernet = load_supernet(supernet_path, space=space)
     judge = None
     if settings.child_candidates > 1:
-        from nas.child_accuracy import ChildEvaluator
+        from nas.evaluation.child_accuracy import ChildEvaluator
 
         evaluator = ChildEvaluator(supernet, training, held_out, seed=settings.seed, device=device)
         # a child's figures depend on its choice alone (fixed batches), and the verdict's re-runs propose mostly

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nas.band_sampling import (
+from nas.evaluation.band_sampling import (
     BandError,
     band_of_limit,
     lowest_band_from,
@@ -19,9 +19,9 @@ from nas.band_sampling import (
     sample_across_range,
     sample_in_band,
 )
-from nas.child_accuracy import ChildAccuracy
+from nas.evaluation.child_accuracy import ChildAccuracy
+from nas.evaluation.versus_random import compare_with_random, rank_statistics, usable_limit_ms
 from nas.latency.expected_latency import LatencyModel
-from nas.versus_random import compare_with_random, rank_statistics, usable_limit_ms
 from shared.search_space import HARDCORENAS, ArchChoice
 
 

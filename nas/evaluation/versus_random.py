@@ -1,20 +1,20 @@
 """Search versus random at equal latency: each searched network against random networks of its latency band.
 
-For every limit ``T`` the searched network's held-out accuracy (:mod:`nas.child_accuracy`) is ranked among
-``count`` random networks whose table latency lies in ``[0.95 U, U]`` (:mod:`nas.band_sampling`, uniform sampling
-conditioned on the band), ``U`` the latency the search could use (:func:`usable_limit_ms`): ``T`` itself, or the
-internal limit the device's verdict tightened the search to: on such a device the networks at the top of T's
-band have bounds over T, so they are not alternatives a user could deploy under the guarantee. Where U lies in the
-table's lightest corner, whose band holds too few networks to rank among, the lowest band above U that holds them
-(heavier networks: a comparison that can only favour the random side). Two figures per
-run: the searched network's percentile among its band's random networks (ties count half), and the Spearman
-correlation between table latency and accuracy over all random networks: how far the proxy task separates
-architectures at all. Where it does not (a correlation near 0), the percentiles are ranks in noise. The bands alone
-can span too little latency to say: where the device's verdict tightened every search into the table's light
-end (the demo's at 32 px on a noisy 2-core box: bands within 0.37-0.51 ms of a 0.31-1.74 ms table), their
-correlation measures noise within a narrow window, so ``spread`` more random networks stratified over the whole
-range (:func:`~nas.band_sampling.sample_across_range`) join the correlation (``spearman_bands`` keeps the bands'
-own).
+For every limit ``T`` the searched network's held-out accuracy (:mod:`nas.evaluation.child_accuracy`) is ranked
+among ``count`` random networks whose table latency lies in ``[0.95 U, U]`` (:mod:`nas.evaluation.band_sampling`,
+uniform sampling conditioned on the band), ``U`` the latency the search could use (:func:`usable_limit_ms`): ``T``
+itself, or the internal limit the device's verdict tightened the search to: on such a device the networks at the top
+of T's band have bounds over T, so they are not alternatives a user could deploy under the guarantee. Where U lies
+in the table's lightest corner, whose band holds too few networks to rank among, the lowest band above U that holds
+them (heavier networks: a comparison that can only favour the random side). Two figures per run: the searched
+network's percentile among its band's random networks (ties count half), and the Spearman correlation between table
+latency and accuracy over all random networks: how far the proxy task separates architectures at all. Where it does
+not (a correlation near 0), the percentiles are ranks in noise. The bands alone can span too little latency to say:
+where the device's verdict tightened every search into the table's light end (the demo's at 32 px on a noisy 2-core
+box: bands within 0.37-0.51 ms of a 0.31-1.74 ms table), their correlation measures noise within a narrow window, so
+``spread`` more random networks stratified over the whole range
+(:func:`~nas.evaluation.band_sampling.sample_across_range`) join the correlation (``spearman_bands`` keeps the
+bands' own).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from nas.band_sampling import BAND, lowest_band_from, sample_across_range
-from nas.child_accuracy import ChildAccuracy
+from nas.evaluation.band_sampling import BAND, lowest_band_from, sample_across_range
+from nas.evaluation.child_accuracy import ChildAccuracy
 from nas.latency.expected_latency import LatencyModel
 from shared.arch_string import format_arch
 from shared.search_space import ArchChoice, SearchSpace
@@ -33,7 +33,8 @@ from shared.search_space import ArchChoice, SearchSpace
 __all__ = ["LimitComparison", "RandomChild", "VersusRandom", "compare_with_random", "rank_statistics",
            "usable_limit_ms"]
 
-#: ``evaluate(choice) -> ChildAccuracy`` (:meth:`nas.child_accuracy.ChildEvaluator.evaluate`, or a test's function)
+#: ``evaluate(choice) -> ChildAccuracy`` (:meth:`nas.evaluation.child_accuracy.ChildEvaluator.evaluate`, or a
+#: test's function)
 EvaluateFn = Callable[[ArchChoice], ChildAccuracy]
 
 
