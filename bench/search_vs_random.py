@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nas.cli import main as nas_main  # noqa: E402
-from nas.demo.run import DemoConfig  # noqa: E402
+from nas.demo import DemoConfig  # noqa: E402
 from nas.evaluation.child_accuracy import evaluator_for  # noqa: E402
 from nas.evaluation.versus_random import compare_with_random, rank_statistics, usable_limit_ms  # noqa: E402
 from nas.latency.table import LatencyTable  # noqa: E402

@@ -18,7 +18,7 @@ import pytest
 from nas.cli import main
 from nas.demo.fleet import _over_budget, fleet_estimate_s, fleet_json, fleet_lines, fleet_search, verdict_summary
 from nas.demo.report import verdict
-from nas.demo.run import DemoConfig, DemoRun
+from nas.demo.state import DemoConfig, DemoRun
 from nas.evaluation.band_sampling import BAND
 from nas.latency.client import LatencyClient
 from nas.latency.local_server import LocalServer, ServerStartError

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from nas.demo.run import DemoRun
+from nas.demo.state import DemoRun, run_nas
 
 __all__ = ["fleet_estimate_s", "fleet_json", "fleet_lines", "fleet_search", "verdict_summary"]
 
@@ -47,7 +46,6 @@ def _over_budget(run: DemoRun) -> str | None:
 def fleet_search(run: DemoRun) -> str:
     """Build the second target's table, then search under both targets' limits (the same share of each table's
     feasible range) with both servers' verdicts; skip both where the demo's time budget has no room for them."""
-    from nas.demo.run import _nas
     from nas.latency.table import LatencyTable
     from nas.search.fleet import table_disagreement
 
@@ -58,7 +56,7 @@ def fleet_search(run: DemoRun) -> str:
     cfg, url = run.cfg, run.server.url
     started = time.monotonic()
     second = run.out / f"lut_{cfg.fleet_backend}.json"
-    _nas(["lut", "--latency-endpoint", url, "--resolution", str(cfg.resolution), "--backend", str(cfg.fleet_backend),
+    run_nas(["lut", "--latency-endpoint", url, "--resolution", str(cfg.resolution), "--backend", str(cfg.fleet_backend),
           "--threads", str(cfg.threads), "--out", str(second)], "fleet table")
     table_s = time.monotonic() - started
     models = [LatencyTable.load(path).model() for path in (run.lut_path, second)]
@@ -72,7 +70,7 @@ def fleet_search(run: DemoRun) -> str:
     if not cfg.progress:
         argv.append("--no-progress")
     t0 = time.monotonic()
-    _nas(argv, "fleet search")
+    run_nas(argv, "fleet search")
     spearman, differ = table_disagreement(models[0].block_ms, models[1].block_ms)
     run.fleet = {"result": json.loads((out / "result.json").read_text()), "table_seconds": table_s,
                  "search_seconds": time.monotonic() - t0, "mean_spearman": spearman, "cheapest_differs": differ}

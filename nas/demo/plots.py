@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nas.demo.run import DemoRun
+    from nas.demo.state import DemoRun
 
 __all__ = ["draw_plots"]
 

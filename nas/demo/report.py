@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from nas.demo.fleet import fleet_json, fleet_lines
 
 if TYPE_CHECKING:
-    from nas.demo.run import DemoRun
+    from nas.demo.state import DemoRun
 
 __all__ = ["searches_json", "verdict", "write_report"]
 
