@@ -11,12 +11,9 @@ table's exact sum. Two objectives are offered:
 * ``probability``: the network's probability under the final distribution (``log`` of alpha per active block
   and of beta per stage, floored at ``1e-6`` so an option the distribution dropped stays possible).
 
-Evidence: ``python bench/search_quality.py --methods ours [--final-score probability]`` (planted utilities on the
-shipped 32 and 224 px ONNX Runtime tables, gradient noise = the utilities' spread, 5 limits x 10 seeds per table,
-500 steps; a 2-core machine shared with other jobs): regret against the exact optimum, median / worst over the 100
-cases, 0.03 % / 0.91 % with ``linearised``, 2.1 % / 31 % with ``probability``. The distribution's probabilities
-are a vote over noisy LP vertices and say little about options the vertices rarely visit; the averaged gradients
-rate every option of every block that ran.
+``linearised`` is the default because the distribution's probabilities are a vote over noisy LP vertices and say
+little about options the vertices rarely visit, while the averaged gradients rate every option of every block that
+ran (``bench/search_quality.py --final-score`` compares the two).
 
 :func:`finalize` is a pure function of (score, limit), so the measured guarantee can re-run it under a tighter
 internal limit (:func:`nas.search.driver.refinalize`).

@@ -104,9 +104,9 @@ def next_internal_limit(seen: list[tuple[float, float]], aim: float) -> float:
     table misses): where their secant reaches ``aim``, but never below :data:`SECANT_STEP_FLOOR` of the scaled bound.
 
     The floor is there because each bound carries the device's noise: where two bounds fell by less than that noise
-    the secant is nearly flat and reaches the aim far below zero (a 32 px demo on a noisy box: E 2.53 -> 1.68 ms with
-    U 3.51 -> 3.28 ms sent the next re-run to the table's minimum). One re-run then goes at most that far below the
-    scaled bound; a real fixed cost still gets there, one re-run later."""
+    the secant is nearly flat and reaches the aim far below zero, which would send the next re-run to the table's
+    minimum. One re-run then goes at most that far below the scaled bound; a real fixed cost still gets there, one
+    re-run later."""
     table, upper = seen[-1]
     scaled = table * aim / upper
     nxt = scaled
