@@ -20,7 +20,7 @@ import numpy as np
 from nas.latency.expected_latency import LatencyModel
 from shared.search_space import ArchChoice
 
-__all__ = ["BandError", "band_of_limit", "lowest_band_from", "networks_in_band", "sample_in_band",
+__all__ = ["BandError", "band_of_limit", "lowest_band_from", "sample_in_band",
            "sample_across_range"]
 
 #: The share of the limit the comparison band spans: random networks lie in ``[(1 - BAND) T, T]``.
@@ -170,16 +170,6 @@ def _count_in(histogram: tuple[np.ndarray, float], fixed_ms: float, low_ms: floa
     first = max(0, int(np.ceil((low_ms - fixed_ms) / step)))
     last = min(len(total) - 1, int(np.floor((high_ms - fixed_ms) / step)))
     return float(total[first : last + 1].sum()) if last >= first else 0.0
-
-
-def networks_in_band(model: LatencyModel, low_ms: float, high_ms: float, bins: int = GRID_BINS) -> float:
-    """About how many distinct networks have table latency in ``[low_ms, high_ms]``.
-
-    Counted exactly on a grid: each block's latency rounded to ``max_latency / bins``, one histogram per stage
-    (every depth, every option tuple) and their convolution. The rounding moves a network by at most half a step
-    per block, so this picks bands; membership is always decided by the exact table sum.
-    """
-    return _count_in(_network_histogram(model, bins), model.fixed_ms, low_ms, high_ms)
 
 
 def lowest_band_from(model: LatencyModel, from_ms: float, cap_ms: float, count: int, *, width: float = BAND,

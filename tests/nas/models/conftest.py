@@ -1,16 +1,11 @@
-"""Fixtures of the training tests: a small supernet and the digits data at a tiny resolution."""
+"""Fixtures of the model tests: a small supernet after a few training steps."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 import torch
 
-from nas.cli import main
 from nas.models.supernet import ElasticSupernet
-
-from ._helpers import FAST, run_dir
 
 RES = 32
 
@@ -30,18 +25,3 @@ def trained_supernet() -> ElasticSupernet:
         loss.backward()
         opt.step()
     return net.eval()
-
-
-@pytest.fixture(scope="session")
-def heaviest_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("heaviest")
-    assert main(["train-heaviest", "digits", *FAST, "--output", str(out)]) == 0
-    return run_dir(out)
-
-
-@pytest.fixture(scope="session")
-def supernet_dir(tmp_path_factory, heaviest_dir) -> Path:
-    out = tmp_path_factory.mktemp("supernet")
-    teacher = str(heaviest_dir / "last.pth.tar")
-    assert main(["train-supernet", "digits", *FAST, "--teacher", teacher, "--output", str(out)]) == 0
-    return run_dir(out)

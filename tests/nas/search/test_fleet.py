@@ -20,9 +20,9 @@ from nas.search.fleet_guarantee import fleet_guarantee
 from nas.search.guarantee import bound_at
 from nas.search.start import fleet_start, max_entropy_start
 from shared.search_space import HARDCORENAS
-from tests.search.helpers import latency_gradients, planted_gradients
-from tests.search.test_discretize import DEPTHS, SMALL, _brute_force
-from tests.search.test_search import _answer
+from tests.nas.search.helpers import latency_gradients, planted_gradients
+from tests.nas.search.test_discretize import DEPTHS, SMALL, _brute_force
+from tests.nas.search.test_search import _answer
 
 REL = 1e-9
 

@@ -15,7 +15,6 @@ from nas.evaluation.band_sampling import (
     BandError,
     band_of_limit,
     lowest_band_from,
-    networks_in_band,
     sample_across_range,
     sample_in_band,
 )
@@ -23,6 +22,7 @@ from nas.evaluation.child_accuracy import ChildAccuracy
 from nas.evaluation.versus_random import compare_with_random, rank_statistics, usable_limit_ms
 from nas.latency.expected_latency import LatencyModel
 from shared.search_space import HARDCORENAS, ArchChoice
+from tests.nas.evaluation.helpers import networks_in_band
 
 
 def _model(seed: int, shape=(5, 4, 12), depths=(2, 3, 4)) -> LatencyModel:

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nas.search import NetworkScore, SearchSettings, best_network, search
-from tests.search.helpers import planted_gradients
+from tests.nas.search.helpers import planted_gradients
 
 
 def _limit(model, u: float) -> float:

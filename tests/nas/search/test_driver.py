@@ -11,7 +11,7 @@ import numpy as np
 
 from nas.search import BCFWConfig, SearchSettings, best_network, refinalize, search, write_outputs
 from shared.search_space import HARDCORENAS
-from tests.search.helpers import latency_gradients
+from tests.nas.search.helpers import latency_gradients
 
 REL = 1e-9
 

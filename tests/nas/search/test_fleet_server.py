@@ -15,7 +15,7 @@ from nas.latency.local_server import LocalServer
 from nas.latency.table import LatencyTable
 from shared.search_space import HARDCORENAS
 from tests.live import TOKEN
-from tests.search.test_search import _lut_file, _nas
+from tests.nas.search.test_search import _lut_file, _nas
 
 SEARCH = ("--resolution", "32", "--bcfw-steps", "3", "--batch-size", "8", "--seed", "1")
 

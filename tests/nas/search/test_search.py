@@ -22,7 +22,7 @@ from nas.search.guarantee import bound_at, verdict_confidence
 from shared.api_schemas import LatencyStats, NetworkResponse, Verdict
 from shared.search_space import HARDCORENAS
 from tests.live import TOKEN
-from tests.search.helpers import latency_gradients
+from tests.nas.search.helpers import latency_gradients
 
 REL = 1e-9
 
