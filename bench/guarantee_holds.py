@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = {k: summary[k] for k in ("resolution", "load", "confidence", "networks", "remeasurements",
                                        "share_raw_under_limit", "share_central_under_limit", "median_budget_used",
                                        "all_met", "margin_taken", "margin_justified", "minutes")}
+    figures["remeasurements_under"] = round(summary["share_raw_under_limit"] * summary["remeasurements"])
+    figures["searches_met"] = sum(bool(n["met"]) for n in found)
     rows = [{"limit_ms": n["limit_ms"], "central_ms": n["central_ms"], "upper_ms": n["upper_ms"],
              "met": n["met"], "budget_used": n["budget_used"], "share_raw_under": n["share_raw_under"]}
             for n in found]
