@@ -10,15 +10,15 @@ PIP_QUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory"
 
 .PHONY: venv test test-fast demo lint clean
 
-# No byte-compiling at install (pip's --no-compile, uv's default): compiling every installed module took 50 of
-# pip's 133 s on a 2-core box. Python compiles what it imports on first use and caches it in the venv (the install
-# imports the main modules once).
+# No byte-compiling at install (pip's --no-compile, uv's default): compiling every installed module is a large share
+# of the install time. Python compiles what it imports on first use and caches it in the venv (the install imports
+# the main modules once).
 # PYTHONDONTWRITEBYTECODE is dropped for that cache: with it set (as some containers do), every process, and every
-# measurement worker the server spawns, compiled torch's modules afresh (make test-fast 105-115 s, not 76-78 s).
+# measurement worker the server spawns, would compile torch's modules afresh.
 unexport PYTHONDONTWRITEBYTECODE
 
-# uv installs the same pinned set as pip in under half the time (48 against 104 s on a 2-core box, time that counts
-# against the demo's 15 minutes); where uv cannot be had or fails (an index only pip is configured for), pip.
+# uv installs the same pinned set as pip in about half the time (time that counts against the demo's 15 minutes);
+# where uv cannot be had or fails (an index only pip is configured for), pip.
 INSTALL_ARGS := -c constraints.txt -e '.[dev]'
 
 $(STAMP): pyproject.toml setup.py constraints.txt
@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 	fi
 	@echo "==> compiling the modules both sides import (once, about 20 s)"
 	@$(PY) -c "import torch, torchvision, timm, onnxruntime, onnx, scipy.stats, fastapi, sqlalchemy, alembic, \
-	    latency_server.app, latency_server.engine, nas.cli"
+	    latency_server.app, nas.cli"
 	@touch $(STAMP)
 
 venv: $(STAMP)

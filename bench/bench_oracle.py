@@ -15,11 +15,9 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from record import add_state_argument, write_result
 
 from nas.latency.expected_latency import LatencyModel  # noqa: E402
 from nas.search.bcfw import BCFW, BCFWConfig  # noqa: E402
@@ -101,12 +99,14 @@ def main() -> int:
     parser.add_argument("--instances", type=int, default=200, help="random alpha+beta LP pairs (default 200)")
     parser.add_argument("--steps", type=int, default=10000, help="BCFW steps to time (default 10000)")
     parser.add_argument("--seed", type=int, default=0)
+    add_state_argument(parser)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
 
     problems = instances(rng, args.instances)
     ours_obj, ours_times = time_solver(lambda c, a, r: solve_mck_lp(c, a, r).objective, problems)
     ours_t = median_times(ours_times)
+    figures = {"oracle_alpha_us": ours_t["alpha"], "oracle_beta_us": ours_t["beta"]}
     print(
         f"LP oracle on {args.instances} alpha LPs (240 vars) + {args.instances} beta LPs (15 vars), median "
         "of per-instance best-of-3 solve times:"
@@ -121,6 +121,8 @@ def main() -> int:
         objs, times = time_solver(HighsLP(method), problems)
         t = median_times(times)
         diff = max(abs(o - h) / max(1.0, abs(h)) for o, h in zip(ours_obj, objs, strict=True))
+        figures[f"{method}_alpha_x"] = t["alpha"] / ours_t["alpha"]
+        figures[f"{method}_max_rel_diff"] = diff
         print(
             f"  {label:<28} {t['alpha']:>10.1f} {t['beta']:>10.1f} {t['alpha'] / ours_t['alpha']:>8.1f}x "
             f"{t['beta'] / ours_t['beta']:>7.1f}x {diff:>13.2e}"
@@ -145,11 +147,14 @@ def main() -> int:
         t1 = time.perf_counter()
         fin = finalize(model, search_score(opt), limit)
         t_final = time.perf_counter() - t1
+        key = "bcfw_defaults" if config == BCFWConfig() else "bcfw_original"
+        figures.update({f"{key}_s": elapsed, f"{key}_steps": args.steps, f"{key}_final_ms": 1e3 * t_final})
         print(
             f"BCFW {args.steps} steps ({label}), no network passes: {elapsed:.2f} s "
             f"({1e6 * elapsed / args.steps:.0f} us/step); worst E/T-1 over iterates {worst:.1e}; "
             f"final steps {1e3 * t_final:.1f} ms, network {fin.latency_ms:.4f} <= T {limit:.4f} ms"
         )
+    write_result("bench_oracle", figures, args=args)
     return 0
 
 

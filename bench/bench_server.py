@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from record import add_state_argument, write_result
 
 from nas.latency.client import LatencyClient
 from nas.latency.local_server import LocalServer
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=50, help="sequential requests per client")
     parser.add_argument("--db", type=Path, help="SQLite file to use (kept; default: a fresh temporary file)")
+    add_state_argument(parser)
     args = parser.parse_args(argv)
 
     params = {"space": "hardcorenas", "resolution": args.resolution, "backend": args.backend,
@@ -117,10 +119,16 @@ def main(argv: list[str] | None = None) -> int:
         p50, p90, p99 = np.percentile(lat, [50, 90, 99])
         print(f"warm GET /v1/lut, {args.clients} concurrent clients x {args.requests} requests: "
               f"p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, max {lat.max():.1f} ms")
+        figures = {"resolution": args.resolution, "backend": args.backend, "cold_build_s": build_s,
+                   "entries_measured": measured, "single_p50_ms": float(np.median(single)),
+                   "single_p99_ms": float(np.percentile(single, 99)), "clients": args.clients,
+                   "warm_p50_ms": float(p50), "warm_p90_ms": float(p90), "warm_p99_ms": float(p99),
+                   "warm_max_ms": float(lat.max()), "target_p99_ms": 50}
     finally:
         if proc is not None:
             proc.stop()
         tmp.cleanup()
+    write_result("bench_server", figures, args=args)
     return 0
 
 

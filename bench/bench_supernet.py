@@ -15,6 +15,7 @@ import statistics
 import time
 
 import torch
+from record import add_state_argument, write_result
 from torch import nn
 
 from nas.models.supernet import ElasticSupernet
@@ -39,6 +40,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
     p.add_argument("--json", action="store_true")
+    add_state_argument(p)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -72,6 +74,7 @@ def main() -> None:
     else:
         print(f"heaviest step {h_ms:.1f} ms, multipath supernet step {s_ms:.1f} ms: ratio {s_ms / h_ms:.2f}x "
               f"(target <= 2x; {args.resolution} px, batch {args.batch_size}, {torch.get_num_threads()} threads)")
+    write_result("bench_supernet", result, args=args)
 
 
 if __name__ == "__main__":

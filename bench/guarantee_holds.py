@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from record import add_state_argument, machine_state, write_result
 from scipy import stats
 
 from nas.latency.client import LatencyClient
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint", help="a running latency server (default: start one on a temporary database)")
     parser.add_argument("--load", action="store_true", help="run a training process beside the server throughout")
     parser.add_argument("--json", type=Path, help="also write the per-network records here")
+    add_state_argument(parser)
     args = parser.parse_args(argv)
     server = load = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -172,6 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "networks": found}, indent=1))
     print(json.dumps(summary))
+    state = machine_state(args.state, bench_label="loaded" if args.load else None, sd_drift=summary["sd_drift"],
+                          sd_jitter=summary["sd_jitter"], sd_ratio_drift=summary["sd_ratio_drift"])
+    figures = {k: summary[k] for k in ("resolution", "load", "confidence", "networks", "remeasurements",
+                                       "share_raw_under_limit", "share_central_under_limit", "median_budget_used",
+                                       "all_met", "margin_taken", "margin_justified", "minutes")}
+    figures["remeasurements_under"] = round(summary["share_raw_under_limit"] * summary["remeasurements"])
+    figures["searches_met"] = sum(bool(n["met"]) for n in found)
+    rows = [{"limit_ms": n["limit_ms"], "central_ms": n["central_ms"], "upper_ms": n["upper_ms"],
+             "met": n["met"], "budget_used": n["budget_used"], "share_raw_under": n["share_raw_under"]}
+            for n in found]
+    write_result("guarantee_holds", figures, state=state, rows=rows, args=args)
     return 0
 
 

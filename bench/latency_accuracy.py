@@ -16,16 +16,15 @@ import argparse
 import csv
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from record import add_state_argument, machine_state, write_result
 from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from latency_server.correction import sample_choices  # noqa: E402
 from latency_server.drift_elasticity import pooled_slope  # noqa: E402
@@ -221,12 +220,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=0, help="instead: repeat one network request N times, report RSD")
     p.add_argument("--out", default=None, help="output directory (default bench/out/latency_accuracy_...)")
     p.add_argument("--quiet", action="store_true")
+    add_state_argument(p)
     args = p.parse_args(argv)
     args.out = args.out or str(ROOT / "bench" / "out" / f"latency_accuracy_{args.backend}_{args.resolution}")
     with LatencyClient(args.latency_endpoint, token=args.token, timeout_s=3600) as client:
         result = run_repeat(args, client) if args.repeat else run_accuracy(args, client)
     print(json.dumps(result, indent=1))
+    _record(args, result)
     return 0
+
+
+def _record(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    """The headline figures as a result file (bench/results/latency_accuracy/)."""
+    settings = {"resolution": args.resolution, "backend": args.backend, "threads": args.threads}
+    if args.repeat:
+        figures = {**settings, "mode": "repeat", "repeats": result["repeats"],
+                   "normalized_rsd_pct": result["normalized_rsd_pct"], "raw_rsd_pct": result["rsd_pct"],
+                   "reference_rsd_pct": result["reference_rsd_pct"]}
+        state = machine_state(args.state, reference_rsd_pct=result["reference_rsd_pct"])
+        write_result("latency_accuracy", figures, state=state, args=args)
+        return
+    pred = result["predicted (corrected, drift-compensated)"]
+    figures = {**settings, "mode": "accuracy", "networks": pred["count"], "seed": args.seed,
+               "mape_pct": pred["mape_pct"], "within_2_pct": pred["within_2_pct"],
+               "within_5_pct": pred["within_5_pct"], "within_10_pct": pred["within_10_pct"],
+               "worst_pct": pred["worst_pct"], "mean_signed_pct": pred["mean_signed_pct"],
+               "spearman": pred["spearman"],
+               "full_drift_mape_pct": result["corrected table, full drift compensation"]["mape_pct"],
+               "no_drift_mape_pct": result["corrected table, no drift compensation"]["mape_pct"],
+               "naive_sum_mape_pct": result["naive block sum"]["mape_pct"],
+               "correction_loo_mape_pct": result["settings"]["correction"].get("loo_mape_pct")}
+    noise = result["truth_noise"]
+    state = machine_state(args.state, truth_median_rsd_pct=noise["median_rsd_between_rounds_pct"],
+                          truth_max_rsd_pct=noise["max_rsd_between_rounds_pct"], drift_ratio=result["drift_ratio"])
+    write_result("latency_accuracy", figures, state=state, args=args)
 
 
 if __name__ == "__main__":

@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from bench_oracle import time_solver  # noqa: E402
 from planted import planted_objective  # noqa: E402
+from record import add_state_argument, write_result  # noqa: E402
 
 from nas.latency.expected_latency import LatencyModel  # noqa: E402
 from nas.latency.table import LatencyTable  # noqa: E402
@@ -115,6 +115,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100, help="BCFW steps per search (default 100)")
     parser.add_argument("--seeds", type=int, default=2, help="planted objectives per limit combination (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed solves per LP, best kept (default 3)")
+    add_state_argument(parser)
     args = parser.parse_args()
     models = tables()
     summary: dict[str, dict] = {}
@@ -151,6 +152,13 @@ def main() -> int:
                            "alpha_ratio": ratio_a, "beta_ratio": ratio_b, "max_abs_diff": diff, "max_rel_diff": rel}
         summary[f"k{num_k}"] = row
     print(json.dumps(summary))
+    figures = {f"{k}_{key}": row[key] for k, row in summary.items() for key in ("lps", "one_row_path")}
+    for k, row in summary.items():
+        figures.update({f"{k}_ours_alpha_us": row["ours_alpha_us"], f"{k}_highs_alpha_us": row["highs"]["alpha_us"],
+                        f"{k}_highs_alpha_x": row["highs"]["alpha_ratio"],
+                        f"{k}_highs_pivoted_alpha_x": row["highs"]["pivoted_alpha_ratio"],
+                        f"{k}_max_rel_diff": max(row[m]["max_rel_diff"] for m in ("highs", "highs-ds"))})
+    write_result("multi_target_oracle", figures, args=args)
     return 0
 
 

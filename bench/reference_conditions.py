@@ -21,14 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from record import add_state_argument, write_result
 
 from latency_server.backends import make_backend  # noqa: E402
 from latency_server.calibration import reference_arch  # noqa: E402
@@ -123,11 +120,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=8, help="interleaved cycles over the conditions (default 8)")
     p.add_argument("--pause-s", type=float, default=0.5, help="pause before the idle conditions and between pairs")
     p.add_argument("--json", type=Path, help="also write the result here")
+    add_state_argument(p)
     args = p.parse_args(argv)
     result = run(args)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
+    figures = {"resolution": args.resolution, "backend": args.backend, "repeats": args.repeats,
+               **{f"reference_{k}_median_ms": v["median"] for k, v in result["reference_ms"].items()},
+               "fast_mode_share": result["reference_fast_mode"]["share"]}
+    rows = [{"network": k, "inside_round_over_paired": v}
+            for k, v in result["networks_inside_round_over_paired"].items()]
+    write_result("reference_conditions", figures, rows=rows, args=args)
     return 0
 
 

@@ -16,12 +16,10 @@ import json
 import math
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from record import add_state_argument, write_result
 
 from nas.cli import main as nas_main  # noqa: E402
 from nas.data import build_dataset  # noqa: E402
@@ -80,6 +78,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("outputs/bench_reorder"))
+    add_state_argument(p)
     args = p.parse_args()
 
     import torch
@@ -118,6 +117,7 @@ def main() -> None:
           f"{summary['mean_top1_reordered']:.2f} % with; paired difference {summary['mean_difference']:+.2f} "
           f"+- {se:.2f} (better for {summary['reordered_better']}, worse for {summary['reordered_worse']})")
     print(json.dumps(summary))
+    write_result("reorder_channels", summary, args=args)
 
 
 if __name__ == "__main__":

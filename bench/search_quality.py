@@ -64,10 +64,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from paper_baseline import paper_finalize, projection_start, segment_start  # noqa: E402
 from planted import PlantedObjective, planted_objective, sample_networks  # noqa: E402
+from record import add_state_argument, write_result  # noqa: E402
 
 from nas.latency.table import LatencyTable  # noqa: E402
 from nas.search import BCFW, BCFWConfig, SearchSettings, search  # noqa: E402
@@ -170,6 +170,7 @@ def main() -> int:
                        ("momentum_schedule", str), ("momentum", float), ("momentum_power", float),
                        ("averaging_offset", float), ("objective", str), ("final_score", str)):
         parser.add_argument("--" + name.replace("_", "-"), type=kind, help=f"override our BCFWConfig.{name}")
+    add_state_argument(parser)
     args = parser.parse_args()
     args.methods = args.methods.split(",")
     ours = replace(BCFWConfig(), **{k: v for k, v in vars(args).items() if k in BCFWConfig.__dataclass_fields__
@@ -210,6 +211,7 @@ def main() -> int:
         "seconds": round(time.perf_counter() - t0, 1),
     })
     print(json.dumps(report))
+    _record(args, report)
     return 0
 
 
@@ -292,7 +294,15 @@ def fleet_main(args: argparse.Namespace, ours: BCFWConfig) -> int:
         "seconds": round(time.perf_counter() - t0, 1),
     })
     print(json.dumps(report))
+    _record(args, report)
     return 0
+
+
+def _record(args: argparse.Namespace, report: dict) -> None:
+    """The overall regrets as a result file (bench/results/search_quality/)."""
+    figures = {"targets": args.targets, "steps": args.steps, "methods": ",".join(args.methods),
+               **{k: v for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}}
+    write_result("search_quality", figures, args=args)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from record import add_state_argument, write_result
 
 from nas.cli import main as nas_main  # noqa: E402
 from nas.demo import DemoConfig  # noqa: E402
@@ -95,6 +93,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", type=Path, default=Path("outputs/search_vs_random"))
+    add_state_argument(p)
     args = p.parse_args()
 
     import torch
@@ -143,7 +142,7 @@ def main() -> None:
           + (f" (the {bands} of the bands alone: {report.spearman_bands:.3f})"
              if report.spread and report.spearman_bands is not None else ""))
     print(f"searches {search_s:.0f} s, comparison {compare_s:.0f} s ({torch.get_num_threads()} threads)")
-    print(json.dumps({
+    summary = {
         "data": args.data,
         "resolution": args.resolution,
         "spearman_random": rho,
@@ -156,7 +155,11 @@ def main() -> None:
                    for c, cands in zip(report.limits, candidates, strict=True)],
         "count": args.count,
         "compare_s": round(compare_s, 1),
-    }))
+    }
+    print(json.dumps(summary))
+    figures = {k: summary[k] for k in ("data", "resolution", "spearman_random", "spearman_bands", "count")}
+    figures["percentiles_vs_random"] = [row["percentile_vs_random"] for row in summary["limits"]]
+    write_result("search_vs_random", figures, rows=summary["limits"], args=args)
 
 
 if __name__ == "__main__":

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from record import add_state_argument, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from latency_server.correction import sample_choices  # noqa: E402
 from nas.latency.client import LatencyClient  # noqa: E402
@@ -72,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resolution", type=int, default=224)
     p.add_argument("--networks", type=int, default=200, help="random networks whose predictions are compared")
     p.add_argument("--out", default=str(ROOT / "bench" / "out" / "table_reproducibility.json"))
+    add_state_argument(p)
     args = p.parse_args(argv)
     tables = []
     for url in args.endpoints:  # one after the other: builds must not share the CPU
@@ -87,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
+    figures = {"resolution": args.resolution, "backend": args.backend, "entries": result["entries"],
+               "entries_median_pct": result["entries_drift_compensated"]["median_pct"],
+               "entries_worst_pct": result["entries_drift_compensated"]["worst_pct"],
+               "networks": result["networks"],
+               "networks_median_pct": result["network_predictions_drift_compensated"]["median_pct"],
+               "networks_worst_pct": result["network_predictions_drift_compensated"]["worst_pct"]}
+    write_result("table_reproducibility", figures, args=args)
     return 0
 
 

@@ -22,8 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from record import add_state_argument, write_result
 
 from nas.latency.client import LatencyClient  # noqa: E402
 from nas.latency.local_server import LocalServer  # noqa: E402
@@ -35,6 +34,7 @@ def main() -> int:
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--targets", default="onnxruntime:1:1,onnxruntime:1:16,torch-cpu:1:1",
                         help="backend:threads:batch_size, comma separated")
+    add_state_argument(parser)
     args = parser.parse_args()
     targets = [(b, int(t), int(n)) for b, t, n in (spec.split(":") for spec in args.targets.split(","))]
     tables, seconds = {}, {}
@@ -68,6 +68,10 @@ def main() -> int:
     print(f"most disagreeing pair: {worst['pair'][0]} and {worst['pair'][1]}")
     print(json.dumps({"build_seconds": {":".join(map(str, k)): v for k, v in seconds.items()}, "pairs": pairs,
                       "most_disagreeing": worst["pair"]}))
+    figures = {"resolution": args.resolution, "most_disagreeing": " vs ".join(worst["pair"]),
+               "most_disagreeing_spearman": worst["mean_spearman"],
+               "most_disagreeing_cheapest_differs": worst["cheapest_differs_share"]}
+    write_result("target_disagreement", figures, rows=pairs, args=args)
     return 0
 
 

@@ -27,9 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from record import add_state_argument, machine_state, write_result
 
 from latency_server.correction import sample_choices  # noqa: E402
 from nas.latency.local_server import LocalServer  # noqa: E402
@@ -122,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default="off,on", help="recycling modes to run: off, on or both")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    add_state_argument(parser)
     args = parser.parse_args(argv)
     command = " ".join([Path(sys.executable).name, *sys.argv])
     load_before = os.getloadavg()
@@ -147,6 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text(json.dumps({"command": command, "load_before": load_before, "load_after": load_after,
                                         "results": results}, indent=2))
+    figures = {"resolution": args.resolution, "network": args.network, "aged_minutes": args.minutes,
+               "repeats": args.repeats,
+               **{f"recycling_{r['mode']}_median_ratio": r["median_ratio"] for r in results},
+               **{f"recycling_{r['mode']}_worker_tasks": r["aged_worker_tasks"] for r in results}}
+    rows = [{k: r[k] for k in ("mode", "aged_worker_tasks", "aged_worker_recycles", "median_ratio",
+                               "aged_rsd_pct", "fresh_rsd_pct")} for r in results]
+    state = machine_state(args.state, load_average_start=[round(x, 2) for x in load_before])
+    write_result("worker_aging", figures, state=state, rows=rows, args=args)
     return 0
 
 

@@ -98,3 +98,43 @@ def test_benchmark_scripts_start(script: str) -> None:
 
     proc = subprocess.run([sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "usage:" in proc.stdout, proc.stderr[-1000:]
+
+
+# -- the README as a user guide: short, no run diaries, its figures and links pointing at real pages --------------
+
+LINKS = re.findall(r"\]\(([^)\s]+)\)", README)
+DEMO_PLOTS = ("docs/images/accuracy_vs_latency.png", "docs/images/predicted_vs_measured.png",
+              "docs/images/search_trajectories.png")
+
+
+def test_readme_is_short() -> None:
+    assert len(README.splitlines()) <= 300
+
+
+def test_readme_has_no_commit_hashes_or_times() -> None:
+    hashes = [w for w in re.findall(r"\b[0-9a-f]{7,40}\b", README) if re.search(r"\d", w) and re.search(r"[a-f]", w)]
+    assert not hashes, hashes
+    assert not re.search(r"\d\d:\d\d UTC", README)
+    assert not re.search(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d", README)
+
+
+def test_readme_shows_the_demo_plots() -> None:
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
+    assert set(DEMO_PLOTS) <= set(images)
+
+
+def test_readme_figure_links_point_into_benchmarks() -> None:
+    """Every headline figure links to an anchor that docs/benchmarks.md (generated) really has."""
+    page = (ROOT / "docs" / "benchmarks.md").read_text()
+    anchors = [link.split("#", 1)[1] for link in LINKS if link.startswith("docs/benchmarks.md#")]
+    assert len(anchors) >= 5
+    for anchor in anchors:
+        assert f'<a id="{anchor}"></a>' in page, anchor
+
+
+def test_readme_relative_links_exist() -> None:
+    """Relative link targets exist (the demo plots are produced from a real demo run and committed beside it)."""
+    for link in LINKS:
+        if re.match(r"[a-z]+://", link) or link.startswith("#"):
+            continue
+        assert (ROOT / link.split("#", 1)[0]).exists(), link
