@@ -168,3 +168,20 @@ def test_every_iterate_and_the_final_network_meet_the_latency_and_count_limits(
         return
     assert all(r.value(fin.choice) <= r.limit for r in resources)
     assert len(fin.limits_ms) == 1 + len(resources) and "targets" not in result.attempts[-1]
+
+
+@pytest.mark.slow
+def test_command_refuses_limits_no_network_meets_in_one_line(tmp_path) -> None:
+    """``nas search --max-params``: an unreadable count or one below the smallest network is a user error (exit 2,
+    one line, no solver status), and nothing is written."""
+    from tests.search.test_search import _nas
+
+    base = ("search", "digits", "--lut", "tests/data/lut_onnxruntime_32.json", "--resolution", "32",
+            "--latency-limit-ms", "0.9", "--out", str(tmp_path / "out"))
+    proc = _nas(*base, "--max-params", "1M")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: no network in the space has at most 1M parameters: the smallest has 1.98M (10 classes)"]
+    proc = _nas(*base, "--max-macs", "3.5Q")
+    assert proc.returncode == 2 and "--max-macs" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
