@@ -164,6 +164,10 @@ def main() -> int:
     parser.add_argument("--methods", default="ours,paper,random")
     parser.add_argument("--start", choices=sorted(STARTS), default="entropy", help="start of ours and paper")
     parser.add_argument("--targets", type=int, choices=[1, 2], default=1, help="1 (default) or 2 (a fleet)")
+    parser.add_argument("--max-params", metavar="N",
+                        help="two limits per case: each table's latency limit (--limits) and at most N parameters "
+                        "(3.5M, 5M; 1000 classes), as nas search --max-params; regret against the exact optimum under "
+                        "both (combinations no network meets are reported and skipped)")
     parser.add_argument("--pairs", default="0.3:0.3,0.2:0.6,0.6:0.2,0.5:0.5,0.1:0.9",
                         help="with --targets 2: limit shares of the two tables' ranges")
     for name, kind in (("block_choice", str), ("step_schedule", str), ("max_step", float), ("step_offset", float),
@@ -175,6 +179,8 @@ def main() -> int:
     args.methods = args.methods.split(",")
     ours = replace(BCFWConfig(), **{k: v for k, v in vars(args).items() if k in BCFWConfig.__dataclass_fields__
                                     and v is not None})
+    if args.max_params is not None:
+        return params_main(args, ours)
     if args.targets == 2:
         return fleet_main(args, ours)
     fractions = [float(f) for f in args.limits.split(",")]
@@ -215,8 +221,11 @@ def main() -> int:
     return 0
 
 
-def run_fleet_case(constraints: list, seed: int, args: argparse.Namespace, ours: BCFWConfig) -> dict[str, dict]:
-    """One planted case under two targets' limits: regret of ours and of random search against the exact optimum."""
+def run_fleet_case(constraints: list, seed: int, args: argparse.Namespace, ours: BCFWConfig,
+                   resources: tuple = ()) -> dict[str, dict]:
+    """One planted case under two targets' limits: regret of ours and of random search against the exact optimum.
+    With ``resources`` (parameter/MAC limits, whose rows end ``constraints``) ours searches under them as
+    ``nas search --max-params`` does."""
     model, limit = constraints[0]
     obj = planted_objective(model, seed)
     noise = args.noise * obj.spread
@@ -235,8 +244,9 @@ def run_fleet_case(constraints: list, seed: int, args: argparse.Namespace, ours:
     out = {}
     if "ours" in args.methods:
         settings = SearchSettings(latency_limit_ms=limit, bcfw_steps=args.steps, bcfw=ours, seed=seed)
+        others = constraints[1:len(constraints) - len(resources)]
         result = search(model, obj.gradients(noise, seed=10_000 + seed), settings, progress=False,
-                        others=constraints[1:])
+                        others=others, resources=resources)
         out["ours"] = measure(result.choice)
     if "random" in args.methods:
         rng = np.random.default_rng(30_000 + seed)
@@ -303,6 +313,56 @@ def _record(args: argparse.Namespace, report: dict) -> None:
     figures = {"targets": args.targets, "steps": args.steps, "methods": ",".join(args.methods),
                **{k: v for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}}
     write_result("search_quality", figures, args=args)
+
+
+def params_main(args: argparse.Namespace, ours: BCFWConfig) -> int:
+    """``--max-params N``: the planted benchmark under each table's latency limit and a parameter limit at once."""
+    from nas.search.resource_limits import ResourceInfeasibleError, check_limits, parse_count, resource_limits
+    from shared.search_space import HARDCORENAS
+
+    args.methods = [m for m in args.methods if m != "paper"]  # the paper's settings know one constraint only
+    max_params = parse_count(args.max_params, "--max-params")
+    t0 = time.perf_counter()
+    report: dict = {"config": {**asdict(ours), "steps": args.steps, "noise": args.noise, "max_params": max_params},
+                    "per_limit": {}, "skipped": {}}
+    all_rows: list[dict] = []
+    for table_name in args.tables.split(","):
+        table = LatencyTable.load(_table_path(table_name))
+        model = table.model()
+        resources = resource_limits(HARDCORENAS, table.resolution, HARDCORENAS.num_classes, max_params=max_params)
+        for f in (float(x) for x in args.limits.split(",")):
+            limit = model.min_latency_ms() + f * (model.max_latency_ms() - model.min_latency_ms())
+            key = f"{table_name}@{f:g}"
+            try:
+                check_limits([(model, limit)], resources)
+            except (ResourceInfeasibleError, ValueError) as exc:
+                report["skipped"][key] = str(exc)
+                print(f"{key}: skipped ({exc})", flush=True)
+                continue
+            constraints = [(model, limit), *(r.row for r in resources)]
+            rows = [run_fleet_case(constraints, seed, args, ours, resources) for seed in range(args.seeds)]
+            all_rows += rows
+            report["per_limit"][key] = {m: {**_summary(rows, m), "budget_per_limit": [
+                statistics.fmean(r[m]["budget_per_target"][k] for r in rows) for k in range(2)]} for m in args.methods}
+            line = "  ".join(f"{m} {report['per_limit'][key][m]['median_regret_pct']:6.2f}/"
+                             f"{report['per_limit'][key][m]['worst_regret_pct']:6.2f}" for m in args.methods)
+            used = report["per_limit"][key][args.methods[0]]["budget_per_limit"]
+            print(f"table {table_name:>4} limit {f:4.2f} ({limit:.4f} ms) + {args.max_params} params  median/worst "
+                  f"regret %  {line}  (budget used: latency {used[0]:.3f}, params {used[1]:.3f})", flush=True)
+    summary = {m: _summary(all_rows, m) for m in args.methods} if all_rows else {}
+    first = args.methods[0]
+    report.update({
+        "cases": len(all_rows),
+        **({"median_regret_pct": summary[first]["median_regret_pct"],
+            "worst_regret_pct": summary[first]["worst_regret_pct"],
+            **{f"{m}_median_regret_pct": summary[m]["median_regret_pct"] for m in args.methods if m != first},
+            **{f"{m}_worst_regret_pct": summary[m]["worst_regret_pct"] for m in args.methods if m != first},
+            "max_budget_used": max(summary[m]["max_budget_used"] for m in args.methods)} if all_rows else {}),
+        "seconds": round(time.perf_counter() - t0, 1),
+    })
+    print(json.dumps(report))
+    _record(args, report)
+    return 0
 
 
 if __name__ == "__main__":

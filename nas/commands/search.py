@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "search",
         help="search a network whose table latency is at most --latency-limit-ms",
         description="Searches the option and depth distribution with block-coordinate Frank-Wolfe under a hard "
-        "expected-latency limit, then returns a network whose table latency is checked to meet the limit. "
+        "expected-latency limit (and, with --max-params / --max-macs, hard limits on the parameter count and the "
+        "multiply-accumulates), then returns a network whose table latency (and counts) are checked to meet them. "
         "Writes OUT/result.json, OUT/trajectory.csv and OUT/trajectory.png.",
     )
     p.add_argument("data", help="'digits', 'synthetic' or an ImageFolder root (train/ is split per class)")
@@ -49,6 +50,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--token",
         default=os.environ.get("LATENCY_SERVER_TOKEN"),
         help="bearer token of the server (default: env LATENCY_SERVER_TOKEN)",
+    )
+    p.add_argument(
+        "--max-params",
+        metavar="N",
+        help="hard limit on the network's parameter count (with the data's classes), e.g. 3.5M, 800K or 3500000 "
+        "(suffixes K, M, G); met by every search step and the returned network, beside the latency limits; "
+        "result.json lists it under 'limits' with the network's count",
+    )
+    p.add_argument(
+        "--max-macs",
+        metavar="N",
+        help="hard limit on the network's multiply-accumulates at --resolution (convolutions and linear layers), "
+        "e.g. 300M or 1.2G; like --max-params, and combinable with it",
     )
     p.add_argument("--supernet", metavar="CKPT", help="trained supernet checkpoint (default: fresh, with a warning)")
     steps = SearchSettings(1.0).bcfw_steps
@@ -156,6 +170,27 @@ def _targets(args: argparse.Namespace) -> list | None:
     return targets
 
 
+def _count_limit(text: str | None, flag: str) -> float | None:
+    """``--max-params`` / ``--max-macs`` as a number (None when not given); UserError when unreadable."""
+    from nas.search.resource_limits import parse_count
+
+    if text is None:
+        return None
+    try:
+        return parse_count(text, flag)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _print_limits(result) -> None:
+    from nas.search.resource_limits import format_count
+
+    for r in result.resources:
+        value = r.value(result.choice)
+        print(f"{'parameters' if r.kind == 'params' else 'MACs'}: {format_count(value, unlike=r.limit)} ({value:,}) "
+              f"<= limit {format_count(r.limit)} ({100 * value / r.limit:.1f} %)")
+
+
 def _sweep_points(spec: str | None, num_targets: int) -> list[tuple[float, ...]] | None:
     """``--sweep`` as points of one factor per target (a single factor applies to every target)."""
     import math
@@ -191,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--confidence must be between 0.5 and 0.999")
     targets = _targets(args)
     sweep = _sweep_points(args.sweep, len(targets) if targets else 1)
+    max_params, max_macs = _count_limit(args.max_params, "--max-params"), _count_limit(args.max_macs, "--max-macs")
     try:
         settings = SearchSettings(
             latency_limit_ms=targets[0].limit_ms if targets else args.latency_limit_ms,
@@ -230,6 +266,8 @@ def run(args: argparse.Namespace) -> int:
             max_retries=args.max_retries,
             use_correction=not args.raw_table,
             sweep=sweep,
+            max_params=max_params,
+            max_macs=max_macs,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
@@ -240,6 +278,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.out}/sweep.csv, sweep.png and sweep-1 .. sweep-{len(sweep)}")
         return 0
     print(f"network: {result.arch}")
+    _print_limits(result)
     if targets:
         _print_targets(result)
         return _warn_unmet(result, args.out)

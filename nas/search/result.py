@@ -87,6 +87,8 @@ class SearchResult:
     target_info: list[dict[str, Any]] = field(default_factory=list)
     #: rates a network's child on held-out data for the final steps (None: the score alone decides)
     judge: Callable[[ArchChoice], tuple[float, float]] | None = None
+    #: parameter/MAC limits (:class:`~nas.search.resource_limits.ResourceLimit`) every iterate and the network meet
+    resources: tuple = ()
 
     @property
     def choice(self) -> ArchChoice:
@@ -141,6 +143,11 @@ class SearchResult:
         }
         out.update(self.extra)
         out["targets"] = self.targets_json()
+        if self.resources:  # every limit with the network's value (latency targets first, then params / MACs)
+            from nas.search.resource_limits import limits_json
+
+            latency = [(self.model, s.latency_limit_ms), *self.others]
+            out["limits"] = limits_json(self.choice, latency, self.resources, self.alpha, self.beta)
         return out
 
     def targets_json(self) -> list[dict[str, Any]]:
@@ -167,9 +174,11 @@ class SearchResult:
         return out
 
 
-def attempt_record(fin: Finalization, space: SearchSpace) -> dict[str, Any]:
+def attempt_record(fin: Finalization, space: SearchSpace, num_targets: int | None = None) -> dict[str, Any]:
     """One attempt of the final steps as ``result.json`` lists it (a measurement adds its fields later); with
-    several targets, ``targets`` holds each one's internal limit and table latency (its verdict is added there)."""
+    several targets, ``targets`` holds each one's internal limit and table latency (its verdict is added there).
+    ``num_targets``: how many of ``fin``'s limits are latency targets (the rest are parameter/MAC limits)."""
+    num_targets = num_targets or len(fin.limits_ms)
     record: dict[str, Any] = {
         "internal_limit_ms": fin.limit_ms,
         "arch": str(space.arch_from_choice(fin.choice)),
@@ -180,7 +189,8 @@ def attempt_record(fin: Finalization, space: SearchSpace) -> dict[str, Any]:
         record["candidates"] = [{"arch": str(space.arch_from_choice(j.choice)), "expected_latency_ms": j.latency_ms,
                                  "held_out_top1": j.top1,
                                  "held_out_loss": j.loss, "chosen": j.choice == fin.choice} for j in fin.judged]
-    if len(fin.limits_ms) > 1:
+    if num_targets > 1:
         record["targets"] = [{"internal_limit_ms": limit, "expected_latency_ms": latency}
-                             for limit, latency in zip(fin.limits_ms, fin.latencies_ms, strict=True)]
+                             for limit, latency in zip(fin.limits_ms[:num_targets], fin.latencies_ms[:num_targets],
+                                                       strict=True)]
     return record

@@ -23,6 +23,7 @@ from nas.search.fleet import Target, check_distinct, check_fleet
 from nas.search.fleet_guarantee import fleet_guarantee
 from nas.search.guarantee import measured_guarantee
 from nas.search.outputs import write_frontier, write_outputs
+from nas.search.resource_limits import check_limits, resource_limits
 from nas.search.result import SearchResult, SearchSettings
 from shared.api_schemas import NetworkResponse
 from shared.search_space import HARDCORENAS, SearchSpace, get_space
@@ -51,6 +52,8 @@ def run_search(
     max_retries: int = 3,
     use_correction: bool = True,
     sweep: Sequence[Sequence[float]] | None = None,
+    max_params: float | None = None,
+    max_macs: float | None = None,
 ) -> SearchResult | list[SearchResult]:
     """Tables -> models, held-out data, frozen supernet, BCFW, outputs, and (with endpoints) the measured
     guarantee (at most ``max_retries`` re-runs of the final steps). One target is ``lut_path`` or
@@ -58,8 +61,10 @@ def run_search(
     settings become ``settings``'). A server's table is used with its fitted whole-network correction unless
     ``use_correction`` is false. ``sweep``: points, each one factor per target scaling its limit: one search
     per point with the supernet and tables loaded once, each in ``OUT/sweep-N``, and the accuracy/latency
-    frontier (:func:`~nas.search.outputs.write_frontier`); then the list of results is returned. Raises
-    ``ValueError`` subclasses for user errors."""
+    frontier (:func:`~nas.search.outputs.write_frontier`); then the list of results is returned. ``max_params``
+    / ``max_macs``: hard limits on the network's parameter count and MACs (at ``settings.resolution``, with the
+    data's classes), met by every iterate and the returned network (:mod:`nas.search.resource_limits`; a sweep
+    keeps them). Raises ``ValueError`` subclasses for user errors."""
     from nas.latency.client import LatencyClient
 
     space = get_space(space) if isinstance(space, str) else space
@@ -84,13 +89,16 @@ def run_search(
         settings = replace(settings, latency_limit_ms=first.limit_ms, backend=first.backend, threads=first.threads,
                            latency_batch_size=first.batch_size)
         models = [table.model(space) for table in tables]
+        resources = _resources(data, settings, space, max_params, max_macs)
         points = [tuple(1.0 for _ in targets)] if sweep is None else [tuple(p) for p in sweep]
         for point in points:  # every limit checked before any data or network work
             if len(point) != len(targets):
                 raise ValueError(f"sweep point {':'.join(map(str, point))}: {len(point)} factors for "
                                  f"{len(targets)} targets")
             constraints = [(m, f * t.limit_ms) for m, f, t in zip(models, point, targets, strict=True)]
-            if len(constraints) == 1:
+            if resources:
+                check_limits(constraints, resources, [t.label for t in targets])
+            elif len(constraints) == 1:
                 check_limit(*constraints[0])
             else:
                 check_fleet(constraints, [t.label for t in targets])
@@ -102,7 +110,7 @@ def run_search(
             results.append(_search_and_verify(data, replace(settings, latency_limit_ms=point_targets[0].limit_ms),
                                               space, tables, models, point_targets, clients, supernet, held_out,
                                               classes, supernet_path, device, progress, max_retries, point_dir,
-                                              judge))
+                                              judge, resources))
         if sweep is not None:
             write_frontier(results, points, _accuracies(supernet, data, settings, results, device), out_dir)
     finally:
@@ -112,7 +120,7 @@ def run_search(
 
 
 def _search_and_verify(data, settings, space, tables, models, targets, clients, supernet, held_out, classes,
-                       supernet_path, device, progress, max_retries, out_dir, judge) -> SearchResult:
+                       supernet_path, device, progress, max_retries, out_dir, judge, resources=()) -> SearchResult:
     """One search under ``targets``' limits, its outputs in ``out_dir`` and, with servers, the verdicts."""
     import torch
 
@@ -124,7 +132,7 @@ def _search_and_verify(data, settings, space, tables, models, targets, clients, 
                               device=device)
     result = search(models[0], grads, settings, space=space, lut_fingerprint=tables[0].fingerprint,
                     progress=progress, others=[(m, t.limit_ms) for m, t in zip(models[1:], targets[1:], strict=True)],
-                    judge=judge)
+                    judge=judge, resources=resources)
     result.extra.update({"data": data, "supernet": str(supernet_path) if supernet_path else None,
                          "num_classes": classes, "held_out_images": len(held_out), "skipped_batches": grads.skipped})
     result.target_info = [_describe(t, table) for t, table in zip(targets, tables, strict=True)]
@@ -142,6 +150,17 @@ def _search_and_verify(data, settings, space, tables, models, targets, clients, 
         fleet_guarantee(result, measures, max_retries=max_retries, on_attempt=on_attempt)
     write_outputs(result, out_dir)
     return result
+
+
+def _resources(data: str, settings: SearchSettings, space: SearchSpace, max_params: float | None,
+               max_macs: float | None) -> tuple:
+    """The parameter/MAC limits asked for, over the networks the search returns: the data's classes."""
+    if max_params is None and max_macs is None:
+        return ()
+    from nas.data import build_dataset, num_classes
+
+    classes = num_classes(build_dataset(data, "train", settings.resolution, train_transforms=False))
+    return resource_limits(space, settings.resolution, classes, max_params=max_params, max_macs=max_macs)
 
 
 def _accuracies(supernet, data: str, settings: SearchSettings, results: list[SearchResult], device: str) -> list:
