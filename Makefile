@@ -53,3 +53,9 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache
+
+# Container images of both sides (Docker where its daemon runs, else buildah; see scripts/build_images.sh), and the
+# check that starts them (scripts/check_images.sh, writes bench/results/images/).
+images:
+	scripts/build_images.sh
+.PHONY: images
