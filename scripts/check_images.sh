@@ -259,14 +259,22 @@ t0 = time.monotonic()
 check_server()
 check_trainer()
 cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
+# the same fields as bench/record.py writes, so docs/benchmarks.md renders this run beside the benches
 record = {
+    "bench": "images",
     "command": " ".join([script, *sys.argv[2:]]),
     "commit": commit, "dirty": dirty,
     "date": now.isoformat(timespec="seconds"),
     "machine": {"cpu_model": cpu, "cores": os.cpu_count(), "os": platform.platform(), "engine": ENGINE},
+    "state": {"label": "unknown", "source": "none", "loadavg": list(os.getloadavg())},
+    "figures": {
+        **{f"{role}_size_gb": entry["size_gb"] for role, entry in images.items()},
+        **{f"{role}_build_s": entry["build_s"] for role, entry in images.items()},
+        "checks_passed": sum(c["passed"] for c in checks), "checks": len(checks),
+        "check_s": round(time.monotonic() - t0, 1),
+    },
+    "rows": checks,
     "images": images,
-    "checks": checks,
-    "check_s": round(time.monotonic() - t0, 1),
     "passed": all(c["passed"] for c in checks),
 }
 path = Path("bench/results/images") / f"{now:%Y-%m-%d}_{commit}.json"

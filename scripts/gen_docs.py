@@ -26,12 +26,16 @@ RESULTS = BENCH / "results"
 OTHER_BENCHES = {
     "demo": ("The whole job end to end on the bundled digits data: latency table, training, searches at three "
              "limits, ranking among random networks, fine-tuning, final verdicts and the fleet step.", "make demo"),
+    "images": ("Both container images built (Docker, or buildah from a debootstrapped Debian base) and started: the "
+               "server image answers /healthz and measures a block, the trainer image searches on a shipped table.",
+               "make images && scripts/check_images.sh"),
 }
 # the figures each bench's history table shows (default: the first four of its latest result)
 HEADLINE = {
     "latency_accuracy": ["mode", "mape_pct", "within_5_pct", "within_10_pct", "worst_pct", "normalized_rsd_pct"],
     "guarantee_holds": ["resolution", "load", "remeasurements_under", "remeasurements", "median_budget_used",
                         "margin_taken", "margin_justified", "searches_met"],
+    "images": ["server_size_gb", "server_build_s", "trainer_size_gb", "trainer_build_s", "checks_passed"],
     "demo": ["wall_s", "budget_used_pct", "percentiles_vs_random", "spearman_random", "all_met"],
     "bench_server": ["resolution", "cold_build_s", "warm_p50_ms", "warm_p99_ms"],
     "search_quality": ["targets", "steps", "median_regret_pct", "worst_regret_pct", "random_median_regret_pct"],
