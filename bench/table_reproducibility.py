@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from latency_server.correction import sample_choices  # noqa: E402
+from latency_server.tables.correction import sample_choices  # noqa: E402
 from nas.client import LatencyClient  # noqa: E402
 from nas.latency_table import LatencyTable  # noqa: E402
 from shared.search_space import get_space  # noqa: E402

@@ -31,7 +31,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from latency_server.correction import sample_choices  # noqa: E402
+from latency_server.tables.correction import sample_choices  # noqa: E402
 from nas.local_server import LocalServer  # noqa: E402
 from shared.published import PUBLISHED  # noqa: E402
 from shared.search_space import HARDCORENAS  # noqa: E402

@@ -4,10 +4,10 @@
 the store), the device fingerprint for each measuring setting (from what the worker reports: the server itself
 never imports torch), the measurement method and how each figure records it, budgets and failures, the
 measurement counters, the jobs of this process, and block figures (stored lookups and queued measurements).
-Tables and their builds live in :attr:`LatencyService.tables` (:mod:`latency_server.tables`), whole-network
-measurements in :attr:`LatencyService.networks` (:mod:`latency_server.networks`). It holds no HTTP concepts:
-every measurement is a task (:mod:`latency_server.tasks`) run by the worker from the single
-:class:`~latency_server.queue.MeasurementQueue`, and every block figure is stored as soon as it is measured (so
+Tables and their builds live in :attr:`LatencyService.tables` (:mod:`latency_server.tables.builds`), whole-network
+measurements in :attr:`LatencyService.networks` (:mod:`latency_server.verdicts.networks`). It holds no HTTP concepts:
+every measurement is a task (:mod:`latency_server.worker.tasks`) run by the worker from the single
+:class:`~latency_server.worker.queue.MeasurementQueue`, and every block figure is stored as soon as it is measured (so
 an interrupted table build resumes from what was stored).
 """
 
@@ -23,22 +23,22 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from latency_server.budget import Budget, DeviceSpeed, Limits
+from latency_server.admission.budget import Budget, DeviceSpeed, Limits
+from latency_server.admission.failures import FailureLog
 from latency_server.config import Settings
-from latency_server.correction import parse_features
 from latency_server.errors import TaskFailed
-from latency_server.failures import FailureLog
-from latency_server.fingerprint import DeviceFingerprint, fingerprint_for
 from latency_server.health import DatabaseProbe, Health, check_health
-from latency_server.jobs import JobRegistry
-from latency_server.networks import NetworkMeasurements
-from latency_server.queue import INTERACTIVE, MeasurementQueue
-from latency_server.stats import Method, Stats
-from latency_server.store import Store, stats_of
-from latency_server.tables import TableBuilds
-from latency_server.tasks import BlockResult, BlockTask, WorkerHello
-from latency_server.worker import MeasurementWorker, WorkerLimits
-from latency_server.worker_process import EngineConfig
+from latency_server.store.crud import Store, stats_of
+from latency_server.tables.builds import TableBuilds
+from latency_server.tables.correction import parse_features
+from latency_server.verdicts.networks import NetworkMeasurements
+from latency_server.worker.child import WorkerConfig
+from latency_server.worker.fingerprint import DeviceFingerprint, fingerprint_for
+from latency_server.worker.jobs import JobRegistry
+from latency_server.worker.queue import INTERACTIVE, MeasurementQueue
+from latency_server.worker.stats import Method, Stats
+from latency_server.worker.supervisor import MeasurementWorker, WorkerLimits
+from latency_server.worker.tasks import BlockResult, BlockTask, WorkerHello
 from shared.api_schemas import MeasureSettings
 from shared.block_key import BlockKey
 
@@ -64,7 +64,7 @@ def _settings_key(measuring: MeasureSettings) -> tuple[str, int, int]:
 
 
 def _worker(settings: Settings) -> MeasurementWorker:
-    config = EngineConfig(onnx_exporter=settings.onnx_exporter, default_threads=settings.default_threads,
+    config = WorkerConfig(onnx_exporter=settings.onnx_exporter, default_threads=settings.default_threads,
                           log_level=settings.log_level)
     limits = WorkerLimits(
         task_timeout_s=settings.task_timeout_s, task_memory_bytes=settings.task_memory_mb << 20,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from latency_server.calibration import BuildCalibration, fit_medians, reference_level
-from latency_server.stats import Stats
+from latency_server.tables.calibration import BuildCalibration, fit_medians, reference_level
+from latency_server.worker.stats import Stats
 from shared.search_space import HARDCORENAS
 
 FAST, SLOW = 4.4, 5.6  # the reference's two modes on a noisy box: a fresh session lands in either

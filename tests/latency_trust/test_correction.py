@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from latency_server.correction import (
+from latency_server.tables.correction import (
     Correction,
     CorrectionError,
     FitNetwork,

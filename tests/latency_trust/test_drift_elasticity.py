@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from latency_server.db import upgrade_database
-from latency_server.drift_elasticity import DEFAULT_BAND, estimate_elasticity, pooled_slope
-from latency_server.fingerprint import fingerprint_for
-from latency_server.measure import Method, Stats
-from latency_server.store import Store
+from latency_server.store.crud import Store
+from latency_server.store.database import upgrade_database
+from latency_server.verdicts.drift_elasticity import DEFAULT_BAND, estimate_elasticity, pooled_slope
+from latency_server.worker.fingerprint import fingerprint_for
+from latency_server.worker.timing import Method, Stats
 
 
 def _requests(rng: np.random.Generator, *, networks: int = 40, repeats: int = 3, level_sd: float = 0.06,

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from latency_server.backends.base import Backend, Runner
-from latency_server.measure import Method, NetworkFigure, NetworkSet, Stats, measure_networks
-from latency_server.networks import NetworkResult
-from latency_server.prediction import Prediction
+from latency_server.tables.prediction import Prediction
+from latency_server.verdicts.networks import NetworkResult
+from latency_server.worker.backends.base import Backend, Runner
+from latency_server.worker.timing import Method, NetworkFigure, NetworkSet, Stats, measure_networks
 from shared.published import PUBLISHED
 
 FAST = Method(warmup=1, min_repeats=3, budget_s=0.0)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from latency_server.config import Settings
-from latency_server.correction import Correction
-from latency_server.drift_elasticity import DEFAULT_BAND
+from latency_server.tables.correction import Correction
+from latency_server.verdicts.drift_elasticity import DEFAULT_BAND
 from nas.client import LatencyClient
 from nas.search import BCFWConfig, SearchSettings, measured_guarantee, search
 from nas.search.synthetic_gradients import prefer_large_networks

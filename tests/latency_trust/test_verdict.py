@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from latency_server.verdict import RatioDrift, device_spread, enough_rounds, prediction_bound, ratio_drift
+from latency_server.verdicts.bound import RatioDrift, device_spread, enough_rounds, prediction_bound, ratio_drift
 
 
 def _repeats(rng: np.random.Generator, *, ratio_drift_sd: float, sd_ratio: float, rounds: int,

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from latency_server.admission.device_lock import DeviceGuard
 from latency_server.cli import _check_exposure
 from latency_server.config import Settings
-from latency_server.device_lock import DeviceGuard
-from latency_server.measurement_settings import calibration_settings
+from latency_server.store.measurement_settings import calibration_settings
 from shared.api_schemas import MeasureSettings
 from shared.published import PUBLISHED
 from shared.search_space import HARDCORENAS

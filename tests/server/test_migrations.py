@@ -9,10 +9,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
 
-from latency_server.db import make_engine, migrations_dir, upgrade_database
-from latency_server.measure import Method
-from latency_server.measurement_settings import settings_hash
-from latency_server.store import Store
+from latency_server.store.crud import Store
+from latency_server.store.database import make_engine, migrations_dir, upgrade_database
+from latency_server.store.measurement_settings import settings_hash
+from latency_server.worker.timing import Method
 
 PRODUCTION = {**Method().to_dict(), "backend": "onnxruntime", "exporter": "torchscript", "unit": "ms/image"}
 TESTING = {**PRODUCTION, "min_repeats": 3, "budget_s": 0.001}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from latency_server.db import make_engine, upgrade_database
+from latency_server.store.database import make_engine, upgrade_database
 from shared.search_space import HARDCORENAS
 from tests.live import wait_table
 

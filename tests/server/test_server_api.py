@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 
 from latency_server.api.deps import get_service
 from latency_server.app import create_app
-from latency_server.db import upgrade_database
 from latency_server.errors import TaskError
 from latency_server.service import LatencyService
-from latency_server.store import Store
+from latency_server.store.crud import Store
+from latency_server.store.database import upgrade_database
 from shared.api_schemas import BlocksResponse, DeviceResponse, JobStatus, LutResponse, NetworkResponse
 from shared.block_key import BlockKey
 from shared.published import PUBLISHED

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from latency_server.budget import Budget, DeviceSpeed, Limits, block_figures, request_cost, task_cost
+from latency_server.admission.budget import Budget, DeviceSpeed, Limits, block_figures, request_cost, task_cost
 from latency_server.errors import OverBudget
-from latency_server.stats import Method
-from latency_server.tasks import BlockTask, NetworkTask
+from latency_server.worker.stats import Method
+from latency_server.worker.tasks import BlockTask, NetworkTask
 from shared.api_schemas import MeasureSettings
 from shared.block_key import BlockKey
 from shared.builders import build_block, build_network

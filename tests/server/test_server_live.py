@@ -11,7 +11,7 @@ import httpx
 import pytest
 import torch
 
-from latency_server.drift_elasticity import estimate_elasticity
+from latency_server.verdicts.drift_elasticity import estimate_elasticity
 from nas.local_server import LocalServer
 from shared.block_key import BlockKey
 from shared.published import PUBLISHED

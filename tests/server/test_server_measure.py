@@ -9,11 +9,11 @@ import onnx
 import pytest
 import torch
 
-from latency_server.backends import BackendUnavailable, available_backends, make_backend
-from latency_server.backends.base import Runner
-from latency_server.backends.onnxruntime import OnnxRuntimeBackend, export_onnx
-from latency_server.backends.torch_cuda import TorchCudaBackend
-from latency_server.measure import (
+from latency_server.worker.backends import BackendUnavailable, available_backends, make_backend
+from latency_server.worker.backends.base import Runner
+from latency_server.worker.backends.onnxruntime import OnnxRuntimeBackend, export_onnx
+from latency_server.worker.backends.torch_cuda import TorchCudaBackend
+from latency_server.worker.timing import (
     Method,
     Stats,
     measure_block,

@@ -9,10 +9,10 @@ from concurrent.futures import Future
 
 import pytest
 
+from latency_server.admission.failures import FailureLog
 from latency_server.errors import QueueFull, RecentFailure, ServerStopping, TaskError, TaskKilled
-from latency_server.failures import FailureLog
-from latency_server.jobs import JobRegistry
-from latency_server.queue import BACKGROUND, INTERACTIVE, Job, MeasurementQueue
+from latency_server.worker.jobs import JobRegistry
+from latency_server.worker.queue import BACKGROUND, INTERACTIVE, Job, MeasurementQueue
 
 
 @pytest.fixture

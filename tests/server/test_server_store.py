@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import inspect
 
 from latency_server.cli import main
-from latency_server.db import make_engine, migrations_dir, upgrade_database
-from latency_server.fingerprint import fingerprint_for
-from latency_server.measure import Method, Stats
-from latency_server.store import Store
-from latency_server.verdict import ratio_drift
+from latency_server.store.crud import Store
+from latency_server.store.database import make_engine, migrations_dir, upgrade_database
+from latency_server.verdicts.bound import ratio_drift
+from latency_server.worker.fingerprint import fingerprint_for
+from latency_server.worker.timing import Method, Stats
 from shared.search_space import HARDCORENAS
 
 from .conftest import BIN

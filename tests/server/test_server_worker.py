@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 from latency_server.app import create_app
 from latency_server.config import Settings
 from latency_server.service import LatencyService
-from latency_server.stats import Method
-from latency_server.store import Store
-from latency_server.tasks import BlockResult, BlockTask, NetworksResult, NetworkTask
-from latency_server.worker import MeasurementWorker, WorkerLimits
-from latency_server.worker_process import EngineConfig
+from latency_server.store.crud import Store
+from latency_server.worker.child import WorkerConfig
+from latency_server.worker.stats import Method
+from latency_server.worker.supervisor import MeasurementWorker, WorkerLimits
+from latency_server.worker.tasks import BlockResult, BlockTask, NetworksResult, NetworkTask
 from shared.api_schemas import MeasureSettings
 from shared.published import PUBLISHED
 from shared.search_space import HARDCORENAS
@@ -29,7 +29,7 @@ ONE = MeasureSettings()
 
 @pytest.mark.slow
 def test_worker_measures_and_is_recycled_between_tasks() -> None:
-    worker = MeasurementWorker(EngineConfig(), WorkerLimits(recycle_tasks=1))
+    worker = MeasurementWorker(WorkerConfig(), WorkerLimits(recycle_tasks=1))
     hello = worker.start()
     try:
         assert "onnxruntime" in hello.backends and hello.software["torch"] and hello.hardware["cpu_count"] >= 1

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from latency_server.correction import Correction, CorrectionError
-from latency_server.models import BlockMeasurement
+from latency_server.store.models import BlockMeasurement
+from latency_server.tables.correction import Correction, CorrectionError
 from shared.arch_string import ArchDef
 from shared.block_key import BlockKey
 from shared.search_space import ArchChoice, SearchSpace, SearchSpaceError

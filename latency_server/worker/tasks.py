@@ -2,8 +2,9 @@
 
 A task describes a measurement completely (what to build, the measuring settings, the method), so the worker
 needs no state from the HTTP process; the HTTP process keeps the store, the queue, the tables and the fits.
-:mod:`latency_server.engine` runs each task type in the worker; :mod:`latency_server.worker` carries them
-over the pipe. Each task has a short ``label`` naming what it measures (logs, failures, ``/v1/stats``).
+:mod:`~latency_server.worker.measuring_loop` runs each task type in the worker;
+:mod:`~latency_server.worker.supervisor` carries them over the pipe. Each task has a short ``label`` naming
+what it measures (logs, failures, ``/v1/stats``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from latency_server.stats import Method, NetworkFigure, Stats
+from latency_server.worker.stats import Method, NetworkFigure, Stats
 from shared.api_schemas import MeasureSettings
 
 __all__ = ["BlockResult", "BlockTask", "NetworkTask", "NetworksResult", "TaskFailure", "WorkerHello"]

@@ -23,7 +23,7 @@ __all__ = ["HASHED_METHOD_FIELDS", "calibration_settings", "fitted_on", "method_
 
 log = logging.getLogger(__name__)
 
-#: The method fields that change a figure (as :meth:`latency_server.measure.Method.to_dict` names them).
+#: The method fields that change a figure (as :meth:`latency_server.worker.timing.Method.to_dict` names them).
 HASHED_METHOD_FIELDS = {"warmup": int, "min_repeats": int, "max_repeats": int, "budget_s": float, "time_scale": float}
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from latency_server.backends.base import Backend, BackendUnavailable, Runner
+from latency_server.worker.backends.base import Backend, BackendUnavailable, Runner
 
 __all__ = ["TorchCudaBackend"]
 

@@ -5,10 +5,10 @@ This module owns :class:`NetworkResult` (a network's figure over independent rou
 drift reference measured alongside, the verdict and the arithmetic between them) and :class:`NetworkMeasurements`,
 which queues a measurement. A measurement times the network and the drift reference (the space's lightest network)
 back to back in each round, the rounds spread out in time (``verdict_round_gap_s``); a sequential rule takes rounds
-until more could hardly tighten the bound (:func:`~latency_server.verdict.enough_rounds`). Every reference round
-joins the device's history, and the verdict (:func:`~latency_server.verdict.prediction_bound`) bounds a later
+until more could hardly tighten the bound (:func:`~latency_server.verdicts.bound.enough_rounds`). Every reference round
+joins the device's history, and the verdict (:func:`~latency_server.verdicts.bound.prediction_bound`) bounds a later
 measurement of the network at the requested confidence from its ratio to the reference and that history. The
-worker times the networks (:class:`~latency_server.tasks.NetworkTask`): all rounds in one task without a
+worker times the networks (:class:`~latency_server.worker.tasks.NetworkTask`): all rounds in one task without a
 reference, one task per round with one, so that the stopping rule sees each round as it comes.
 """
 
@@ -26,13 +26,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from latency_server.calibration import reference_arch
-from latency_server.drift_elasticity import Elasticity, estimate_elasticity
-from latency_server.prediction import Prediction, choice_in, predict
-from latency_server.queue import INTERACTIVE
-from latency_server.stats import NetworkFigure, RoundSeries
-from latency_server.tasks import NetworksResult, NetworkTask
-from latency_server.verdict import (
+from latency_server.tables.calibration import reference_arch
+from latency_server.tables.prediction import Prediction, choice_in, predict
+from latency_server.verdicts.bound import (
     RatioDrift,
     VerdictStats,
     device_spread,
@@ -41,6 +37,10 @@ from latency_server.verdict import (
     ratio_drift,
     ratio_drift_or_prior,
 )
+from latency_server.verdicts.drift_elasticity import Elasticity, estimate_elasticity
+from latency_server.worker.queue import INTERACTIVE
+from latency_server.worker.stats import NetworkFigure, RoundSeries
+from latency_server.worker.tasks import NetworksResult, NetworkTask
 from shared.api_schemas import MeasureSettings
 from shared.arch_string import ArchDef, format_arch
 from shared.search_space import SearchSpace
@@ -213,7 +213,7 @@ class NetworkMeasurements:
                                verdict, elasticity)
         predicted = None
         if prediction is not None:
-            # the reference's own noise makes full compensation overshoot (see latency_server.drift_elasticity)
+            # the reference's own noise makes full compensation overshoot (see latency_server.verdicts.drift_elasticity)
             ratio = result.drift_ratio or 1.0
             predicted = prediction.corrected_ms * (elasticity.factor(ratio) if elasticity else ratio)
         result = dataclasses.replace(result, predicted_ms=predicted)

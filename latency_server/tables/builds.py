@@ -2,11 +2,11 @@
 
 This module owns a table's keys (fixed parts and searchable blocks of a space at a resolution), the test
 of completeness (every entry stored, plus the reference and correction the settings ask for), the build job
-(missing entries, the reference and calibration tasks of :mod:`latency_server.calibration`, the fit, each
-queued at background priority and tracked by one :class:`~latency_server.jobs.Job`; refused before any work
+(missing entries, the reference and calibration tasks of :mod:`latency_server.tables.calibration`, the fit, each
+queued at background priority and tracked by one :class:`~latency_server.worker.jobs.Job`; refused before any work
 when over budget or when the table's last build killed the worker, stopped at the first such kill), the views
 of a stored
-table (:class:`CompleteTable` to serve, :class:`~latency_server.prediction.TableView` to predict from), and
+table (:class:`CompleteTable` to serve, :class:`~latency_server.tables.prediction.TableView` to predict from), and
 the cache of complete tables' serialised response bodies. The bodies are opaque bytes that the REST layer
 serialises once and stores here, so that the pure-ASGI fast path can answer from memory; they live here
 because this module knows when a table's metadata changes and a body must be forgotten.
@@ -22,16 +22,16 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from latency_server.calibration import BuildCalibration, Calibrator
 from latency_server.errors import TaskKilled
-from latency_server.jobs import Job
-from latency_server.measurement_settings import calibration_settings, usable_meta
-from latency_server.models import BlockMeasurement
-from latency_server.prediction import TableView
-from latency_server.queue import BACKGROUND
-from latency_server.stats import Stats
-from latency_server.store import stats_of
-from latency_server.tasks import BlockTask
+from latency_server.store.crud import stats_of
+from latency_server.store.measurement_settings import calibration_settings, usable_meta
+from latency_server.store.models import BlockMeasurement
+from latency_server.tables.calibration import BuildCalibration, Calibrator
+from latency_server.tables.prediction import TableView
+from latency_server.worker.jobs import Job
+from latency_server.worker.queue import BACKGROUND
+from latency_server.worker.stats import Stats
+from latency_server.worker.tasks import BlockTask
 from shared.api_schemas import MeasureSettings
 from shared.block_key import BlockKey
 from shared.search_space import SearchSpace

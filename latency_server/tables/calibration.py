@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from latency_server.correction import FLOOR_FRACTION, CorrectionError, FitNetwork, fit_correction, sample_choices
-from latency_server.measurement_settings import calibration_settings, fitted_on
-from latency_server.prediction import TableView
-from latency_server.stats import Stats
-from latency_server.tasks import NetworksResult, NetworkTask
+from latency_server.store.measurement_settings import calibration_settings, fitted_on
+from latency_server.tables.correction import FLOOR_FRACTION, CorrectionError, FitNetwork, fit_correction, sample_choices
+from latency_server.tables.prediction import TableView
+from latency_server.worker.stats import Stats
+from latency_server.worker.tasks import NetworksResult, NetworkTask
 from shared.api_schemas import MeasureSettings
 from shared.block_key import BlockKey
 from shared.search_space import SearchSpace

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from latency_server.errors import OverBudget
-from latency_server.stats import Method
-from latency_server.tasks import BlockTask, NetworkTask
+from latency_server.worker.stats import Method
+from latency_server.worker.tasks import BlockTask, NetworkTask
 from shared.arch_string import ArchDef, parse_arch
 from shared.block_key import BlockKey
 

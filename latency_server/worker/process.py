@@ -1,9 +1,9 @@
 """One spawned measurement worker process, as the server holds it: its pipes, its hello, its end.
 
-:class:`WorkerProcess` starts :func:`latency_server.engine.serve` in a ``spawn`` context (a fresh interpreter:
-no state, threads or CUDA context inherited from the server) in a session of its own (signals to the server's
-process group are the server's to handle), reads its hello, pings it on a pipe of its own and ends it, gently
-or with SIGKILL. :func:`rss_bytes` reads a process's resident memory from ``/proc``. Nothing here imports torch.
+:class:`WorkerProcess` starts :func:`~latency_server.worker.measuring_loop.serve` in a ``spawn`` context (a
+fresh interpreter: no state, threads or CUDA context inherited from the server) in a session of its own
+(signals to the server's process group are the server's to handle), reads its hello, pings it on a pipe of its
+own and ends it, gently or with SIGKILL. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -12,49 +12,26 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from latency_server.tasks import WorkerHello
+from latency_server.worker.child import WorkerConfig
+from latency_server.worker.tasks import WorkerHello
 
-__all__ = ["EngineConfig", "WorkerProcess", "rss_bytes"]
+__all__ = ["WorkerProcess"]
 
-_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def rss_bytes(pid: int) -> int | None:
-    """Resident memory of process ``pid`` (Linux ``/proc``; ``None`` where unavailable)."""
-    try:
-        with open(f"/proc/{pid}/statm", encoding="ascii") as handle:
-            return int(handle.read().split()[1]) * _PAGE_BYTES
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _entry(tasks: Connection, control: Connection, config: EngineConfig) -> None:
-    """The process's target; the engine is imported here, in the child, so the server never imports torch."""
+def _entry(tasks: Connection, control: Connection, config: WorkerConfig) -> None:
+    """The process's target; the measuring loop is imported here, in the child, so the server never imports torch."""
     os.setsid()  # signals to the server's process group (a terminal's Ctrl-C, SIGTERM) are the server's to handle
-    from latency_server.engine import serve
+    from latency_server.worker.measuring_loop import serve
 
     serve(tasks, control, config)
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """What the worker needs to know besides its tasks."""
-
-    onnx_exporter: str = "torchscript"
-    default_threads: int = 1
-    #: backends (with their export caches) kept at once; the least recently used one goes first
-    max_backends: int = 4
-    log_level: str = "warning"
 
 
 class WorkerProcess:
     """One spawned worker process and the server's ends of its two pipes (tasks, pings)."""
 
-    def __init__(self, ctx: Any, config: EngineConfig) -> None:
+    def __init__(self, ctx: Any, config: WorkerConfig) -> None:
         tasks, tasks_child = ctx.Pipe()
         control, control_child = ctx.Pipe()
         self.process = ctx.Process(target=_entry, args=(tasks_child, control_child, config), name="latency-worker",

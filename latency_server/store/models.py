@@ -3,7 +3,7 @@
 Every figure belongs to one device fingerprint (device + backend + threads + batch size + exporter) and records
 how it was measured (``method``: warm-ups, repeats, budget, exporter, library versions) and when; its
 ``settings_hash`` names the figure-changing part of ``method`` and is part of the lookup key, so figures taken
-with other settings are never served as this configuration's (:mod:`latency_server.measurement_settings`).
+with other settings are never served as this configuration's (:mod:`latency_server.store.measurement_settings`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What a measurement is and what it yields, without torch: the method, statistics, whole-network figures.
 
 These plain, picklable values cross the pipe between the HTTP process and the measurement worker, and are
-what the store keeps; the timing code that produces them lives in :mod:`latency_server.measure`.
+what the store keeps; the timing code that produces them lives in :mod:`latency_server.worker.timing`.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latency_server.errors import QueueFull, ServerStopping
-from latency_server.jobs import Job
+from latency_server.worker.jobs import Job
 
 __all__ = ["INTERACTIVE", "BACKGROUND", "Job", "MeasurementQueue"]
 

@@ -1,11 +1,11 @@
-"""The measurement worker process: the only place that builds models and times them.
+"""The worker's child process: the only place that builds models and times them.
 
-:func:`serve` is the process's main loop (started by :mod:`latency_server.worker` in a ``spawn`` context): it
-says hello with what this device runs, then receives one task at a time over a pipe, runs it on the
-:class:`Engine` and sends back its result or a :class:`~latency_server.tasks.TaskFailure`. A second pipe
-answers pings from a thread, also while a task runs, so the server can tell a busy worker from a dead one. The
-engine keeps one backend per (runtime, thread count), with their export caches, for the life of the process:
-recycling the worker releases them all.
+:func:`serve` is the child's main loop (started by :mod:`~latency_server.worker.process`): it says hello with
+what this device runs, then receives one task at a time over a pipe, runs it on the :class:`TaskRunner` and
+sends back its result or a :class:`~latency_server.worker.tasks.TaskFailure`. A second pipe answers pings from a
+thread, also while a task runs, so the server can tell a busy worker from a dead one. The runner keeps one
+backend per (runtime, thread count), with their export caches, for the life of the process: recycling the
+worker releases them all.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ from typing import Any
 
 import torch
 
-from latency_server.backends import Backend, available_backends, make_backend
-from latency_server.fingerprint import hardware_info, software_info
-from latency_server.measure import NetworkSet, measure_block
-from latency_server.tasks import BlockResult, BlockTask, NetworksResult, NetworkTask, TaskFailure, WorkerHello
-from latency_server.worker_process import EngineConfig, rss_bytes
+from latency_server.worker.backends import Backend, available_backends, make_backend
+from latency_server.worker.child import WorkerConfig, rss_bytes
+from latency_server.worker.fingerprint import hardware_info, software_info
+from latency_server.worker.tasks import BlockResult, BlockTask, NetworksResult, NetworkTask, TaskFailure, WorkerHello
+from latency_server.worker.timing import NetworkSet, measure_block
 from shared.api_schemas import MeasureSettings
 from shared.block_key import BlockKey
 
-__all__ = ["Engine", "EngineConfig", "serve"]
+__all__ = ["TaskRunner", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,10 @@ def _plain(info: dict[str, Any]) -> dict[str, Any]:
     return {key: str(value) if isinstance(value, str) else value for key, value in info.items()}
 
 
-class Engine:
+class TaskRunner:
     """Runs measurement tasks with backends kept between tasks (least recently used ones dropped)."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: WorkerConfig) -> None:
         self.config = config
         self._backends: OrderedDict[tuple[str, int], Backend] = OrderedDict()
         torch.set_num_threads(config.default_threads)
@@ -95,14 +95,14 @@ def _answer_pings(control: Connection, busy: dict[str, Any]) -> None:
             os._exit(0)  # the server is gone (or stopped us): nothing may keep measuring on its own
 
 
-def serve(tasks: Connection, control: Connection, config: EngineConfig) -> None:
+def serve(tasks: Connection, control: Connection, config: WorkerConfig) -> None:
     """The worker's main loop: hello, then (task id, task) -> (task id, ok, result or TaskFailure)."""
     logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s worker %(name)s: %(message)s")
     busy: dict[str, Any] = {"tasks": 0}
     threading.Thread(target=_answer_pings, args=(control, busy), name="worker-pings", daemon=True).start()
-    engine = Engine(config)
-    tasks.send(engine.hello())
+    runner = TaskRunner(config)
+    tasks.send(runner.hello())
     while True:
         try:
             message = tasks.recv()
@@ -112,7 +112,7 @@ def serve(tasks: Connection, control: Connection, config: EngineConfig) -> None:
             return
         task_id, task = message
         try:
-            reply = (task_id, True, engine.run(task))
+            reply = (task_id, True, runner.run(task))
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the server, which logs it
             reply = (task_id, False, TaskFailure(type(exc).__name__, str(exc), traceback.format_exc()))
         busy["tasks"] += 1

@@ -1,11 +1,11 @@
-"""Measurement backends, one module per runtime behind :class:`~latency_server.backends.base.Backend`."""
+"""Measurement backends, one module per runtime behind :class:`~latency_server.worker.backends.base.Backend`."""
 
 from __future__ import annotations
 
-from latency_server.backends.base import Backend, BackendUnavailable, Runner
-from latency_server.backends.onnxruntime import OnnxRuntimeBackend
-from latency_server.backends.torch_cpu import TorchCpuBackend
-from latency_server.backends.torch_cuda import TorchCudaBackend
+from latency_server.worker.backends.base import Backend, BackendUnavailable, Runner
+from latency_server.worker.backends.onnxruntime import OnnxRuntimeBackend
+from latency_server.worker.backends.torch_cpu import TorchCpuBackend
+from latency_server.worker.backends.torch_cuda import TorchCudaBackend
 
 __all__ = ["BACKENDS", "Backend", "BackendUnavailable", "Runner", "available_backends", "make_backend"]
 

@@ -7,7 +7,7 @@ import time
 import torch
 from torch import nn
 
-from latency_server.backends.base import Backend, Runner
+from latency_server.worker.backends.base import Backend, Runner
 
 __all__ = ["TorchCpuBackend"]
 

@@ -18,11 +18,11 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
-from latency_server.db import make_engine, make_sessionmaker, session_scope
-from latency_server.fingerprint import DeviceFingerprint
-from latency_server.measurement_settings import settings_hash as method_hash
-from latency_server.models import BlockMeasurement, Fingerprint, LutTable, NetworkMeasurement, utcnow
-from latency_server.stats import Stats
+from latency_server.store.database import make_engine, make_sessionmaker, session_scope
+from latency_server.store.measurement_settings import settings_hash as method_hash
+from latency_server.store.models import BlockMeasurement, Fingerprint, LutTable, NetworkMeasurement, utcnow
+from latency_server.worker.fingerprint import DeviceFingerprint
+from latency_server.worker.stats import Stats
 from shared.block_key import BlockKey
 
 __all__ = ["Store", "stats_of"]

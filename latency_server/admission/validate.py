@@ -68,7 +68,7 @@ def check_block(spec: BlockSpec, batch_size: int, settings: Settings, index: int
         raise InputError(loc + ((field,) if field in BlockSpec.model_fields else ()), f"{where}.{exc}") from None
     mid = key.in_chs * key.exp_ratio if key.type in ("ir",) else key.in_chs
     _limit(mid, settings.max_channels, loc + ("exp_ratio",), f"{where}.exp_ratio x in_chs", "MAX_CHANNELS")
-    return key  # its cost (parameters, activations, memory, time) is budgeted by latency_server.budget
+    return key  # its cost (parameters, activations, memory, time) is budgeted by latency_server.admission.budget
 
 
 def check_network(req: NetworkRequest, settings: Settings) -> ArchDef:
@@ -93,7 +93,7 @@ def check_network(req: NetworkRequest, settings: Settings) -> ArchDef:
     if not _compiled(arch_pattern(settings)).fullmatch(req.arch):
         raise InputError(loc, "arch: outside the accepted grammar: ir, er, ds, dsa or cn blocks with their options "
                          "in the order r k s e c [noskip] [n] [se] (the OpenAPI schema has the pattern)")
-    return arch  # its cost (parameters, activations, memory, time) is budgeted by latency_server.budget
+    return arch  # its cost (parameters, activations, memory, time) is budgeted by latency_server.admission.budget
 
 
 # -- the accepted arch-string grammar as one regular expression ---------------------------------------------

@@ -1,6 +1,6 @@
 """The timing code (run in the measurement worker): warm up, time repeats that fill a budget, summarise.
 
-The method and the figures it yields are plain values in :mod:`latency_server.stats` (re-exported here).
+The method and the figures it yields are plain values in :mod:`latency_server.worker.stats` (re-exported here).
 Reusable pieces: :func:`time_runner` (one prepared runner), :func:`measure_module` (one module),
 :func:`measure_interleaved` (several modules timed round-robin, so slow drift hits all alike),
 :func:`measure_block`, :func:`measure_network` (a whole network over independent rounds, a fresh
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from latency_server.backends import Backend, Runner
-from latency_server.stats import Method, NetworkFigure, RoundSeries, Stats
+from latency_server.worker.backends import Backend, Runner
+from latency_server.worker.stats import Method, NetworkFigure, RoundSeries, Stats
 from shared.arch_string import ArchDef, format_arch, parse_arch
 from shared.block_key import BlockKey
 from shared.builders import block_input, build_block, build_network

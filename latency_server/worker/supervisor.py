@@ -1,11 +1,12 @@
 """The measurement worker as the server sees it: one spawned process per device, killed, restarted and recycled.
 
 :class:`MeasurementWorker` owns a process started in a ``spawn`` context (a fresh interpreter: no state, threads
-or CUDA context inherited from the server) running :func:`latency_server.engine.serve`. The queue's thread hands
-it one task at a time (:meth:`MeasurementWorker.call`) and watches the task while it runs: past its wall-clock
-limit, or with the worker's resident memory past its limit, the worker is killed with SIGKILL, the task fails
-with the reason, and a monitor thread starts a new worker. The monitor also restarts a worker that dies while
-idle and recycles it between tasks after N tasks or M minutes, so a long-running server measures like a fresh one.
+or CUDA context inherited from the server) running :func:`~latency_server.worker.measuring_loop.serve`. The
+queue's thread hands it one task at a time (:meth:`MeasurementWorker.call`) and watches the task while it runs:
+past its wall-clock limit, or with the worker's resident memory past its limit, the worker is killed with
+SIGKILL, the task fails with the reason, and a monitor thread starts a new worker. The monitor also restarts a
+worker that dies while idle and recycles it between tasks after N tasks or M minutes, so a long-running server
+measures like a fresh one.
 
 Why memory is enforced by polling ``/proc/<pid>/statm`` rather than ``RLIMIT_AS``: an address-space limit counts
 virtual memory, which torch, CUDA and ONNX Runtime reserve far beyond what they use (a CUDA build of torch maps
@@ -13,7 +14,7 @@ gigabytes at import), so a limit low enough to matter breaks imports and CUDA in
 that fail deep inside a runtime abort the process rather than raise. Resident memory is what a co-located
 service feels; polling it every tenth of a second catches a task that grows past the limit and kills it cleanly.
 A spike shorter than the poll interval can pass, which is why requests are also budgeted before any work
-(:mod:`latency_server.budget`) against an estimate well under the kill limit.
+(:mod:`latency_server.admission.budget`) against an estimate well under the kill limit.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from latency_server.errors import ServerStopping, TaskError, TaskKilled, WorkerUnavailable
-from latency_server.tasks import TaskFailure, WorkerHello
-from latency_server.worker_process import EngineConfig, WorkerProcess, rss_bytes
+from latency_server.worker.child import WorkerConfig, rss_bytes
+from latency_server.worker.process import WorkerProcess
+from latency_server.worker.tasks import TaskFailure, WorkerHello
 
 __all__ = ["MeasurementWorker", "WorkerLimits", "WorkerStatus"]
 
@@ -73,7 +75,7 @@ class WorkerStatus:
 class MeasurementWorker:
     """The server's handle on its measurement worker: one task at a time, with limits, restarts and recycling."""
 
-    def __init__(self, config: EngineConfig, limits: WorkerLimits) -> None:
+    def __init__(self, config: WorkerConfig, limits: WorkerLimits) -> None:
         self.config = config
         self.limits = limits
         self._ctx = multiprocessing.get_context("spawn")

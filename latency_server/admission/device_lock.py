@@ -25,7 +25,7 @@ from typing import IO, Any
 from fastapi import FastAPI, HTTPException
 
 from latency_server.config import Settings
-from latency_server.fingerprint import cpu_model
+from latency_server.worker.fingerprint import cpu_model
 
 __all__ = ["DeviceGuard", "DeviceLockMiddleware", "default_lock_path", "device_status", "install_device_lock",
            "refuse_if_read_only"]

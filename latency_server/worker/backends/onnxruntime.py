@@ -15,7 +15,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from latency_server.backends.base import Backend, Runner
+from latency_server.worker.backends.base import Backend, Runner
 
 __all__ = ["OnnxRuntimeBackend", "export_onnx"]
 
