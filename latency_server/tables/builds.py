@@ -37,7 +37,7 @@ from shared.block_key import BlockKey
 from shared.search_space import SearchSpace
 
 if TYPE_CHECKING:
-    from latency_server.service import BlockFigure, LatencyService
+    from latency_server.admission.measurer import BlockFigure, Measurer
 
 __all__ = ["CompleteTable", "TableBuilds", "table_keys"]
 
@@ -94,11 +94,11 @@ class _StoredEntries:
 class TableBuilds:
     """Complete tables of this device, and the builds that complete them (at most one per table)."""
 
-    def __init__(self, service: LatencyService) -> None:
-        self.service = service
-        self.settings = service.settings
-        self.store = service.store
-        self.calibrator = Calibrator(service)
+    def __init__(self, measurer: Measurer) -> None:
+        self.measurer = measurer
+        self.settings = measurer.settings
+        self.store = measurer.store
+        self.calibrator = Calibrator(measurer)
         self._active: dict[TableId, Job] = {}
         self._bodies: OrderedDict[TableId, bytes] = OrderedDict()
         self._lock = threading.Lock()
@@ -106,7 +106,7 @@ class TableBuilds:
     # -- served bodies --------------------------------------------------------------------------------
     def cached_body(self, measuring: MeasureSettings, space: str, resolution: int) -> bytes | None:
         """The serialised complete table if this process has served it before."""
-        fp = self.service.known_fingerprint(measuring)
+        fp = self.measurer.known_fingerprint(measuring)
         if fp is None:
             return None
         return self._bodies.get((fp.id, space, resolution))
@@ -147,7 +147,7 @@ class TableBuilds:
 
     def view(self, measuring: MeasureSettings, space: SearchSpace, resolution: int) -> TableView | None:
         """The table's raw medians (fixed parts included), metadata and correction, or ``None`` if incomplete."""
-        fp_id = self.service.fingerprint(measuring).id
+        fp_id = self.measurer.fingerprint(measuring).id
         stored = self._stored(fp_id, space, resolution)
         if stored.missing:
             return None
@@ -162,14 +162,14 @@ class TableBuilds:
         A build measures the missing entries, the reference network (start, middle, end) and the fit networks
         (interleaved rounds), then fits the correction; a table is complete when all of that is stored.
         """
-        fp_id = self.service.fingerprint(measuring).id
+        fp_id = self.measurer.fingerprint(measuring).id
         with self._lock:
             job = self._active.get((fp_id, space.name, resolution))
         if job is not None:
             return job
         stored = self._stored(fp_id, space, resolution)
         for key, row in stored.rows.items():
-            self.service.speed.observe(key, row.median_ms)
+            self.measurer.speed.observe(key, row.median_ms)
         table = self.store.get_table(fp_id, space.name, resolution)
         meta = self._usable_meta(table.meta if table is not None else {}, stored)
         if not stored.missing and not self._needs_calibration(meta):
@@ -186,15 +186,15 @@ class TableBuilds:
 
     def _check_build(self, cal: BuildCalibration, stored: _StoredEntries) -> None:
         """Refuse a build that recently killed the worker or whose estimated cost is over the limits."""
-        failures, loc = self.service.failures, ("query", "resolution")
+        failures, loc = self.measurer.failures, ("query", "resolution")
         failures.refuse_if_recent(cal.failure_key, f"the table {cal.space.name} at {cal.resolution} px", loc)
         for key in stored.missing:
             failures.refuse_if_recent(("block", cal.fp_id, str(key)), f"the table's entry {key}", loc)
-        method = self.service.method
+        method = self.measurer.method
         work = [(BlockTask(cal.measuring, str(key), method), loc) for key in stored.missing]
         references = (3 if stored.missing else 2) if cal.reference_arch else 0
         work += [(task, loc) for task in self.calibrator.tasks(cal, references=references)]
-        self.service.budget.check(work)
+        self.measurer.budget.check(work)
 
     @staticmethod
     def _complete(
@@ -230,11 +230,11 @@ class TableBuilds:
                 return job
             references = (3 if missing else 2) if calibration.reference_arch else 0
             rounds = self.settings.calibration_rounds if calibration.fit else 0
-            self.service.queue.reserve(len(missing) + references + rounds + 1)
+            self.measurer.queue.reserve(len(missing) + references + rounds + 1)
             job = Job(kind="lut", total=len(keys) + references + rounds + 1, done=done,
                       params={"space": space.name, "resolution": resolution, **measuring.model_dump(),
                               "fingerprint": fp_id})
-            self.service.jobs.add(job)
+            self.measurer.jobs.add(job)
             self._active[table] = job
         log.info("table build %s: %s at %d px, %s/%d threads/batch %d: %d of %d entries to measure, "
                  "%d fit networks x %d rounds, reference %s",
@@ -265,7 +265,7 @@ class TableBuilds:
     def _abandon(self, job: Job) -> None:
         """Cancel the job's steps that have not started (the ones a request also waits for still run)."""
         for _, future in job.futures:
-            self.service.queue.disown(future)
+            self.measurer.queue.disown(future)
 
     def _step(self, job: Job, cal: BuildCalibration, name: str, fn: Any) -> Any:
         """Run one build step; a step that killed the worker ends the build and is remembered for the table."""
@@ -274,7 +274,7 @@ class TableBuilds:
             return fn()
         except TaskKilled as exc:
             job.fail(f"{name}: {exc.msg}")
-            self.service.failures.remember(exc, [cal.failure_key], message=f"step {name}: {exc.msg}")
+            self.measurer.failures.remember(exc, [cal.failure_key], message=f"step {name}: {exc.msg}")
             self._abandon(job)
             raise
 
@@ -283,12 +283,12 @@ class TableBuilds:
         table_id: int,
     ) -> list[tuple[str, Future]]:
         """Queue a build's steps in order: reference, missing entries (reference midway), reference, rounds, fit."""
-        queue, service = self.service.queue, self.service
+        queue, measurer = self.measurer.queue, self.measurer
         progress_every = max(1, len(missing) // 10)
         where = f"table build {job.id}"
 
         def run(key: BlockKey) -> BlockFigure:
-            figure = self._step(job, cal, str(key), lambda: service._measure_block_task(cal.measuring, cal.fp_id, key))
+            figure = self._step(job, cal, str(key), lambda: measurer.measure_block(cal.measuring, cal.fp_id, key))
             done = job.done + 1
             if self.settings.progress and (done - done_before) % progress_every == 0:
                 log.info("%s: %d/%d steps (%.0f s)", where, done, job.total, time.perf_counter() - started)

@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from latency_server.store.measurement_settings import calibration_settings, fitted_on
-from latency_server.tables.correction import FLOOR_FRACTION, CorrectionError, FitNetwork, fit_correction, sample_choices
+from latency_server.tables.correction import (
+    FLOOR_FRACTION,
+    CorrectionError,
+    FitNetwork,
+    fit_correction,
+    parse_features,
+    sample_choices,
+)
 from latency_server.tables.prediction import TableView
 from latency_server.worker.stats import Stats
 from latency_server.worker.tasks import NetworksResult, NetworkTask
@@ -36,7 +43,7 @@ from shared.block_key import BlockKey
 from shared.search_space import SearchSpace
 
 if TYPE_CHECKING:
-    from latency_server.service import LatencyService
+    from latency_server.admission.measurer import Measurer
 
 __all__ = ["BuildCalibration", "Calibrator", "fit_medians", "reference_arch", "reference_level"]
 
@@ -118,9 +125,10 @@ def fit_medians(cal: BuildCalibration, level_ms: float | None) -> list[float]:
 class Calibrator:
     """Plans and runs the reference and calibration tasks of table builds, and fits their correction."""
 
-    def __init__(self, service: LatencyService) -> None:
-        self.service = service
-        self.settings = service.settings
+    def __init__(self, measurer: Measurer) -> None:
+        self.measurer = measurer
+        self.settings = measurer.settings
+        self.correction_features = parse_features(self.settings.correction_features)
 
     def plan(self, measuring: MeasureSettings, fp_id: str, space: SearchSpace, resolution: int) -> BuildCalibration:
         """The fit networks (lightest, heaviest, seeded random ones) and the reference a build measures."""
@@ -135,7 +143,7 @@ class Calibrator:
 
     def network_task(self, cal: BuildCalibration, archs: list[str], first_round: int = 0) -> NetworkTask:
         """One round of ``archs`` in a fresh session each (the worker keeps their exports between rounds)."""
-        return NetworkTask(cal.measuring, tuple(archs), cal.resolution, self.service.method, rounds=1,
+        return NetworkTask(cal.measuring, tuple(archs), cal.resolution, self.measurer.method, rounds=1,
                            num_classes=cal.space.num_classes, first_round=first_round)
 
     def tasks(self, cal: BuildCalibration, *, references: int) -> list[NetworkTask]:
@@ -148,10 +156,10 @@ class Calibrator:
     def reference_task(self, cal: BuildCalibration, phase: str) -> float:
         """Measure the reference network once (a fresh session) during a build."""
         assert cal.reference_arch is not None
-        result: NetworksResult = self.service.run_task(self.network_task(cal, [cal.reference_arch]),
+        result: NetworksResult = self.measurer.run_task(self.network_task(cal, [cal.reference_arch]),
                                                        (cal.failure_key,))
         stats = result.figures[0].rounds[0]
-        self.service.add_counts(calibration=1)
+        self.measurer.add_counts(calibration=1)
         self._keep_reference(cal, [stats], phase, result.backend)
         cal.references.append({"phase": phase, "median_ms": stats.median_ms, "at": _now()})
         log.info("table build reference (%s): %.4f ms", phase, stats.median_ms)
@@ -160,12 +168,12 @@ class Calibrator:
     def _keep_reference(self, cal: BuildCalibration, stats: list[Stats], phase: str, backend: dict[str, Any]) -> None:
         """A build's reference figures join the device's history (what network verdicts bound with)."""
         assert cal.reference_arch is not None
-        method = {**self.service.method_record(cal.measuring, backend), "source": f"table build ({phase})"}
-        self.service.store.save_reference_figures(cal.fp_id, cal.reference_arch, cal.resolution, stats, method)
+        method = {**self.measurer.method_record(cal.measuring, backend), "source": f"table build ({phase})"}
+        self.measurer.store.save_reference_figures(cal.fp_id, cal.reference_arch, cal.resolution, stats, method)
 
     def round_task(self, cal: BuildCalibration) -> int:
         """One interleaved round of the fit networks and the reference's sessions among them."""
-        result: NetworksResult = self.service.run_task(self.network_task(cal, cal.round_archs, cal.rounds),
+        result: NetworksResult = self.measurer.run_task(self.network_task(cal, cal.round_archs, cal.rounds),
                                                        (cal.failure_key,))
         stats = [figure.rounds[0] for figure in result.figures]
         if not cal.per_round:
@@ -173,7 +181,7 @@ class Calibrator:
         for series, round_stats in zip(cal.per_round, stats, strict=True):
             series.append(round_stats)
         cal.rounds += 1
-        self.service.add_counts(calibration=len(stats))
+        self.measurer.add_counts(calibration=len(stats))
         if cal.reference_arch:
             sessions = [stats[i] for i in cal.reference_positions]
             cal.references += [{"phase": f"calibration:{cal.rounds - 1}", "median_ms": r.median_ms, "at": _now()}
@@ -212,7 +220,7 @@ class Calibrator:
         medians = view.medians
         try:
             correction = fit_correction(networks, medians, view.fixed_raw_ms,
-                                        features=self.service.correction_features)
+                                        features=self.correction_features)
         except (CorrectionError, np.linalg.LinAlgError) as exc:
             log.warning("table correction could not be fitted (%s): serving raw sums", exc)
             return {"correction": None, "correction_error": str(exc)}
@@ -221,7 +229,7 @@ class Calibrator:
         record = correction.to_json()
         record.update({"rounds": cal.rounds, "seed": self.settings.calibration_seed,
                        "floored_entries": floored, "fitted_on": fitted_on(
-                           self.service.store.settings_hash, calibration_settings(self.settings), medians)})
+                           self.measurer.store.settings_hash, calibration_settings(self.settings), medians)})
         log.info("table correction: %s, fixed offset %.4f ms; naive MAPE %.1f %% -> leave-one-out %.2f %% "
                  "(worst %.1f %%) on %d networks", correction.coefficients, correction.fixed_offset_ms,
                  record["naive_mape_pct"], record["loo_mape_pct"], record["loo_max_abs_pct"], len(networks))

@@ -46,7 +46,8 @@ from shared.arch_string import ArchDef, format_arch
 from shared.search_space import SearchSpace
 
 if TYPE_CHECKING:
-    from latency_server.service import LatencyService
+    from latency_server.admission.measurer import Measurer
+    from latency_server.tables.builds import TableBuilds
 
 __all__ = ["NetworkMeasurements", "NetworkResult"]
 
@@ -104,17 +105,19 @@ class NetworkResult:
 
 
 class NetworkMeasurements:
-    """Queues whole-network measurements on the service's queue and stores their figures."""
+    """Queues whole-network measurements through the measurer and stores their figures; predictions come from
+    the tables."""
 
-    def __init__(self, service: LatencyService) -> None:
-        self.service = service
-        self.settings = service.settings
+    def __init__(self, measurer: Measurer, tables: TableBuilds) -> None:
+        self.measurer = measurer
+        self.tables = tables
+        self.settings = measurer.settings
 
     def task(self, measuring: MeasureSettings, archs: list[ArchDef | str], resolution: int, space: SearchSpace,
              *, rounds: int = 1, first_round: int = 0) -> NetworkTask:
         """The worker task that times ``archs`` (a network, then the reference) over ``rounds`` rounds."""
         return NetworkTask(measuring, tuple(a if isinstance(a, str) else format_arch(a) for a in archs), resolution,
-                           self.service.method, rounds=rounds, num_classes=space.num_classes, first_round=first_round)
+                           self.measurer.method, rounds=rounds, num_classes=space.num_classes, first_round=first_round)
 
     def submit(
         self, measuring: MeasureSettings, arch: ArchDef, resolution: int, space: SearchSpace, *,
@@ -122,15 +125,15 @@ class NetworkMeasurements:
     ) -> Future:
         """Queue a whole-network measurement (merged with an identical pending one); refused before any work when
         over budget (counting the most rounds the sequential rule may take) or when it recently killed the worker."""
-        service, settings = self.service, self.settings
-        fp_id = service.fingerprint(measuring).id
+        measurer, settings = self.measurer, self.settings
+        fp_id = measurer.fingerprint(measuring).id
         failure_key = ("network", fp_id, format_arch(arch), resolution, space.name)
-        service.failures.refuse_if_recent(failure_key, f"the network at {resolution} px", ("body", "arch"))
+        measurer.failures.refuse_if_recent(failure_key, f"the network at {resolution} px", ("body", "arch"))
         archs: list[ArchDef | str] = [arch] + ([reference_arch(space)] if settings.drift_reference else [])
         rounds = max(settings.verdict_max_rounds, settings.network_rounds) if settings.drift_reference \
             else settings.network_rounds
-        service.budget.check([(self.task(measuring, archs, resolution, space, rounds=rounds), ("body", "arch"))])
-        return service.queue.submit(
+        measurer.budget.check([(self.task(measuring, archs, resolution, space, rounds=rounds), ("body", "arch"))])
+        return measurer.queue.submit(
             (*failure_key, confidence),
             lambda: self._measure(measuring, fp_id, arch, resolution, space, confidence, failure_key),
             priority=INTERACTIVE, label=f"network at {resolution} px",
@@ -140,27 +143,27 @@ class NetworkMeasurements:
         """The drift reference's recent figures on this configuration (the device's variability), each with its
         series (the measurement it came from)."""
         since = datetime.now(timezone.utc) - timedelta(hours=self.settings.verdict_history_hours)
-        return self.service.store.reference_history(fp_id, reference, resolution, limit=self.settings.verdict_history,
+        return self.measurer.store.reference_history(fp_id, reference, resolution, limit=self.settings.verdict_history,
                                                     since=since)
 
     def ratio_drift(self, fp_id: str, reference: str, resolution: int) -> RatioDrift:
         """How much networks' ratios to the reference moved between their measurements on this configuration."""
         since = datetime.now(timezone.utc) - timedelta(hours=self.settings.verdict_history_hours)
-        return ratio_drift(self.service.store.network_ratios(fp_id, reference, resolution, since=since))
+        return ratio_drift(self.measurer.store.network_ratios(fp_id, reference, resolution, since=since))
 
     def elasticity(self, fp_id: str, reference: str, resolution: int) -> Elasticity:
         """How far networks' figures follow the reference's on this configuration (the drift ratio's exponent)."""
         since = datetime.now(timezone.utc) - timedelta(hours=self.settings.verdict_history_hours)
-        groups = self.service.store.network_reference_pairs(fp_id, reference, resolution, since=since)
+        groups = self.measurer.store.network_reference_pairs(fp_id, reference, resolution, since=since)
         return estimate_elasticity(groups, self.settings.drift_elasticity_prior,
                                    self.settings.drift_elasticity_prior_sd)
 
     def _rounds(self, task: NetworkTask, series: RoundSeries, past: list[tuple[float, str]], with_reference: bool,
                 failure_key: tuple, moving_ratio: RatioDrift | None = None) -> NetworksResult:
         """Rounds, spread out in time, until the sequential rule stops (a fixed count without a reference)."""
-        settings, service = self.settings, self.service
+        settings, measurer = self.settings, self.measurer
         if not with_reference:
-            result = service.run_task(dataclasses.replace(task, rounds=settings.network_rounds), (failure_key,))
+            result = measurer.run_task(dataclasses.replace(task, rounds=settings.network_rounds), (failure_key,))
             series.add_task(result.figures, result.samples_s)
             return result
         kept = [(v, series) for v, series in past if v > 0]
@@ -170,7 +173,7 @@ class NetworkMeasurements:
             ratio_var, _, _ = ratio_drift_or_prior(moving_ratio, spread)
             sd_device = math.sqrt(spread.later_sd(settings.network_rounds) ** 2 + ratio_var)
         while True:
-            result = service.run_task(dataclasses.replace(task, first_round=series.rounds), (failure_key,))
+            result = measurer.run_task(dataclasses.replace(task, first_round=series.rounds), (failure_key,))
             series.add_task(result.figures, result.samples_s)
             if enough_rounds([r.median_ms for r in series.per_round[0]], [r.median_ms for r in series.per_round[1]],
                              sd_device=sd_device, min_rounds=settings.network_rounds,
@@ -183,22 +186,22 @@ class NetworkMeasurements:
         self, measuring: MeasureSettings, fp_id: str, arch: ArchDef, resolution: int, space: SearchSpace,
         confidence: float, failure_key: tuple,
     ) -> NetworkResult:
-        service = self.service
+        measurer = self.measurer
         choice = choice_in(space, arch, resolution)
-        view = None if choice is None else service.tables.view(measuring, space, resolution)
+        view = None if choice is None else self.tables.view(measuring, space, resolution)
         prediction = None if choice is None or view is None else predict(view, space, choice, resolution)
         reference = reference_arch(space) if self.settings.drift_reference else None
         past = self.history(fp_id, reference, resolution) if reference else []
         moving_ratio = self.ratio_drift(fp_id, reference, resolution) if reference else None
         elasticity = self.elasticity(fp_id, reference, resolution) if reference else None
         archs: list[ArchDef | str] = [arch] + ([reference] if reference else [])
-        series = RoundSeries(len(archs), batch_size=measuring.batch_size, warmup=service.method.warmup)
+        series = RoundSeries(len(archs), batch_size=measuring.batch_size, warmup=measurer.method.warmup)
         last = self._rounds(self.task(measuring, archs, resolution, space), series, past, reference is not None,
                             failure_key, moving_ratio)
         figures = series.figures()
         figure = figures[0]
-        service.add_counts(networks=1)
-        method = service.method_record(measuring, last.backend)
+        measurer.add_counts(networks=1)
+        method = measurer.method_record(measuring, last.backend)
         verdict = None
         if reference:
             ref_rounds = series.per_round[1]
@@ -207,7 +210,7 @@ class NetworkMeasurements:
                                        history_series=[label for _, label in past] + ["this"] * len(ref_rounds),
                                        confidence=confidence, future_rounds=self.settings.network_rounds,
                                        drift_of_ratio=moving_ratio)
-            service.store.save_reference_figures(fp_id, reference, resolution, ref_rounds,
+            measurer.store.save_reference_figures(fp_id, reference, resolution, ref_rounds,
                                                  {**method, "source": "network measurement"})
         result = NetworkResult(fp_id, figure, None, prediction, reference, figures[1] if reference else None,
                                verdict, elasticity)
@@ -217,7 +220,7 @@ class NetworkMeasurements:
             ratio = result.drift_ratio or 1.0
             predicted = prediction.corrected_ms * (elasticity.factor(ratio) if elasticity else ratio)
         result = dataclasses.replace(result, predicted_ms=predicted)
-        service.store.save_network(fp_id, format_arch(arch), resolution, figure.stats,
+        measurer.store.save_network(fp_id, format_arch(arch), resolution, figure.stats,
                                    {**method, "rounds": len(figure.rounds), "spread_ms": figure.spread_ms,
                                     "drift_ratio": result.drift_ratio,
                                     "drift_elasticity": None if elasticity is None else elasticity.to_dict(),

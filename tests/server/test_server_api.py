@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from latency_server.admission.measurer import BlockFigure
 from latency_server.api.deps import get_service
 from latency_server.app import create_app
+from latency_server.config import Settings
 from latency_server.errors import TaskError
 from latency_server.service import LatencyService
 from latency_server.store.crud import Store
 from latency_server.store.database import upgrade_database
-from shared.api_schemas import BlocksResponse, DeviceResponse, JobStatus, LutResponse, NetworkResponse
+from shared.api_schemas import BlocksResponse, DeviceResponse, JobStatus, LutResponse, MeasureSettings, NetworkResponse
 from shared.block_key import BlockKey
 from shared.published import PUBLISHED
 from shared.search_space import HARDCORENAS
@@ -116,35 +118,42 @@ def _wait(client: TestClient, location: str, timeout_s: float = 120) -> dict:
     raise AssertionError(job)
 
 
-class _FailingService(LatencyService):
-    """Fails the measurement of one key as the worker reports a measurement that raised (an injected fault)."""
+_FAIL_KEY = str(HARDCORENAS.searchable_keys(32)[5])
+_FAILING = {_FAIL_KEY}  # cleared to let the key be measured again
 
-    fail_key = str(HARDCORENAS.searchable_keys(32)[5])
 
-    def _measure_block_task(self, measuring, fp_id, key):  # noqa: ANN001, ANN202
-        if str(key) == self.fail_key:
+def _failing_service(settings: Settings) -> LatencyService:
+    """A service whose measurer fails one key as the worker reports a measurement that raised (an injected fault)."""
+    service = LatencyService(settings, Store(settings.database_url()))
+    measure_block = service.measurer.measure_block
+
+    def failing(measuring: MeasureSettings, fp_id: str, key: BlockKey) -> BlockFigure:
+        if str(key) in _FAILING:
             raise TaskError(f"block {key}", "RuntimeError", "injected fault", "Traceback: injected")
-        return super()._measure_block_task(measuring, fp_id, key)
+        return measure_block(measuring, fp_id, key)
+
+    service.measurer.measure_block = failing  # type: ignore[method-assign]
+    return service
 
 
 @pytest.mark.slow
 def test_failed_measurement_fails_the_job_and_the_server_keeps_serving(tmp_path: Path) -> None:
     settings = fast_settings(tmp_path)
     upgrade_database(settings.database_url())
-    service = _FailingService(settings, Store(settings.database_url()))
+    service = _failing_service(settings)
     with TestClient(create_app(settings, service=service)) as client:
         resp = client.get("/v1/lut", params={"resolution": 32})
         assert resp.status_code == 202
         job = JobStatus.model_validate(_wait(client, resp.headers["location"]))
-        assert job.state == "failed" and _FailingService.fail_key in job.error and "RuntimeError" in job.error
+        assert job.state == "failed" and _FAIL_KEY in job.error and "RuntimeError" in job.error
         assert job.done == job.total - 1
         assert client.get("/healthz").status_code == 200
-        bad = client.post("/v1/latency/blocks", json={"blocks": [BlockKey.parse(_FailingService.fail_key).to_dict()]})
+        bad = client.post("/v1/latency/blocks", json={"blocks": [BlockKey.parse(_FAIL_KEY).to_dict()]})
         # a server-side fault: 5xx (clients may retry), naming the block, without the exception's text
-        assert bad.status_code == 500 and _FailingService.fail_key in bad.text and "injected" not in bad.text
+        assert bad.status_code == 500 and _FAIL_KEY in bad.text and "injected" not in bad.text
         assert bad.json()["detail"][0]["type"] == "measurement_error"
         # a new request starts a new job that only retries the missing entry
-        _FailingService.fail_key = "none"
+        _FAILING.clear()
         resp = client.get("/v1/lut", params={"resolution": 32})
         # (the job also counts the reference and calibration steps of the build)
         assert resp.status_code == 202 and resp.json()["done"] == len(HARDCORENAS.all_keys(32)) - 1
