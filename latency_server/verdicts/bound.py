@@ -1,34 +1,11 @@
 """Latency verdicts: a network's central figure and its upper prediction bound at a stated confidence.
 
-The device's speed moves (a shared CPU by 10-25 % within minutes), so one measurement proves nothing about the
-next. A verdict separates what one measurement can pin down from what only the device's history can:
-
-* the network's latency relative to the drift reference: every round times the network and the reference back to
-  back, so their ratio cancels most of the device's speed; the log-ratios of the rounds give its estimate and noise;
-* the device's speed: every figure of the reference kept for this configuration (table builds, verdict rounds)
-  is a draw from the device's distribution; their logs give its typical level and spread. Figures come in series
-  (the rounds of one measurement): the spread inside a series is the device's round-to-round jitter, the spread
-  of the series' means beyond it the drift between measurements (a one-way random-effects split of the variance).
-
-* the ratio's own drift: the reference is the space's lightest network, so it follows the device's clock and
-  steal time but not contention for caches and memory bandwidth, which slows a larger network more (a training
-  run beside the server moved a 32 px network's ratio by up to 60 % between measurements). Networks measured in
-  two or more measurements estimate it (the spread of their ratios beyond each one's estimation error, pooled);
-  until the history holds enough of them, the ratio is taken to move as much as the device's speed does between
-  any two figures (its drift and its jitter together: a training run beside the server moved a 32 px network's
-  ratio by 10-14 % while the device's drift alone was 2.5 %, its jitter 6 %).
-
-A later measurement of the network is modelled as ``log X = log rho + D + L + median_j(f_j + e_j)``: ``rho`` the
-ratio, ``D`` its drift (sd ``s_D``), ``L`` the device's level at that time (drift, sd ``s_L``), ``f_j`` the jitter
-(sd ``s_f``) and ``e_j`` the ratio noise (sd ``s_e``) of its ``k'`` rounds; a median of rounds has pi/2 times the
-variance of their mean. The central figure is ``rho_hat * median(R)``, the latency at the device's typical speed
-(the history's median, so that a few slow moments do not move it). The upper bound is the one-sided prediction
-bound of ``log X`` at the confidence, ``t(c, df) * sqrt(s_D^2 + s_L^2 + pi/2 (s_f^2 + s_e^2) / k' + var(level) +
-s_e^2 / k)`` above ``log rho_hat + mean log R``, with Satterthwaite's degrees of freedom. A history without series
-(every figure on its own) cannot tell jitter from drift and counts all of its spread as drift, the cautious
-reading. With enough history (``2 / (1 - c)`` series of 3 or more figures; without series, that many figures) the
-empirical quantile of the series' means (of the figures) replaces the normal theory where it is larger, because a
-device's slow moments are heavier-tailed than a normal. Pure numpy/scipy.
+The device's speed moves, so one measurement proves nothing about the next. A verdict separates what one
+measurement can pin down (the network's ratio to the drift reference, timed back to back each round) from what
+only the device's history can (the reference's level and spread, split into drift between measurements and
+jitter within one, and the ratio's own drift under contention). The upper bound is a one-sided prediction bound
+of a later measurement's log figure over those variance components, switching to the history's empirical
+quantile where that is larger, since a device's slow moments are heavier-tailed than a normal.
 """
 
 from __future__ import annotations

@@ -1,21 +1,11 @@
 """How far a network's figure follows the drift reference's: the exponent of drift compensation.
 
-The table's prediction now is its corrected figure times ``(reference now / reference at the build) ** slope``.
-A slope of 1 assumes every network slows down in proportion to the reference. The reference's figure also carries
-its own noise (its sessions jump by more than the networks timed beside them move), and a prediction that divides
-by that noise overshoots: the best exponent is the regression slope of log(network) on log(reference), which that
-noise pulls below 1. Three benchmark runs on the development machine (224 px, 50 networks x 3 requests each, two
-weeks apart) gave 0.74, 0.76 and 0.74 between requests.
-
-The server estimates the slope from its own history: networks measured more than once on a configuration, each
-measurement's raw figure against the reference figure timed beside it, pooled within networks (so the table's
-error for a network, constant between its measurements, drops out). With few repeats the estimate leans on a
-prior (normal-normal shrinkage by the slope's standard error); the result is kept within [0, 1].
-
-The slope describes the reference's everyday wander. A shift far beyond it (the device throttled, the table built
-on a faster day) is real, not the reference's noise: beyond a band of twice the reference's spread between
-requests, the drift ratio counts in full (the exponent applies inside the band only, so the factor stays
-continuous and monotone).
+A prediction is the table's corrected figure times ``(reference now / reference at the build) ** slope``. The
+reference's figure carries noise of its own, and dividing by that noise overshoots, so the best exponent is the
+regression slope of log(network) on log(reference), which the noise pulls below 1. The server estimates it from
+networks it measured more than once on a configuration, shrunk towards a prior while repeats are few and kept
+within [0, 1]. A shift far beyond the reference's everyday wander is real, so outside that band the drift ratio
+counts in full.
 """
 
 from __future__ import annotations
