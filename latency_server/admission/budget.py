@@ -24,7 +24,7 @@ from typing import Any
 from latency_server.errors import OverBudget
 from latency_server.worker.stats import Method
 from latency_server.worker.tasks import BlockTask, NetworkTask
-from shared.arch_string import ArchDef, parse_arch
+from shared.arch_string import ArchDef
 from shared.block_key import BlockKey
 
 __all__ = ["Budget", "Cost", "DeviceSpeed", "Limits", "block_figures", "request_cost", "task_cost"]
@@ -102,9 +102,8 @@ def block_figures(key: BlockKey) -> _Figures:
                   key.se_ratio, key.num_classes)
 
 
-def _network_figures(arch: ArchDef | str, resolution: int, num_classes: int) -> _Figures:
+def _network_figures(arch: ArchDef, resolution: int, num_classes: int) -> _Figures:
     """A whole network's figures per image, as ``build_network`` builds it (stem, blocks, head)."""
-    arch = parse_arch(arch) if isinstance(arch, str) else arch
     parts = [_block("stem", 3, STEM_CHS, 2, resolution, 1.0, 3, 0.0)]
     chs, res = STEM_CHS, -(-resolution // 2)
     for stage in arch.stages:

@@ -39,20 +39,26 @@ from latency_server.tables.prediction import TableView
 from latency_server.worker.stats import Stats
 from latency_server.worker.tasks import NetworksResult, NetworkTask
 from shared.api_schemas import MeasureSettings
+from shared.arch_string import ArchDef, format_arch, parse_arch
 from shared.block_key import BlockKey
 from shared.search_space import SearchSpace
 
 if TYPE_CHECKING:
     from latency_server.admission.measurer import Measurer
 
-__all__ = ["BuildCalibration", "Calibrator", "fit_medians", "reference_arch", "reference_level"]
+__all__ = ["BuildCalibration", "Calibrator", "fit_medians", "reference_arch", "reference_level", "reference_network"]
 
 log = logging.getLogger(__name__)
 
 
-def reference_arch(space: SearchSpace) -> str:
+def reference_network(space: SearchSpace) -> ArchDef:
     """The drift reference: the space's lightest network (cheap, fixed, at the request's resolution)."""
-    return str(space.arch_from_choice(space.lightest()))
+    return space.arch_from_choice(space.lightest())
+
+
+def reference_arch(space: SearchSpace) -> str:
+    """The drift reference's arch string (its key in the store)."""
+    return format_arch(reference_network(space))
 
 
 def _now() -> str:
@@ -143,7 +149,8 @@ class Calibrator:
 
     def network_task(self, cal: BuildCalibration, archs: list[str], first_round: int = 0) -> NetworkTask:
         """One round of ``archs`` in a fresh session each (the worker keeps their exports between rounds)."""
-        return NetworkTask(cal.measuring, tuple(archs), cal.resolution, self.measurer.method, rounds=1,
+        networks = tuple(parse_arch(a) for a in archs)  # calibration keeps arch strings: they key the store
+        return NetworkTask(cal.measuring, networks, cal.resolution, self.measurer.method, rounds=1,
                            num_classes=cal.space.num_classes, first_round=first_round)
 
     def tasks(self, cal: BuildCalibration, *, references: int) -> list[NetworkTask]:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from latency_server.tables.calibration import reference_arch
+from latency_server.tables.calibration import reference_arch, reference_network
 from latency_server.tables.prediction import Prediction, choice_in, predict
 from latency_server.verdicts.bound import (
     RatioDrift,
@@ -113,11 +113,11 @@ class NetworkMeasurements:
         self.tables = tables
         self.settings = measurer.settings
 
-    def task(self, measuring: MeasureSettings, archs: list[ArchDef | str], resolution: int, space: SearchSpace,
+    def task(self, measuring: MeasureSettings, archs: list[ArchDef], resolution: int, space: SearchSpace,
              *, rounds: int = 1, first_round: int = 0) -> NetworkTask:
         """The worker task that times ``archs`` (a network, then the reference) over ``rounds`` rounds."""
-        return NetworkTask(measuring, tuple(a if isinstance(a, str) else format_arch(a) for a in archs), resolution,
-                           self.measurer.method, rounds=rounds, num_classes=space.num_classes, first_round=first_round)
+        return NetworkTask(measuring, tuple(archs), resolution, self.measurer.method,
+                           rounds=rounds, num_classes=space.num_classes, first_round=first_round)
 
     def submit(
         self, measuring: MeasureSettings, arch: ArchDef, resolution: int, space: SearchSpace, *,
@@ -127,15 +127,16 @@ class NetworkMeasurements:
         over budget (counting the most rounds the sequential rule may take) or when it recently killed the worker."""
         measurer, settings = self.measurer, self.settings
         fp_id = measurer.fingerprint(measuring).id
-        failure_key = ("network", fp_id, format_arch(arch), resolution, space.name)
+        key = format_arch(arch)  # the network's one string form: its failure key and its key in the store
+        failure_key = ("network", fp_id, key, resolution, space.name)
         measurer.failures.refuse_if_recent(failure_key, f"the network at {resolution} px", ("body", "arch"))
-        archs: list[ArchDef | str] = [arch] + ([reference_arch(space)] if settings.drift_reference else [])
+        archs = [arch] + ([reference_network(space)] if settings.drift_reference else [])
         rounds = max(settings.verdict_max_rounds, settings.network_rounds) if settings.drift_reference \
             else settings.network_rounds
         measurer.budget.check([(self.task(measuring, archs, resolution, space, rounds=rounds), ("body", "arch"))])
         return measurer.queue.submit(
             (*failure_key, confidence),
-            lambda: self._measure(measuring, fp_id, arch, resolution, space, confidence, failure_key),
+            lambda: self._measure(measuring, fp_id, arch, key, resolution, space, confidence, failure_key),
             priority=INTERACTIVE, label=f"network at {resolution} px",
         )
 
@@ -183,7 +184,7 @@ class NetworkMeasurements:
             time.sleep(settings.verdict_round_gap_s)
 
     def _measure(
-        self, measuring: MeasureSettings, fp_id: str, arch: ArchDef, resolution: int, space: SearchSpace,
+        self, measuring: MeasureSettings, fp_id: str, arch: ArchDef, key: str, resolution: int, space: SearchSpace,
         confidence: float, failure_key: tuple,
     ) -> NetworkResult:
         measurer = self.measurer
@@ -194,7 +195,7 @@ class NetworkMeasurements:
         past = self.history(fp_id, reference, resolution) if reference else []
         moving_ratio = self.ratio_drift(fp_id, reference, resolution) if reference else None
         elasticity = self.elasticity(fp_id, reference, resolution) if reference else None
-        archs: list[ArchDef | str] = [arch] + ([reference] if reference else [])
+        archs = [arch] + ([reference_network(space)] if reference else [])
         series = RoundSeries(len(archs), batch_size=measuring.batch_size, warmup=measurer.method.warmup)
         last = self._rounds(self.task(measuring, archs, resolution, space), series, past, reference is not None,
                             failure_key, moving_ratio)
@@ -220,7 +221,7 @@ class NetworkMeasurements:
             ratio = result.drift_ratio or 1.0
             predicted = prediction.corrected_ms * (elasticity.factor(ratio) if elasticity else ratio)
         result = dataclasses.replace(result, predicted_ms=predicted)
-        measurer.store.save_network(fp_id, format_arch(arch), resolution, figure.stats,
+        measurer.store.save_network(fp_id, key, resolution, figure.stats,
                                    {**method, "rounds": len(figure.rounds), "spread_ms": figure.spread_ms,
                                     "drift_ratio": result.drift_ratio,
                                     "drift_elasticity": None if elasticity is None else elasticity.to_dict(),

@@ -14,6 +14,7 @@ from typing import Any
 
 from latency_server.worker.stats import Method, NetworkFigure, Stats
 from shared.api_schemas import MeasureSettings
+from shared.arch_string import ArchDef
 
 __all__ = ["BlockResult", "BlockTask", "NetworkTask", "NetworksResult", "TaskFailure", "WorkerHello"]
 
@@ -47,7 +48,7 @@ class NetworkTask:
     """
 
     measuring: MeasureSettings
-    archs: tuple[str, ...]
+    archs: tuple[ArchDef, ...]  # parsed once at the edge; a frozen, picklable value
     resolution: int
     method: Method
     rounds: int = 1
@@ -57,7 +58,8 @@ class NetworkTask:
 
     @property
     def label(self) -> str:
-        arch = self.archs[0] if len(self.archs[0]) <= 60 else f"{self.archs[0][:57]}..."
+        text = str(self.archs[0])
+        arch = text if len(text) <= 60 else f"{text[:57]}..."
         more = f" and {len(self.archs) - 1} more" if len(self.archs) > 1 else ""
         return f"network {arch}{more} at {self.resolution} px, {self.rounds} round(s)"
 

@@ -3,9 +3,8 @@
 The method and the figures it yields are plain values in :mod:`latency_server.worker.stats` (re-exported here).
 Reusable pieces: :func:`time_runner` (one prepared runner), :func:`measure_module` (one module),
 :func:`measure_interleaved` (several modules timed round-robin, so slow drift hits all alike),
-:func:`measure_block`, :func:`measure_network` (a whole network over independent rounds, a fresh
-session each) and :func:`measure_networks` (several whole networks, rounds interleaved in time: a network
-and the drift reference, or the networks a table's correction is fitted on).
+:func:`measure_block`, and :class:`NetworkSet` (whole networks over independent rounds, interleaved in time, a
+fresh session each: a network and the drift reference, or the networks a table's correction is fitted on).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from torch import nn
 
 from latency_server.worker.backends import Backend, Runner
 from latency_server.worker.stats import Method, NetworkFigure, RoundSeries, Stats
-from shared.arch_string import ArchDef, format_arch, parse_arch
+from shared.arch_string import ArchDef
 from shared.block_key import BlockKey
 from shared.builders import block_input, build_block, build_network
 
@@ -32,8 +31,6 @@ __all__ = [
     "measure_block",
     "measure_interleaved",
     "measure_module",
-    "measure_network",
-    "measure_networks",
     "time_runner",
 ]
 
@@ -132,7 +129,7 @@ class NetworkSet:
     def __init__(
         self,
         backend: Backend,
-        archs: Sequence[ArchDef | str],
+        archs: Sequence[ArchDef],
         resolution: int,
         method: Method,
         *,
@@ -146,12 +143,11 @@ class NetworkSet:
         self.method = method
         self.batch_size = batch_size
         self.factories = []
-        for a in archs:
-            arch = parse_arch(a) if isinstance(a, str) else a
+        for arch in archs:
             torch.manual_seed(seed)  # each network's weights depend only on (arch, seed): exports can be reused
             self.factories.append(backend.factory(
                 build_network(arch, num_classes=num_classes).eval(), example,
-                cache_key=("network", format_arch(arch), resolution, batch_size, num_classes, seed),
+                cache_key=("network", arch, resolution, batch_size, num_classes, seed),
             ))
         self.series = RoundSeries(len(self.factories), batch_size=batch_size, warmup=method.warmup)
         self.per_round, self.pooled = self.series.per_round, self.series.pooled
@@ -177,45 +173,3 @@ class NetworkSet:
         """Each network's figure over the rounds measured so far."""
         return self.series.figures()
 
-
-def measure_networks(
-    backend: Backend,
-    archs: Sequence[ArchDef | str],
-    resolution: int,
-    method: Method,
-    *,
-    batch_size: int = 1,
-    rounds: int = 1,
-    num_classes: int = 1000,
-    seed: int = 0,
-) -> list[NetworkFigure]:
-    """Measure several whole networks over ``rounds`` independent rounds, interleaved in time.
-
-    Each network is exported once; every round opens a fresh session of each network in turn (the order
-    alternates between rounds), so slow drift and load hit every network alike. Headline medians are the
-    medians of the round medians.
-    """
-    nets = NetworkSet(backend, archs, resolution, method, batch_size=batch_size, num_classes=num_classes, seed=seed)
-    for _ in range(max(1, rounds)):
-        nets.measure_round()
-    return nets.figures()
-
-
-def measure_network(
-    backend: Backend,
-    arch: ArchDef | str,
-    resolution: int,
-    method: Method,
-    *,
-    batch_size: int = 1,
-    rounds: int = 1,
-    num_classes: int = 1000,
-    seed: int = 0,
-) -> NetworkFigure:
-    """Measure a whole network over ``rounds`` independent rounds (fresh session each, exported once).
-
-    The headline median is the median of the round medians; IQR and p90 come from all samples pooled.
-    """
-    return measure_networks(
-        backend, [arch], resolution, method, batch_size=batch_size, rounds=rounds, num_classes=num_classes, seed=seed
-    )[0]

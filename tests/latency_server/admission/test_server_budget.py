@@ -9,6 +9,7 @@ from latency_server.errors import OverBudget
 from latency_server.worker.stats import Method
 from latency_server.worker.tasks import BlockTask, NetworkTask
 from shared.api_schemas import MeasureSettings
+from shared.arch_string import parse_arch
 from shared.block_key import BlockKey
 from shared.builders import build_block, build_network
 from shared.published import PUBLISHED
@@ -27,7 +28,7 @@ def _parameters(module) -> int:  # noqa: ANN001
 @pytest.mark.parametrize("name", ["A", "F"])
 def test_network_parameters_match_the_built_model(name: str) -> None:
     arch = PUBLISHED[name].arch
-    cost = task_cost(NetworkTask(ONE, (arch,), 224, METHOD), 1e9)
+    cost = task_cost(NetworkTask(ONE, (parse_arch(arch),), 224, METHOD), 1e9)
     assert cost.parameters == pytest.approx(_parameters(build_network(arch)), rel=0.05)
 
 
@@ -44,7 +45,7 @@ def test_the_expanded_width_is_in_chs_times_exp_ratio() -> None:
 
 def test_the_examples_are_refused_naming_the_limit_and_the_figure() -> None:
     budget = Budget(LIMITS, DeviceSpeed(2e9))
-    huge = NetworkTask(ONE, ("[['ir_r64_k3_s1_e6_c4096']]",), 32, METHOD, rounds=7)
+    huge = NetworkTask(ONE, (parse_arch("[['ir_r64_k3_s1_e6_c4096']]"),), 32, METHOD, rounds=7)
     with pytest.raises(OverBudget) as refused:
         budget.check([(huge, ("body", "arch"))])
     assert refused.value.status_code == 422 and refused.value.loc == ("body", "arch")
@@ -77,7 +78,7 @@ def test_time_is_estimated_at_the_learned_speed_and_only_for_work_to_do() -> Non
 def test_a_table_build_costs_its_entries_and_calibration_networks() -> None:
     rate = 2e9
     blocks = [task_cost(BlockTask(ONE, str(k), METHOD), rate) for k in HARDCORENAS.all_keys(224)]
-    heaviest = str(HARDCORENAS.arch_from_choice(HARDCORENAS.heaviest()))
+    heaviest = HARDCORENAS.arch_from_choice(HARDCORENAS.heaviest())
     rounds = [task_cost(NetworkTask(ONE, (heaviest,) * 15, 224, METHOD, first_round=r), rate) for r in range(3)]
     total = request_cost(blocks + rounds)
     assert total.seconds == pytest.approx(sum(c.seconds for c in blocks + rounds))

@@ -21,8 +21,7 @@ from shared.api_schemas import BlocksResponse, DeviceResponse, JobStatus, LutRes
 from shared.block_key import BlockKey
 from shared.published import PUBLISHED
 from shared.search_space import HARDCORENAS
-
-from .conftest import fast_settings
+from tests.latency_server.conftest import fast_settings
 
 SPEC = {"type": "ir", "in_chs": 16, "out_chs": 24, "stride": 2, "resolution": 16, "exp_ratio": 3, "kernel": 5,
         "se_ratio": 0.25, "act": "relu"}

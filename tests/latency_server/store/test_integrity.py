@@ -19,9 +19,8 @@ from latency_server.store.measurement_settings import calibration_settings
 from shared.api_schemas import MeasureSettings
 from shared.published import PUBLISHED
 from shared.search_space import HARDCORENAS
+from tests.latency_server.conftest import BIN
 from tests.live import wait_table
-
-from .conftest import BIN
 
 BLOCK = {"type": "ir", "in_chs": 16, "out_chs": 24, "stride": 2, "resolution": 16, "exp_ratio": 3, "kernel": 3,
          "se_ratio": 0.25, "act": "relu"}

@@ -18,8 +18,7 @@ from latency_server.verdicts.bound import ratio_drift
 from latency_server.worker.fingerprint import fingerprint_for
 from latency_server.worker.timing import Method, Stats
 from shared.search_space import HARDCORENAS
-
-from .conftest import BIN
+from tests.latency_server.conftest import BIN
 
 STATS = Stats(median_ms=1.0, iqr_ms=0.1, p90_ms=1.2, mean_ms=1.05, min_ms=0.9, samples=30, warmup=10)
 METHOD = Method().to_dict()

@@ -11,8 +11,10 @@ from torch import nn
 from latency_server.tables.prediction import Prediction
 from latency_server.verdicts.networks import NetworkResult
 from latency_server.worker.backends.base import Backend, Runner
-from latency_server.worker.timing import Method, NetworkFigure, NetworkSet, Stats, measure_networks
+from latency_server.worker.timing import Method, NetworkFigure, NetworkSet, Stats
+from shared.arch_string import parse_arch
 from shared.published import PUBLISHED
+from tests.latency_server.timing_helpers import measure_networks
 
 FAST = Method(warmup=1, min_repeats=3, budget_s=0.0)
 
@@ -58,7 +60,7 @@ class _FakeBackend(Backend):
 
 def test_rounds_interleave_alternate_and_open_fresh_sessions() -> None:
     backend = _FakeBackend()
-    archs = [PUBLISHED["A"].arch, PUBLISHED["B"].arch]
+    archs = [parse_arch(PUBLISHED["A"].arch), parse_arch(PUBLISHED["B"].arch)]
     nets = NetworkSet(backend, archs, 32, FAST)
     for _ in range(3):
         nets.measure_round()

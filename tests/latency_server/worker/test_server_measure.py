@@ -19,12 +19,12 @@ from latency_server.worker.timing import (
     measure_block,
     measure_interleaved,
     measure_module,
-    measure_network,
     time_runner,
 )
 from shared.builders import block_input, build_block
 from shared.published import PUBLISHED
 from shared.search_space import HARDCORENAS
+from tests.latency_server.timing_helpers import measure_network
 
 FAST = Method(warmup=10, min_repeats=5, budget_s=0.0)
 KEY = HARDCORENAS.searchable_keys(32)[0]

@@ -20,6 +20,7 @@ from latency_server.worker.stats import Method
 from latency_server.worker.supervisor import MeasurementWorker, WorkerLimits
 from latency_server.worker.tasks import BlockResult, BlockTask, NetworksResult, NetworkTask
 from shared.api_schemas import MeasureSettings
+from shared.arch_string import parse_arch
 from shared.published import PUBLISHED
 from shared.search_space import HARDCORENAS
 
@@ -38,7 +39,7 @@ def test_worker_measures_and_is_recycled_between_tasks() -> None:
         block: BlockResult = worker.call(BlockTask(ONE, key, FAST))
         assert block.stats.median_ms > 0 and block.stats.samples == 3 and block.backend["backend"] == "onnxruntime"
         # the next task, sent at once, waits for the recycling that is due (a steady stream cannot postpone it)
-        nets: NetworksResult = worker.call(NetworkTask(ONE, (PUBLISHED["A"].arch,), 32, FAST, rounds=2))
+        nets: NetworksResult = worker.call(NetworkTask(ONE, (parse_arch(PUBLISHED["A"].arch),), 32, FAST, rounds=2))
         assert len(nets.figures) == 1 and len(nets.figures[0].rounds) == 2
         status = worker.status()
         assert worker.recycles >= 1 and worker.restarts == 0 and status.pid != hello.pid and status.answered_ping
