@@ -1,19 +1,15 @@
 """The measurement worker as the server sees it: one spawned process per device, killed, restarted and recycled.
 
-:class:`MeasurementWorker` owns a process started in a ``spawn`` context (a fresh interpreter: no state, threads
-or CUDA context inherited from the server) running :func:`~latency_server.worker.measuring_loop.serve`. The
-queue's thread hands it one task at a time (:meth:`MeasurementWorker.call`) and watches the task while it runs:
-past its wall-clock limit, or with the worker's resident memory past its limit, the worker is killed with
-SIGKILL, the task fails with the reason, and a monitor thread starts a new worker. The monitor also restarts a
-worker that dies while idle and recycles it between tasks after N tasks or M minutes, so a long-running server
-measures like a fresh one.
+:class:`MeasurementWorker` owns a :class:`~latency_server.worker.process.WorkerProcess`. The queue's thread hands
+it one task at a time (:meth:`MeasurementWorker.call`) and watches the task while it runs: past its wall-clock
+limit, or with the worker's resident memory past its limit, the worker is killed with SIGKILL, the task fails
+with the reason, and a monitor thread starts a new worker. The monitor also restarts a worker that dies while
+idle and recycles it after N tasks or M minutes, so a long-running server measures like a fresh one.
 
-Why memory is enforced by polling ``/proc/<pid>/statm`` rather than ``RLIMIT_AS``: an address-space limit counts
-virtual memory, which torch, CUDA and ONNX Runtime reserve far beyond what they use (a CUDA build of torch maps
-gigabytes at import), so a limit low enough to matter breaks imports and CUDA initialisation, and allocations
-that fail deep inside a runtime abort the process rather than raise. Resident memory is what a co-located
-service feels; polling it every tenth of a second catches a task that grows past the limit and kills it cleanly.
-A spike shorter than the poll interval can pass, which is why requests are also budgeted before any work
+Memory is enforced by polling resident memory rather than ``RLIMIT_AS``: torch, CUDA and ONNX Runtime reserve
+far more address space than they use, so an address-space limit low enough to matter breaks imports and aborts
+the process deep inside a runtime. Resident memory is what a co-located service feels; a spike shorter than the
+poll interval can pass, which is why requests are also budgeted before any work
 (:mod:`latency_server.admission.budget`) against an estimate well under the kill limit.
 """
 
