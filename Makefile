@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 	fi
 	@echo "==> compiling the modules both sides import (once, about 20 s)"
 	@$(PY) -c "import torch, torchvision, timm, onnxruntime, onnx, scipy.stats, fastapi, sqlalchemy, alembic, \
-	    latency_server.app, nas.cli"
+	    latency_server.app, latency_server.worker.measuring_loop, nas.cli"
 	@touch $(STAMP)
 
 venv: $(STAMP)

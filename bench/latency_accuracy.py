@@ -26,8 +26,8 @@ from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from latency_server.correction import sample_choices  # noqa: E402
-from latency_server.drift_elasticity import pooled_slope  # noqa: E402
+from latency_server.tables.correction import sample_choices  # noqa: E402
+from latency_server.verdicts.drift_elasticity import pooled_slope  # noqa: E402
 from nas.latency.client import LatencyClient  # noqa: E402
 from nas.progress import table_build_bar  # noqa: E402
 from shared.search_space import get_space  # noqa: E402

@@ -24,7 +24,7 @@ from record import add_state_argument, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from latency_server.correction import sample_choices  # noqa: E402
+from latency_server.tables.correction import sample_choices  # noqa: E402
 from nas.latency.client import LatencyClient  # noqa: E402
 from nas.latency.table import LatencyTable  # noqa: E402
 from shared.search_space import get_space  # noqa: E402

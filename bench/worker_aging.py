@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 from record import add_state_argument, machine_state, write_result
 
-from latency_server.correction import sample_choices  # noqa: E402
+from latency_server.tables.correction import sample_choices  # noqa: E402
 from nas.latency.local_server import LocalServer  # noqa: E402
 from shared.published import PUBLISHED  # noqa: E402
 from shared.search_space import HARDCORENAS  # noqa: E402

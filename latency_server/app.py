@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from latency_server.admission.device_lock import install_device_lock
 from latency_server.api.body_limit import BodyLimitMiddleware
 from latency_server.api.error_handlers import install_error_handlers
 from latency_server.api.fast_lut import FastLutMiddleware
@@ -16,10 +17,9 @@ from latency_server.api.openapi_limits import install_limited_openapi
 from latency_server.api.routes import device, health, jobs, latency, lut
 from latency_server.api.service_errors import install_service_error_handlers
 from latency_server.config import Settings
-from latency_server.db import upgrade_database
-from latency_server.device_lock import install_device_lock
 from latency_server.service import LatencyService
-from latency_server.store import Store
+from latency_server.store.crud import Store
+from latency_server.store.database import upgrade_database
 
 __all__ = ["create_app"]
 

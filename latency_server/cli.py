@@ -80,7 +80,7 @@ def _upgrade(url: str) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-    from latency_server.db import upgrade_database
+    from latency_server.store.database import upgrade_database
 
     try:
         make_url(url)

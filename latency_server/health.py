@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, text
 
-from latency_server.queue import MeasurementQueue
-from latency_server.worker import MeasurementWorker, WorkerStatus
+from latency_server.worker.queue import MeasurementQueue
+from latency_server.worker.supervisor import MeasurementWorker, WorkerStatus
 
 __all__ = ["DatabaseProbe", "Health", "check_health"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from latency_server.db import make_engine
-from latency_server.models import Base
+from latency_server.store.database import make_engine
+from latency_server.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

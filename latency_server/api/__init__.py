@@ -1,1 +1,1 @@
-"""HTTP layer: dependencies and thin route handlers."""
+"""HTTP layer: routes, middlewares, dependencies and error handlers; everything else goes through the service."""

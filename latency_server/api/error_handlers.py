@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from latency_server.validate import InputError
+from latency_server.admission.validate import InputError
 from shared.arch_string import excerpt
 
 __all__ = ["MAX_ERROR_ITEMS", "MAX_MESSAGE_CHARS", "error_body", "fault_response", "install_error_handlers"]

@@ -2,7 +2,7 @@
 
 The request models in :mod:`shared.api_schemas` carry only the bounds every server shares (finite numbers,
 integers below ``INT_CAP``); the limits a server is configured with are checked by
-:mod:`latency_server.validate` and written into the schema here, when it is first built, so that a client or a
+:mod:`latency_server.admission.validate` and written into the schema here, when it is first built, so that a client or a
 schema fuzzer sees the contract the server enforces. ``docs/openapi.json`` is this schema under the default
 settings (and every backend, as the schema is built without a running service there).
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from latency_server.admission.validate import arch_pattern
 from latency_server.config import Settings
-from latency_server.validate import arch_pattern
 
 __all__ = ["apply_limits", "install_limited_openapi"]
 

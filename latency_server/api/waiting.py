@@ -1,7 +1,7 @@
 """Waiting for queued measurements on behalf of a request, and letting go when its client disconnects.
 
 A request that waits for queued measurements also listens for its client's disconnect. If the client goes first,
-the request releases its futures (:meth:`~latency_server.queue.MeasurementQueue.release`): a task nobody waits
+the request releases its futures (:meth:`~latency_server.worker.queue.MeasurementQueue.release`): a task nobody waits
 for any more is not started. The asyncio side never cancels a measurement's future itself, because other
 requests may be waiting for the same (merged) task.
 """
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from latency_server.errors import RequestAbandoned
-from latency_server.queue import MeasurementQueue
+from latency_server.worker.queue import MeasurementQueue
 
 __all__ = ["results_or_release"]
 

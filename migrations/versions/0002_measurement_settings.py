@@ -1,6 +1,6 @@
 """Measurement settings in every figure's lookup key: a ``settings_hash`` column, back-filled from ``method``.
 
-Block figures, network figures and tables get ``settings_hash`` (see :mod:`latency_server.measurement_settings`);
+Block figures, network figures and tables get ``settings_hash`` (see :mod:`latency_server.store.measurement_settings`);
 the unique keys of block figures and tables include it, so one database holds the figures of several
 measurement methods side by side and a server finds only its own. Existing rows keep their figures: each block
 and network row's hash is computed from the method it recorded, and a table takes the hash most of its
@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 import sqlalchemy as sa
 from alembic import context, op
 
-from latency_server.measurement_settings import settings_hash
+from latency_server.store.measurement_settings import settings_hash
 
 revision = "0002_measurement_settings"
 down_revision = "0001"

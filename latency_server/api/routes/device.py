@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from latency_server.admission.device_lock import device_status
+from latency_server.admission.validate import check_settings
 from latency_server.api.deps import ServiceDep, SettingsDep
 from latency_server.api.routes.common import settings_query
-from latency_server.device_lock import device_status
-from latency_server.validate import check_settings
 from shared.api_schemas import CurrentTask, DeviceResponse, MeasureSettings, ServerStats
 
 router = APIRouter(prefix="/v1", tags=["device"])

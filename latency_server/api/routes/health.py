@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from latency_server.admission.device_lock import device_status
 from latency_server.api.deps import ServiceDep
-from latency_server.device_lock import device_status
 from shared.api_schemas import DatabaseHealth, HealthResponse, QueueHealth, WorkerHealth
 
 router = APIRouter(tags=["health"])

@@ -7,13 +7,13 @@ import functools
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from latency_server.admission.device_lock import refuse_if_read_only
+from latency_server.admission.validate import InputError, check_block, check_network, check_settings
 from latency_server.api.deps import ServiceDep, SettingsDep, require_token
 from latency_server.api.waiting import results_or_release
-from latency_server.device_lock import refuse_if_read_only
-from latency_server.networks import NetworkResult
 from latency_server.service import BlockFigure, LatencyService
-from latency_server.store import stats_of
-from latency_server.validate import InputError, check_block, check_network, check_settings
+from latency_server.store.crud import stats_of
+from latency_server.verdicts.networks import NetworkResult
 from shared.api_schemas import (
     BlockResult,
     BlockSpec,

@@ -8,14 +8,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from latency_server.admission.device_lock import refuse_if_read_only
+from latency_server.admission.validate import InputError, check_resolution, check_settings
 from latency_server.api.deps import ServiceDep, SettingsDep, require_token
 from latency_server.api.routes.common import settings_query
 from latency_server.api.routes.latency import MEASURING_RESPONSES
-from latency_server.device_lock import refuse_if_read_only
-from latency_server.queue import Job
 from latency_server.service import LatencyService
-from latency_server.tables import CompleteTable
-from latency_server.validate import InputError, check_resolution, check_settings
+from latency_server.tables.builds import CompleteTable
+from latency_server.worker.queue import Job
 from shared.api_schemas import INT_CAP, JobAccepted, LatencyStats, LutResponse, MeasureSettings, SpaceName
 from shared.search_space import SearchSpace, SearchSpaceError, get_space
 

@@ -1,0 +1,1 @@
+"""The database: engine and migrations, the ORM models, the measurement settings' hash, and the store's CRUD."""

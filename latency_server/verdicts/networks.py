@@ -1,0 +1,242 @@
+"""Whole-network measurements: the verdict (a central figure and an upper bound), the table's prediction and
+the device's drift.
+
+This module owns :class:`NetworkResult` (a network's figure over independent rounds, the table's prediction, the
+drift reference measured alongside, the verdict and the arithmetic between them) and :class:`NetworkMeasurements`,
+which queues a measurement. A measurement times the network and the drift reference (the space's lightest network)
+back to back in each round, the rounds spread out in time (``verdict_round_gap_s``); a sequential rule takes rounds
+until more could hardly tighten the bound (:func:`~latency_server.verdicts.bound.enough_rounds`). Every reference round
+joins the device's history, and the verdict (:func:`~latency_server.verdicts.bound.prediction_bound`) bounds a later
+measurement of the network at the requested confidence from its ratio to the reference and that history. The
+worker times the networks (:class:`~latency_server.worker.tasks.NetworkTask`): all rounds in one task without a
+reference, one task per round with one, so that the stopping rule sees each round as it comes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import statistics
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from latency_server.tables.calibration import reference_arch, reference_network
+from latency_server.tables.prediction import Prediction, choice_in, predict
+from latency_server.verdicts.bound import (
+    RatioDrift,
+    VerdictStats,
+    device_spread,
+    enough_rounds,
+    prediction_bound,
+    ratio_drift,
+    ratio_drift_or_prior,
+)
+from latency_server.verdicts.drift_elasticity import Elasticity, estimate_elasticity
+from latency_server.worker.queue import INTERACTIVE
+from latency_server.worker.stats import NetworkFigure, RoundSeries
+from latency_server.worker.tasks import NetworksResult, NetworkTask
+from shared.api_schemas import MeasureSettings
+from shared.arch_string import ArchDef, format_arch
+from shared.search_space import SearchSpace
+
+if TYPE_CHECKING:
+    from latency_server.admission.measurer import Measurer
+    from latency_server.tables.builds import TableBuilds
+
+__all__ = ["NetworkMeasurements", "NetworkResult"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NetworkResult:
+    """A whole-network measurement, the table's prediction, and the drift reference measured alongside."""
+
+    fingerprint: str
+    figure: NetworkFigure
+    predicted_ms: float | None
+    prediction: Prediction | None = None
+    reference_arch: str | None = None
+    reference: NetworkFigure | None = None
+    verdict: VerdictStats | None = None
+    elasticity: Elasticity | None = None
+
+    @property
+    def drift_ratio(self) -> float | None:
+        """The reference now over the reference when the table was built (``None`` without both)."""
+        if self.reference is None or self.prediction is None or not self.prediction.reference_ms:
+            return None
+        return self.reference.stats.median_ms / self.prediction.reference_ms
+
+    def round_ratios(self) -> list[float]:
+        """Per round: the network's median over the reference's median of the same round (measured back to back)."""
+        if self.reference is None:
+            return []
+        return [n.median_ms / r.median_ms for n, r in zip(self.figure.rounds, self.reference.rounds, strict=True)
+                if r.median_ms > 0]
+
+    def _normalized_rounds(self) -> list[float]:
+        """Each round's figure at the device speed of the table's build (empty without both references)."""
+        if self.prediction is None or not self.prediction.reference_ms:
+            return []
+        return [self.prediction.reference_ms * ratio for ratio in self.round_ratios()]
+
+    @property
+    def normalized_ms(self) -> float | None:
+        """The figure at the device speed of the table's build: reference-at-build x median of the round ratios.
+
+        Each round times the network and the reference back to back, so their ratio cancels the device's slow
+        drift (seconds to minutes) that moves both alike; the median over rounds drops an odd round.
+        """
+        values = self._normalized_rounds()
+        return float(statistics.median(values)) if values else None
+
+    @property
+    def normalized_spread_ms(self) -> float | None:
+        """Max minus min of the per-round normalised figures (``None`` without a reference)."""
+        values = self._normalized_rounds()
+        return max(values) - min(values) if values else None
+
+
+class NetworkMeasurements:
+    """Queues whole-network measurements through the measurer and stores their figures; predictions come from
+    the tables."""
+
+    def __init__(self, measurer: Measurer, tables: TableBuilds) -> None:
+        self.measurer = measurer
+        self.tables = tables
+        self.settings = measurer.settings
+
+    def task(self, measuring: MeasureSettings, archs: list[ArchDef], resolution: int, space: SearchSpace,
+             *, rounds: int = 1, first_round: int = 0) -> NetworkTask:
+        """The worker task that times ``archs`` (a network, then the reference) over ``rounds`` rounds."""
+        return NetworkTask(measuring, tuple(archs), resolution, self.measurer.method,
+                           rounds=rounds, num_classes=space.num_classes, first_round=first_round)
+
+    def submit(
+        self, measuring: MeasureSettings, arch: ArchDef, resolution: int, space: SearchSpace, *,
+        confidence: float = 0.95,
+    ) -> Future:
+        """Queue a whole-network measurement (merged with an identical pending one); refused before any work when
+        over budget (counting the most rounds the sequential rule may take) or when it recently killed the worker."""
+        measurer, settings = self.measurer, self.settings
+        fp_id = measurer.fingerprint(measuring).id
+        key = format_arch(arch)  # the network's one string form: its failure key and its key in the store
+        failure_key = ("network", fp_id, key, resolution, space.name)
+        measurer.failures.refuse_if_recent(failure_key, f"the network at {resolution} px", ("body", "arch"))
+        archs = [arch] + ([reference_network(space)] if settings.drift_reference else [])
+        rounds = max(settings.verdict_max_rounds, settings.network_rounds) if settings.drift_reference \
+            else settings.network_rounds
+        measurer.budget.check([(self.task(measuring, archs, resolution, space, rounds=rounds), ("body", "arch"))])
+        return measurer.queue.submit(
+            (*failure_key, confidence),
+            lambda: self._measure(measuring, fp_id, arch, key, resolution, space, confidence, failure_key),
+            priority=INTERACTIVE, label=f"network at {resolution} px",
+        )
+
+    def history(self, fp_id: str, reference: str, resolution: int) -> list[tuple[float, str]]:
+        """The drift reference's recent figures on this configuration (the device's variability), each with its
+        series (the measurement it came from)."""
+        since = datetime.now(timezone.utc) - timedelta(hours=self.settings.verdict_history_hours)
+        return self.measurer.store.reference_history(fp_id, reference, resolution, limit=self.settings.verdict_history,
+                                                    since=since)
+
+    def ratio_drift(self, fp_id: str, reference: str, resolution: int) -> RatioDrift:
+        """How much networks' ratios to the reference moved between their measurements on this configuration."""
+        since = datetime.now(timezone.utc) - timedelta(hours=self.settings.verdict_history_hours)
+        return ratio_drift(self.measurer.store.network_ratios(fp_id, reference, resolution, since=since))
+
+    def elasticity(self, fp_id: str, reference: str, resolution: int) -> Elasticity:
+        """How far networks' figures follow the reference's on this configuration (the drift ratio's exponent)."""
+        since = datetime.now(timezone.utc) - timedelta(hours=self.settings.verdict_history_hours)
+        groups = self.measurer.store.network_reference_pairs(fp_id, reference, resolution, since=since)
+        return estimate_elasticity(groups, self.settings.drift_elasticity_prior,
+                                   self.settings.drift_elasticity_prior_sd)
+
+    def _rounds(self, task: NetworkTask, series: RoundSeries, past: list[tuple[float, str]], with_reference: bool,
+                failure_key: tuple, moving_ratio: RatioDrift | None = None) -> NetworksResult:
+        """Rounds, spread out in time, until the sequential rule stops (a fixed count without a reference)."""
+        settings, measurer = self.settings, self.measurer
+        if not with_reference:
+            result = measurer.run_task(dataclasses.replace(task, rounds=settings.network_rounds), (failure_key,))
+            series.add_task(result.figures, result.samples_s)
+            return result
+        kept = [(v, series) for v, series in past if v > 0]
+        sd_device = None
+        if len(kept) >= 3:
+            spread = device_spread(np.log([v for v, _ in kept]), [label for _, label in kept])
+            ratio_var, _, _ = ratio_drift_or_prior(moving_ratio, spread)
+            sd_device = math.sqrt(spread.later_sd(settings.network_rounds) ** 2 + ratio_var)
+        while True:
+            result = measurer.run_task(dataclasses.replace(task, first_round=series.rounds), (failure_key,))
+            series.add_task(result.figures, result.samples_s)
+            if enough_rounds([r.median_ms for r in series.per_round[0]], [r.median_ms for r in series.per_round[1]],
+                             sd_device=sd_device, min_rounds=settings.network_rounds,
+                             max_rounds=max(settings.verdict_max_rounds, settings.network_rounds),
+                             share=settings.verdict_share, future_rounds=settings.network_rounds):
+                return result
+            time.sleep(settings.verdict_round_gap_s)
+
+    def _measure(
+        self, measuring: MeasureSettings, fp_id: str, arch: ArchDef, key: str, resolution: int, space: SearchSpace,
+        confidence: float, failure_key: tuple,
+    ) -> NetworkResult:
+        measurer = self.measurer
+        choice = choice_in(space, arch, resolution)
+        view = None if choice is None else self.tables.view(measuring, space, resolution)
+        prediction = None if choice is None or view is None else predict(view, space, choice, resolution)
+        reference = reference_arch(space) if self.settings.drift_reference else None
+        past = self.history(fp_id, reference, resolution) if reference else []
+        moving_ratio = self.ratio_drift(fp_id, reference, resolution) if reference else None
+        elasticity = self.elasticity(fp_id, reference, resolution) if reference else None
+        archs = [arch] + ([reference_network(space)] if reference else [])
+        series = RoundSeries(len(archs), batch_size=measuring.batch_size, warmup=measurer.method.warmup)
+        last = self._rounds(self.task(measuring, archs, resolution, space), series, past, reference is not None,
+                            failure_key, moving_ratio)
+        figures = series.figures()
+        figure = figures[0]
+        measurer.add_counts(networks=1)
+        method = measurer.method_record(measuring, last.backend)
+        verdict = None
+        if reference:
+            ref_rounds = series.per_round[1]
+            verdict = prediction_bound([r.median_ms for r in series.per_round[0]], [r.median_ms for r in ref_rounds],
+                                       [v for v, _ in past] + [r.median_ms for r in ref_rounds],
+                                       history_series=[label for _, label in past] + ["this"] * len(ref_rounds),
+                                       confidence=confidence, future_rounds=self.settings.network_rounds,
+                                       drift_of_ratio=moving_ratio)
+            measurer.store.save_reference_figures(fp_id, reference, resolution, ref_rounds,
+                                                 {**method, "source": "network measurement"})
+        result = NetworkResult(fp_id, figure, None, prediction, reference, figures[1] if reference else None,
+                               verdict, elasticity)
+        predicted = None
+        if prediction is not None:
+            # the reference's own noise makes full compensation overshoot (see latency_server.verdicts.drift_elasticity)
+            ratio = result.drift_ratio or 1.0
+            predicted = prediction.corrected_ms * (elasticity.factor(ratio) if elasticity else ratio)
+        result = dataclasses.replace(result, predicted_ms=predicted)
+        measurer.store.save_network(fp_id, key, resolution, figure.stats,
+                                   {**method, "rounds": len(figure.rounds), "spread_ms": figure.spread_ms,
+                                    "drift_ratio": result.drift_ratio,
+                                    "drift_elasticity": None if elasticity is None else elasticity.to_dict(),
+                                    "reference_ms": None if result.reference is None
+                                    else result.reference.stats.median_ms,
+                                    "normalized_ms": result.normalized_ms,
+                                    "verdict": None if verdict is None else verdict.to_dict()}, predicted)
+        log.info("measured network at %d px: %.3f ms over %d rounds (spread %.3f ms); %s; predicted %s",
+                 resolution, figure.stats.median_ms, len(figure.rounds), figure.spread_ms,
+                 "no verdict" if verdict is None else
+                 f"central {verdict.central_ms:.3f} ms, {100 * confidence:.0f} % bound {verdict.upper_ms:.3f} ms "
+                 f"(history {verdict.history}, device sd {100 * math.expm1(verdict.sd_device):.1f} %"
+                 + ("" if verdict.sd_drift is None else f": drift {100 * math.expm1(verdict.sd_drift):.1f} %, "
+                    f"jitter {100 * math.expm1(verdict.sd_jitter or 0.0):.1f} %")
+                 + f"; ratio drift {100 * math.expm1(verdict.sd_ratio_drift or 0.0):.1f} % "
+                   f"({verdict.ratio_drift_source}))",
+                 "n/a" if predicted is None else f"{predicted:.3f} ms")
+        return result

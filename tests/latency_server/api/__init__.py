@@ -1,0 +1,1 @@
+"""Tests of latency_server.api."""
