@@ -8,7 +8,8 @@ child sliced from the supernet with its BN statistics re-estimated on the same t
 the data's fixed val split (:mod:`nas.evaluation.child_accuracy`, no fine-tuning). The random networks are
 uniform sampling conditioned on the band, drawn by a random walk of single-block changes inside it
 (:mod:`nas.evaluation.band_sampling`): uniform sampling alone finds almost none near the top of the range.
-Prints per limit the searched network's percentile, and the Spearman correlation of latency and accuracy over all random networks (whether the proxy
+Prints per limit the searched network's percentile, and the Spearman correlation of latency and accuracy
+over all random networks (whether the proxy
 separates architectures at all), ``--spread`` of them (default: the demo's 30) stratified over the table's whole
 range so that the correlation spans it where the bands do not; the last line is one JSON object.
 
