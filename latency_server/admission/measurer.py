@@ -18,7 +18,7 @@ from collections.abc import Hashable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from latency_server.admission.budget import Budget, DeviceSpeed, Limits
 from latency_server.admission.failures import FailureLog
@@ -29,8 +29,10 @@ from latency_server.worker.fingerprint import DeviceFingerprint, fingerprint_for
 from latency_server.worker.jobs import JobRegistry
 from latency_server.worker.queue import INTERACTIVE, MeasurementQueue
 from latency_server.worker.stats import Method, Stats
-from latency_server.worker.supervisor import MeasurementWorker
 from latency_server.worker.tasks import BlockResult, BlockTask, WorkerHello
+
+if TYPE_CHECKING:  # the service hands the worker in; only its interface is used here
+    from latency_server.worker.supervisor import MeasurementWorker
 from shared.api_schemas import MeasureSettings
 from shared.block_key import BlockKey
 

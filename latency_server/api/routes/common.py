@@ -1,4 +1,4 @@
-"""Helpers shared by route modules: measuring settings from the query string."""
+"""Helpers shared by route modules: measuring settings from the query string, the measuring answers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Query
 
-from shared.api_schemas import INT_CAP, BackendName, MeasureSettings
+from shared.api_schemas import INT_CAP, BackendName, ErrorResponse, MeasureSettings
 
 
 def settings_query(
@@ -16,3 +16,17 @@ def settings_query(
 ) -> MeasureSettings:
     """``backend``, ``batch_size`` and ``threads`` query parameters."""
     return MeasureSettings(backend=backend, batch_size=batch_size, threads=threads)
+
+
+#: the answers besides 200 and 422 that every measuring endpoint may give
+MEASURING_RESPONSES: dict[int | str, dict] = {
+    400: {"model": ErrorResponse, "description": "the body is not UTF-8 text"},
+    401: {"model": ErrorResponse, "description": "a token is configured and the request lacks it"},
+    413: {"model": ErrorResponse, "description": "the body exceeds LATENCY_SERVER_MAX_BODY_BYTES"},
+    429: {"model": ErrorResponse, "description": "the measurement queue is full (see Retry-After)"},
+    500: {"model": ErrorResponse, "description": "a measurement raised, ran over its memory limit or crashed the "
+          "worker (refused for a cool-down after a kill or crash)"},
+    503: {"model": ErrorResponse, "description": "read-only (another server measures on this device), the worker "
+          "or the database is down, or the server is stopping (see Retry-After)"},
+    504: {"model": ErrorResponse, "description": "a measurement ran over LATENCY_SERVER_TASK_TIMEOUT_S"},
+}

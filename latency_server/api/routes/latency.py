@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from latency_server.admission.device_lock import refuse_if_read_only
 from latency_server.admission.validate import InputError, check_block, check_network, check_settings
 from latency_server.api.deps import ServiceDep, SettingsDep, require_token
+from latency_server.api.routes.common import MEASURING_RESPONSES
 from latency_server.api.waiting import results_or_release
 from latency_server.service import BlockFigure, LatencyService
 from latency_server.store.crud import stats_of
@@ -19,7 +20,6 @@ from shared.api_schemas import (
     BlockSpec,
     BlocksRequest,
     BlocksResponse,
-    ErrorResponse,
     LatencyStats,
     MeasureSettings,
     NetworkRequest,
@@ -29,19 +29,6 @@ from shared.api_schemas import (
 )
 from shared.block_key import BlockKey
 from shared.search_space import get_space
-
-#: the answers besides 200 and 422 that every measuring endpoint may give
-MEASURING_RESPONSES: dict[int | str, dict] = {
-    400: {"model": ErrorResponse, "description": "the body is not UTF-8 text"},
-    401: {"model": ErrorResponse, "description": "a token is configured and the request lacks it"},
-    413: {"model": ErrorResponse, "description": "the body exceeds LATENCY_SERVER_MAX_BODY_BYTES"},
-    429: {"model": ErrorResponse, "description": "the measurement queue is full (see Retry-After)"},
-    500: {"model": ErrorResponse, "description": "a measurement raised, ran over its memory limit or crashed the "
-          "worker (refused for a cool-down after a kill or crash)"},
-    503: {"model": ErrorResponse, "description": "read-only (another server measures on this device), the worker "
-          "or the database is down, or the server is stopping (see Retry-After)"},
-    504: {"model": ErrorResponse, "description": "a measurement ran over LATENCY_SERVER_TASK_TIMEOUT_S"},
-}
 
 router = APIRouter(prefix="/v1/latency", tags=["latency"], dependencies=[Depends(require_token)],
                    responses=MEASURING_RESPONSES)

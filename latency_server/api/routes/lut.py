@@ -11,8 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from latency_server.admission.device_lock import refuse_if_read_only
 from latency_server.admission.validate import InputError, check_resolution, check_settings
 from latency_server.api.deps import ServiceDep, SettingsDep, require_token
-from latency_server.api.routes.common import settings_query
-from latency_server.api.routes.latency import MEASURING_RESPONSES
+from latency_server.api.routes.common import MEASURING_RESPONSES, settings_query
 from latency_server.service import LatencyService
 from latency_server.tables.builds import CompleteTable
 from latency_server.worker.queue import Job
