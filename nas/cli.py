@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         "validate and export networks.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # commands that run other commands (the demo) get this entry point handed in rather than importing it
+    parser.set_defaults(cli_main=main)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(nas.commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"nas.commands.{info.name}")

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be positive")
     cfg = DemoConfig(out_dir=args.out, progress=not args.no_progress, extra_server_env=env, **given)
     try:
-        run_demo(cfg)
+        run_demo(cfg, args.cli_main)
     except DemoError as exc:
         raise UserError(str(exc)) from None
     return 0

@@ -56,8 +56,8 @@ def fleet_search(run: DemoRun) -> str:
     cfg, url = run.cfg, run.server.url
     started = time.monotonic()
     second = run.out / f"lut_{cfg.fleet_backend}.json"
-    run_nas(["lut", "--latency-endpoint", url, "--resolution", str(cfg.resolution), "--backend", str(cfg.fleet_backend),
-          "--threads", str(cfg.threads), "--out", str(second)], "fleet table")
+    run_nas(run, ["lut", "--latency-endpoint", url, "--resolution", str(cfg.resolution), "--backend",
+                  str(cfg.fleet_backend), "--threads", str(cfg.threads), "--out", str(second)], "fleet table")
     table_s = time.monotonic() - started
     models = [LatencyTable.load(path).model() for path in (run.lut_path, second)]
     limits = [round(m.min_latency_ms() + cfg.fleet_fraction * (m.max_latency_ms() - m.min_latency_ms()), 4)
@@ -70,7 +70,7 @@ def fleet_search(run: DemoRun) -> str:
     if not cfg.progress:
         argv.append("--no-progress")
     t0 = time.monotonic()
-    run_nas(argv, "fleet search")
+    run_nas(run, argv, "fleet search")
     spearman, differ = table_disagreement(models[0].block_ms, models[1].block_ms)
     run.fleet = {"result": json.loads((out / "result.json").read_text()), "table_seconds": table_s,
                  "search_seconds": time.monotonic() - t0, "mean_spearman": spearman, "cheapest_differs": differ}

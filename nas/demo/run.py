@@ -66,22 +66,23 @@ def build_table(run: DemoRun) -> str:
     from nas.latency.table import LatencyTable
 
     run.lut_path = run.out / "lut.json"
-    run_nas(["lut", "--latency-endpoint", run.server.url, "--resolution", str(cfg.resolution), "--backend",
-          cfg.backend, "--threads", str(cfg.threads), "--out", str(run.lut_path)], "latency table")
+    run_nas(run, ["lut", "--latency-endpoint", run.server.url, "--resolution", str(cfg.resolution), "--backend",
+               cfg.backend, "--threads", str(cfg.threads), "--out", str(run.lut_path)], "latency table")
     model = LatencyTable.load(run.lut_path).model()
     run.feasible_ms = (model.min_latency_ms(), model.max_latency_ms())
     return f"feasible range of the table: {run.feasible_ms[0]:.3f} .. {run.feasible_ms[1]:.3f} ms"
 
 
 def train_heaviest(run: DemoRun) -> str:
-    run_nas(["train-heaviest", *_train_args(run.cfg, run.cfg.heaviest_epochs, "heaviest", run.train_dir)], "heaviest")
+    argv = ["train-heaviest", *_train_args(run.cfg, run.cfg.heaviest_epochs, "heaviest", run.train_dir)]
+    run_nas(run, argv, "heaviest")
     run.heaviest = _newest_run(run.train_dir, "heaviest")
     return f"teacher: {run.heaviest}"
 
 
 def train_supernet(run: DemoRun) -> str:
-    run_nas(["train-supernet", *_train_args(run.cfg, run.cfg.supernet_epochs, "supernet", run.train_dir),
-          "--teacher", str(run.heaviest)], "supernet")
+    run_nas(run, ["train-supernet", *_train_args(run.cfg, run.cfg.supernet_epochs, "supernet", run.train_dir),
+               "--teacher", str(run.heaviest)], "supernet")
     run.supernet = _newest_run(run.train_dir, "supernet")
     return f"supernet: {run.supernet}"
 
@@ -119,7 +120,7 @@ def search(run: DemoRun) -> str:
                 "--backend", cfg.backend, "--threads", str(cfg.threads), "--out", str(search_dir)]
         if not cfg.progress:
             argv.append("--no-progress")
-        run_nas(argv, f"search {i}")
+        run_nas(run, argv, f"search {i}")
         result = json.loads((search_dir / "result.json").read_text())
         run.rows.append({"limit_ms": limit, "search_dir": search_dir, "result": result})
     return "found: " + ", ".join(f"{r['result']['expected_latency_ms']:.3f} ms" for r in run.rows)
@@ -170,13 +171,13 @@ def finetune_and_validate(run: DemoRun) -> str:
     cfg = run.cfg
     for i, row in enumerate(run.rows):
         experiment = f"finetune-{i}"
-        run_nas(["finetune", *_train_args(cfg, cfg.finetune_epochs, experiment, run.train_dir), "--search-result",
-              str(row["search_dir"] / "result.json"), "--supernet", str(run.supernet), "--teacher",
-              str(run.heaviest)], f"fine-tune {i}")
+        run_nas(run, ["finetune", *_train_args(cfg, cfg.finetune_epochs, experiment, run.train_dir), "--search-result",
+                   str(row["search_dir"] / "result.json"), "--supernet", str(run.supernet), "--teacher",
+                   str(run.heaviest)], f"fine-tune {i}")
         checkpoint = _newest_run(run.train_dir, experiment)
         validation = run.out / f"validate-{i}.json"
-        run_nas(["validate", cfg.data, "--arch", row["result"]["arch"], "--checkpoint", str(checkpoint),
-              "--resolution", str(cfg.resolution), "--json", str(validation)], f"validate {i}")
+        run_nas(run, ["validate", cfg.data, "--arch", row["result"]["arch"], "--checkpoint", str(checkpoint),
+                   "--resolution", str(cfg.resolution), "--json", str(validation)], f"validate {i}")
         row["validation"] = json.loads(validation.read_text())
         row["checkpoint"] = checkpoint
     return "top-1 " + ", ".join(f"{r['validation']['top1']:.1f} %" for r in run.rows)
@@ -211,13 +212,14 @@ def _stages(cfg: DemoConfig) -> list[tuple[str, str, Callable[[DemoRun], str]]]:
     ]
 
 
-def run_demo(cfg: DemoConfig) -> list[dict[str, Any]]:
-    """Run every stage; write the report; return the rows of the results table."""
+def run_demo(cfg: DemoConfig, cli_main: Callable[[list[str]], int]) -> list[dict[str, Any]]:
+    """Run every stage, each through ``cli_main`` (``nas.cli.main``); write the report; return the rows of the
+    results table."""
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     db_path = (cfg.out_dir / "latency.db").resolve()
     server = LocalServer(f"sqlite:///{db_path}", log_path=cfg.out_dir / "latency-server.log",
                          env=cfg.extra_server_env)
-    run = DemoRun(cfg, server)
+    run = DemoRun(cfg, server, cli_main)
     stages = _stages(cfg)
     total = len(stages) + 2  # the server's start, the stages, the report
     with _terminate_on_sigterm():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,8 @@ class DemoRun:
 
     cfg: DemoConfig
     server: LocalServer
+    #: ``nas.cli.main``, handed in by the command that runs the demo (the demo runs each stage as a user would)
+    cli_main: Callable[[list[str]], int] | None = field(default=None, repr=False)
     lut_path: Path | None = None
     feasible_ms: tuple[float, float] = (0.0, 0.0)
     heaviest: Path | None = None
@@ -93,11 +95,12 @@ class DemoRun:
         self.train_dir = self.out / "train"
 
 
-def run_nas(argv: Sequence[str], stage: str) -> None:
-    """Run ``nas ARGV`` in this process as the demo stage ``stage``; a non-zero exit is a :class:`DemoError`."""
-    from nas.cli import main
-
+def run_nas(run: DemoRun, argv: Sequence[str], stage: str) -> None:
+    """Run ``nas ARGV`` in this process, through the command line the demo was started from (``run.cli_main``),
+    as the demo stage ``stage``; a non-zero exit is a :class:`DemoError`."""
+    if run.cli_main is None:
+        raise DemoError(f"stage '{stage}': no command line to run `nas {' '.join(argv)}` through")
     log.info("$ nas %s", " ".join(argv))
-    code = main(list(argv))
+    code = run.cli_main(list(argv))
     if code != 0:
         raise DemoError(f"stage '{stage}' failed: `nas {' '.join(argv)}` exited with {code}")
