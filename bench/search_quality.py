@@ -68,6 +68,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from paper_baseline import paper_finalize, projection_start, segment_start  # noqa: E402
 from planted import PlantedObjective, planted_objective, sample_networks  # noqa: E402
 from record import add_state_argument, write_result  # noqa: E402
+from wide_families import wide_main  # noqa: E402
 
 from nas.latency.table import LatencyTable  # noqa: E402
 from nas.search import BCFW, BCFWConfig, SearchSettings, search  # noqa: E402
@@ -172,13 +173,25 @@ def main() -> int:
                         help="with --targets 2: limit shares of the two tables' ranges")
     for name, kind in (("block_choice", str), ("step_schedule", str), ("max_step", float), ("step_offset", float),
                        ("momentum_schedule", str), ("momentum", float), ("momentum_power", float),
-                       ("averaging_offset", float), ("objective", str), ("final_score", str)):
+                       ("averaging_offset", float), ("objective", str), ("final_score", str), ("prior", str)):
         parser.add_argument("--" + name.replace("_", "-"), type=kind, help=f"override our BCFWConfig.{name}")
+    parser.add_argument("--wide", type=int, metavar="N", help="N cases of the wide families (bench/wide_families.py): "
+                        "utility's correlation with latency, depth preference, noise, steps and limit drawn per case; "
+                        "ours, and with --old-prior ours with that BCFWConfig.prior on the same cases (time ratio)")
+    parser.add_argument("--replay", action="append", metavar="FAMILY:SEED", help="one wide case again (repeatable)")
+    parser.add_argument("--old-prior", help="with --wide: also run ours with this BCFWConfig.prior, for comparison")
     add_state_argument(parser)
     args = parser.parse_args()
     args.methods = args.methods.split(",")
     ours = replace(BCFWConfig(), **{k: v for k, v in vars(args).items() if k in BCFWConfig.__dataclass_fields__
                                     and v is not None})
+    if args.wide or args.replay:
+        old = replace(ours, prior=args.old_prior) if args.old_prior and not args.replay else None
+        report = wide_main(args, ours, old)
+        if not args.replay:
+            args.methods = ["ours", "old"] if args.old_prior else ["ours"]
+            _record(args, {k: v for k, v in report.items() if k != "wide"})
+        return 0
     if args.max_params is not None:
         return params_main(args, ours)
     if args.targets == 2:
