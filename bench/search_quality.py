@@ -190,7 +190,13 @@ def main() -> int:
         report = wide_main(args, ours, old)
         if not args.replay:
             args.methods = ["ours", "old"] if args.old_prior else ["ours"]
-            _record(args, {k: v for k, v in report.items() if k != "wide"})
+            args.steps = "200/500/1000"
+            figures = {"targets": args.targets, "steps": args.steps, "methods": ",".join(args.methods),
+                       **{k: v for k, v in report.items() if isinstance(v, (int, float)) and k != "wide"}}
+            notes = ("wide planted families (bench/wide_families.py); rows: the worst cases, each replayed by python "
+                     "bench/search_quality.py --replay CASE; median / worst % / cases by axis: "
+                     + json.dumps(report["by_axis"]))
+            write_result("search_quality", figures, args=args, rows=report["worst_cases"], notes=notes)
         return 0
     if args.max_params is not None:
         return params_main(args, ours)
