@@ -39,7 +39,7 @@ HEAD = {"cannot_tighten": "cannot tighten further", "retries": "no verified boun
 
 
 def describe_target(result: SearchResult, k: int = 0) -> str:
-    """Target ``k`` (0: the first) in words: its backend, threads and batch, and its server or table file."""
+    """Target ``k`` (0: the first) in words: its backend, threads and batch, and the server or table file it is on."""
     info: dict[str, Any] = result.target_info[k] if k < len(result.target_info) else {}
     s = result.settings
     backend = info.get("backend") or (s.backend if k == 0 else f"target {k + 1}")
@@ -49,7 +49,7 @@ def describe_target(result: SearchResult, k: int = 0) -> str:
     how += [f"batch {batch}"] if batch and batch != 1 else []
     where = info.get("endpoint") or info.get("lut")
     text = f"{backend} ({', '.join(how)})" if how else str(backend)
-    return f"{text} at {where}" if where else text
+    return f"{text} on {where}" if where else text
 
 
 def _best_seen(attempts: list[dict[str, Any]]) -> tuple[float, float] | None:

@@ -46,7 +46,7 @@ def test_cannot_tighten_names_the_target_and_the_limit(make_model, caplog) -> No
         assert not measured_guarantee(result, _device(model, first=50.0), max_retries=3)
     reason = result.extra["guarantee"]["reason"]
     bound = result.attempts[0]["upper_latency_ms"]
-    assert reason.startswith(f"cannot tighten further for onnxruntime (1 thread) at http://device-a:8000 at "
+    assert reason.startswith(f"cannot tighten further for onnxruntime (1 thread) on http://device-a:8000 at "
                              f"{below:.2f} ms: no network in the space has a verified bound under its limit")
     assert f"the best bound reached was {bound:.2f} ms" in reason
     assert f"table latency of {result.attempts[0]['expected_latency_ms']:.2f} ms" in reason
@@ -59,7 +59,7 @@ def test_a_bound_that_stays_above_names_the_target_and_the_limit(make_model) -> 
     limit = result.settings.latency_limit_ms
     assert not measured_guarantee(result, _device(model, slowness=0.95, margin=1.1), max_retries=0)
     reason = result.extra["guarantee"]["reason"]
-    assert f"onnxruntime (1 thread) at http://device-a:8000 at {limit:.2f} ms" in reason
+    assert f"onnxruntime (1 thread) on http://device-a:8000 at {limit:.2f} ms" in reason
     assert "verified bound stayed above the limit after 0 re-run(s)" in reason
     _plain(reason)
     # even the lightest network's bound misses: said for the target at its limit
@@ -83,7 +83,7 @@ def test_a_fleet_that_cannot_tighten_names_the_target_held_back_and_its_limit(ca
     with caplog.at_level(logging.DEBUG, logger="nas.search"):
         assert not fleet_guarantee(result, [_slow_device(a, 0.8), _slow_device(b, 3.0)], max_retries=3)
     reason = result.extra["guarantee"]["reason"]
-    assert reason.startswith(f"cannot tighten further for torch-cpu (2 threads, batch 8) at http://b:2 at "
+    assert reason.startswith(f"cannot tighten further for torch-cpu (2 threads, batch 8) on http://b:2 at "
                              f"{limits[1]:.2f} ms (best bound reached "), reason
     assert "onnxruntime" not in reason and "no network in the space meets every target's tightened" in reason
     _plain(reason)
@@ -99,6 +99,6 @@ def test_the_exact_discretisation_says_no_network_fits_in_words(make_model) -> N
 
 def test_a_target_is_described_by_its_settings_and_its_place(make_model) -> None:
     _, result = _one_target(make_model)
-    assert describe_target(result) == "onnxruntime (1 thread) at http://device-a:8000"
+    assert describe_target(result) == "onnxruntime (1 thread) on http://device-a:8000"
     result.target_info = []
     assert describe_target(result) == "onnxruntime (1 thread)"
