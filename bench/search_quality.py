@@ -57,9 +57,9 @@ printed with the command that replays each (``--replay FAMILY:SEED``). Figures (
 8-10 on the 2-core machine; 10 min): median 0.10 %, mean 0.83 %, worst 20 %, 13 cases over 5 %, every one at
 noise 4 x (median / worst by noise: 0: 0 / 0, 0.5: 0.01 / 0.54, 1: 0.13 / 1.5, 2: 0.60 / 4.0, 4: 2.1 / 20 %) and
 200 or 500 steps (by steps: 200: 0.46 / 20, 500: 0.08 / 8.9, 1000: 0.01 / 2.7 %). The tail is the gradients'
-information, not the solver: the LP oracle and the final MILP are exact, and with the true option utilities in
-the final score the regret of the worst cases falls to 0-1.4 %; the four worst replayed at 1000 steps give 0.1-6 %
-and at 2000 steps 0-1.8 %. ``--prior latency`` (shrinking each option's estimate towards its block's line over
+information, not the solver: the LP oracle and the final MILP are exact; in four of six worst cases checked, the
+final MILP on the true option utilities (with the search's depth estimates) gives 0-1.4 %; four of the worst
+replayed at 1000 steps give 0.1-6 % and at 2000 steps 0-1.8 %. ``--prior latency`` (shrinking each option's estimate towards its block's line over
 log latency instead of the block's mean) was a wash on 40 noisy cases (median 1.45 -> 1.60 %, mean 2.94 -> 2.78 %,
 worst 16 -> 14 %, cases over 5 %: 7 -> 9) and is not the default.
 """
