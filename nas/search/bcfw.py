@@ -91,6 +91,10 @@ class BCFWConfig:
     #: what the final network maximises (:mod:`nas.search.finalize`): "linearised" (the averaged gradients'
     #: first-order loss) or "probability" (the network's probability under the final distribution)
     final_score: Literal["linearised", "probability"] = "linearised"
+    #: what an option's noisy estimate is shrunk towards (:meth:`BCFW.surrogate`): "block" (its block's mean) or
+    #: "latency" (its block's line over the options' log latency; on the wide planted families a wash: better where
+    #: utility follows latency closely, worse where it does not -- ``bench/search_quality.py --wide``)
+    prior: Literal["latency", "block"] = "block"
 
     def __post_init__(self) -> None:
         if self.block_choice not in ("random", "alternate"):
@@ -102,6 +106,8 @@ class BCFWConfig:
             raise ValueError(f"objective: expected 'surrogate' or 'momentum', got {self.objective!r}")
         if self.final_score not in ("linearised", "probability"):
             raise ValueError(f"final_score: expected 'linearised' or 'probability', got {self.final_score!r}")
+        if self.prior not in ("latency", "block"):
+            raise ValueError(f"prior: expected 'latency' or 'block', got {self.prior!r}")
         if not 0.0 < self.max_step <= 1.0:
             raise ValueError(f"max_step: expected a value in (0, 1], got {self.max_step}")
         if not 0.0 <= self.momentum < 1.0:
@@ -232,10 +238,29 @@ class BCFW:
         noise = per_run * self.m_weight_sq / np.maximum(self.m_active, ACTIVITY_FLOOR) ** 2
         spread = ((option - seen) ** 2).mean(axis=-1)
         signal = max(float(np.sum(self.m_active * (spread - noise)) / max(np.sum(self.m_active), 1e-300)), 0.0)
+        if self.config.prior == "latency":
+            centre = self._latency_line(option, noise)
+            spread = ((option - centre) ** 2).mean(axis=-1)
+            noise = noise * (1.0 - 2.0 / option.shape[-1])  # the line took two of each block's degrees of freedom
+            signal = max(float(np.sum(self.m_active * (spread - noise)) / max(np.sum(self.m_active), 1e-300)), 0.0)
+        else:
+            centre = seen
         total = signal + noise
         shrink = np.divide(signal, total, out=np.ones_like(total), where=total > 0)[:, :, None]
-        option = seen + (option - seen) * shrink
+        option = centre + (option - centre) * shrink
         return NetworkScore(option, -self.m_beta - seen[:, :, 0] @ self.model.block_weight)
+
+    def _latency_line(self, option: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        """Each block's least-squares line of its options' estimates over their log table latency, its slope
+        shrunk towards zero by its own noise (``slope^2 / (slope^2 + var)``): what the estimates are shrunk to."""
+        x = np.log(np.maximum(self.model.block_ms, 1e-12))
+        x = x - x.mean(axis=-1, keepdims=True)
+        sxx = np.maximum((x**2).sum(axis=-1), 1e-300)
+        mean = option.mean(axis=-1, keepdims=True)
+        slope = (x * (option - mean)).sum(axis=-1) / sxx
+        var = noise / sxx
+        slope = slope * np.divide(slope**2, slope**2 + var, out=np.zeros_like(slope), where=slope**2 + var > 0)
+        return mean + slope[:, :, None] * x
 
     def _lp_objective(self, block: Block, active: np.ndarray) -> np.ndarray:
         """The gradient estimate the LP of ``block`` minimises (``[blocks, options]``)."""

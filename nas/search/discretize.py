@@ -144,9 +144,12 @@ def _solve_milp(score: NetworkScore, constraints: Constraints, rhs: list[float],
         res = milp(c, constraints=cons, integrality=np.ones(n), bounds=Bounds(0.0, 1.0),
                    options={"mip_rel_gap": rel_gap, "time_limit": time_limit_s})
     if res.x is None:
-        raise DiscretizationError(f"the MILP found no network: {res.message}")
+        log.debug("the exact discretisation found no network: %s", res.message)
+        raise DiscretizationError("no network meets the latency limits" if res.status == 2 else
+                                  f"the exact discretisation found no network within its {time_limit_s:g} s")
     if res.status != 0:
-        log.warning("the MILP stopped before proving its network optimal (%s): using the best one found", res.message)
+        log.debug("the exact discretisation stopped early: %s", res.message)
+        log.warning("the exact discretisation stopped before proving its network the best: using the best one found")
     sol = np.round(res.x)
     choice_x = sol[:n_x].reshape(num_s, num_b, num_o)
     choice_y = sol[n_x:].reshape(num_s, num_d)

@@ -32,6 +32,7 @@ from nas.search.guarantee import (
     verdict_confidence,
     verdict_of,
 )
+from nas.search.guarantee_messages import unmet_reason
 from nas.search.result import SearchResult
 
 __all__ = ["fleet_guarantee"]
@@ -92,7 +93,7 @@ def fleet_guarantee(
         if attempt["accepted"]:
             break
         if retries >= max_retries:
-            reason = f"a target's upper bound stayed above its limit after {retries} retries"
+            reason = unmet_reason(result, "retries", first=first, retries=retries)
             break
         nxt = list(fin.limits_ms)
         models = [result.model, *(m for m, _ in result.others)]
@@ -106,12 +107,12 @@ def fleet_guarantee(
                         for _, a in tried if "upper_latency_ms" in a["targets"][k]]
                 nxt[k] = max(next_internal_limit(seen, limits[k]), floor)
         if all(at_floor):
-            reason = "even the lightest network's bound is above a target's limit"
+            reason = unmet_reason(result, "lightest", first=first)
             break
         try:
             refinalize(result, nxt[0], nxt[1:])
         except (LatencyLimitError, DiscretizationError) as exc:
-            reason = f"cannot tighten further: {exc}"
+            reason = unmet_reason(result, "cannot_tighten", first=first, detail=exc)
             break
         retries += 1
         finals[len(result.attempts) - 1] = result.finalization

@@ -31,6 +31,7 @@ from nas.search.bcfw import LatencyLimitError
 from nas.search.discretize import DiscretizationError
 from nas.search.driver import refinalize
 from nas.search.finalize import Finalization
+from nas.search.guarantee_messages import unmet_reason
 from nas.search.result import SearchResult
 
 if TYPE_CHECKING:
@@ -180,14 +181,14 @@ def measured_guarantee(
             break  # uses the budget well, or accepted at the full limit (nothing to gain)
         if retries >= max_retries:
             if not accepted:
-                reason = f"the upper bound stayed above the limit after {retries} retries"
+                reason = unmet_reason(result, "retries", first=first, retries=retries)
             break
         floor = result.model.min_latency_ms()
         # the next verdict is asked at a higher confidence: steer by the bounds as they would sit at it
         following = verdict_confidence(result.settings.confidence, retries + 2)
         if not accepted:  # tighten: the bracket has no accepted end yet
             if fin.limit_ms <= floor:
-                reason = "even the lightest network's bound is above the limit"
+                reason = unmet_reason(result, "lightest", first=first)
                 log.warning("measured guarantee: %s", reason)
                 break
             # the last re-run aims a window's width lower: a miss there ends the search without a guarantee
@@ -207,7 +208,7 @@ def measured_guarantee(
             # above T (a limit under the table's minimum then fails here rather than trying a network over T)
             refinalize(result, min(max(nxt, floor), limit))
         except (LatencyLimitError, DiscretizationError) as exc:
-            reason = f"cannot tighten further: {exc}"
+            reason = unmet_reason(result, "cannot_tighten", first=first, detail=exc)
             log.warning("measured guarantee: %s", reason)
             break
         retries += 1

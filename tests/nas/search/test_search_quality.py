@@ -4,6 +4,7 @@ networks gets a small one, one that prefers large networks gets the largest unde
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -59,3 +60,32 @@ def test_a_loss_that_prefers_large_networks_gets_a_large_one(make_model) -> None
         assert result.expected_latency_ms <= limit
         assert result.expected_latency_ms >= 0.98 * model.choice_latency_ms(best)
         assert prefers_large.of(result.choice, model.depths) >= 0.99 * prefers_large.of(best, model.depths)
+
+
+def test_the_wide_planted_families_run_and_replay(capsys) -> None:
+    """``bench/search_quality.py``'s wide families: a case's name gives back its family, the cases draw every
+    axis, and two replayed cases (noise-free, and utility against latency) run to their exact optimum."""
+    import json
+    import sys
+    from argparse import Namespace
+    from dataclasses import replace
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+    from wide_families import parse_family, wide_cases, wide_main
+
+    cases = wide_cases(300)
+    assert len({c.name for c, _ in cases}) > 200 and [s for _, s in cases] == list(range(300))
+    for axis in ("correlation", "depth", "noise", "steps", "limit", "table"):
+        assert len({getattr(c, axis) for c, _ in cases}) >= 2
+    assert all(parse_family(c.name) == c for c, _ in cases[:20])
+    with pytest.raises(ValueError, match="family name"):
+        parse_family("c1_dflat")
+    from nas.search import BCFWConfig
+
+    args = Namespace(replay=["c+1_ddeep_n0_s200_l0.5_t32:3", "c-0.5_dshallow_n0_s200_l0.3_t32:4"], wide=None)
+    report = wide_main(args, BCFWConfig(), replace(BCFWConfig(), prior="block"))
+    out = capsys.readouterr().out
+    assert "python bench/search_quality.py --replay c+1_ddeep_n0_s200_l0.5_t32:3" in out
+    assert json.loads(out.strip().splitlines()[-1])["cases"] == report["cases"] == 2
+    assert report["worst_regret_pct"] <= 0.5 and report["max_budget_used"] <= 1.0
