@@ -201,7 +201,7 @@ class NetworkMeasurements:
                             failure_key, moving_ratio)
         figures = series.figures()
         figure = figures[0]
-        measurer.add_counts(networks=1)
+        measurer.add_counts(networks=1, backend=measuring.backend)
         method = measurer.method_record(measuring, last.backend)
         verdict = None
         if reference:
@@ -221,6 +221,7 @@ class NetworkMeasurements:
             ratio = result.drift_ratio or 1.0
             predicted = prediction.corrected_ms * (elasticity.factor(ratio) if elasticity else ratio)
         result = dataclasses.replace(result, predicted_ms=predicted)
+        self._observe(measuring, resolution, result)
         measurer.store.save_network(fp_id, key, resolution, figure.stats,
                                    {**method, "rounds": len(figure.rounds), "spread_ms": figure.spread_ms,
                                     "drift_ratio": result.drift_ratio,
@@ -240,3 +241,12 @@ class NetworkMeasurements:
                    f"({verdict.ratio_drift_source}))",
                  "n/a" if predicted is None else f"{predicted:.3f} ms")
         return result
+
+    def _observe(self, measuring: MeasureSettings, resolution: int, result: NetworkResult) -> None:
+        """The configuration's drift ratio now and the verdict's margin, for the metrics."""
+        metrics = self.measurer.metrics
+        if result.drift_ratio is not None:
+            metrics.drift(measuring.backend, measuring.threads, measuring.batch_size, resolution, result.drift_ratio)
+        verdict = result.verdict
+        if verdict is not None and verdict.central_ms > 0:
+            metrics.bound_ratio.labels(backend=measuring.backend).observe(verdict.upper_ms / verdict.central_ms)
