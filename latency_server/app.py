@@ -16,7 +16,7 @@ from latency_server.api.fast_lut import FastLutMiddleware
 from latency_server.api.metrics import MetricsMiddleware, install_metrics
 from latency_server.api.metrics import router as metrics_router
 from latency_server.api.openapi_limits import install_limited_openapi
-from latency_server.api.routes import device, health, jobs, latency, lut
+from latency_server.api.routes import device, health, jobs, latency, lut, tables
 from latency_server.api.service_errors import install_service_error_handlers
 from latency_server.config import Settings
 from latency_server.service import LatencyService
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
     install_service_error_handlers(app)
     app.add_middleware(FastLutMiddleware)
     install_device_lock(app, settings)
-    for module in (health, device, latency, lut, jobs):
+    for module in (health, device, latency, lut, jobs, tables):
         app.include_router(module.router)
     app.include_router(metrics_router)
     install_limited_openapi(app)

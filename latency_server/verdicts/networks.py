@@ -22,7 +22,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -112,6 +112,7 @@ class NetworkMeasurements:
         self.measurer = measurer
         self.tables = tables
         self.settings = measurer.settings
+        self.last_verdict: dict[str, Any] | None = None  # the newest verdict's figures, no arch string
 
     def task(self, measuring: MeasureSettings, archs: list[ArchDef], resolution: int, space: SearchSpace,
              *, rounds: int = 1, first_round: int = 0) -> NetworkTask:
@@ -250,3 +251,9 @@ class NetworkMeasurements:
         verdict = result.verdict
         if verdict is not None and verdict.central_ms > 0:
             metrics.bound_ratio.labels(backend=measuring.backend).observe(verdict.upper_ms / verdict.central_ms)
+            self.last_verdict = {
+                "central_ms": verdict.central_ms, "upper_ms": verdict.upper_ms, "confidence": verdict.confidence,
+                "measured_ms": result.figure.stats.median_ms, "predicted_ms": result.predicted_ms,
+                "backend": measuring.backend, "threads": measuring.threads, "batch_size": measuring.batch_size,
+                "resolution": resolution, "at": datetime.now(timezone.utc).isoformat(),
+            }
