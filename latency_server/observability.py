@@ -35,9 +35,11 @@ class Metrics:
                                          "request, by route template and method", ["route", "method"],
                                          buckets=DURATION_BUCKETS, registry=reg)
         self.measurements = Counter(f"{PREFIX}_measurements", "Measurements taken by the worker, by kind (block, "
-                                    "network, reference) and backend", ["kind", "backend"], registry=reg)
+                                    "network; reference and calibration: a table build's) and backend",
+                                    ["kind", "backend"], registry=reg)
         self.refusals = Counter(f"{PREFIX}_refusals", "Requests refused before any work (4xx), by reason: the "
-                                "answer's error type", ["reason", "status"], registry=reg)
+                                "answer's error type (invalid_request, invalid_input, over_budget, queue_full, "
+                                "body_too_large)", ["reason", "status"], registry=reg)
         self.drift_ratio = Gauge(f"{PREFIX}_drift_ratio", "The drift reference's latest figure over its level when "
                                  "the configuration's table was built (1.0: as fast as then)",
                                  ["backend", "threads", "batch", "resolution"], registry=reg)

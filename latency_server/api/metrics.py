@@ -22,7 +22,7 @@ from starlette.routing import Match
 from latency_server.observability import PREFIX, Metrics
 from latency_server.service import LatencyService
 
-__all__ = ["MetricsMiddleware", "ServiceCollector", "metrics_of", "refused", "router"]
+__all__ = ["MetricsMiddleware", "ServiceCollector", "metric_catalogue", "metrics_of", "refused", "router"]
 
 router = APIRouter(tags=["metrics"])
 
@@ -51,7 +51,7 @@ def _worker_alive(service: LatencyService) -> bool:
 #: what the collector reads at scrape time: name (after the prefix), type, help, labels
 _SCRAPED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("queue_depth", "gauge", "Measurement tasks waiting in the queue", ()),
-    ("queue_capacity", "gauge", "Most tasks the queue may hold (0: no limit)", ()),
+    ("queue_capacity", "gauge", "Most tasks the queue may hold (LATENCY_SERVER_MAX_QUEUED_TASKS)", ()),
     ("worker_up", "gauge", "1 while the measurement worker process is alive", ()),
     ("worker_restarts", "counter", "Measurement worker restarts after a kill or a death", ()),
     ("worker_recycles", "counter", "Planned worker replacements (after N tasks or M minutes)", ()),
@@ -103,6 +103,21 @@ class ServiceCollector:
             total.add_metric([job.id, job.kind, job.state], job.total)
         yield done
         yield total
+
+
+def metric_catalogue() -> list[tuple[str, str, tuple[str, ...], str]]:
+    """Every metric the server exposes: name as scraped, type, labels, help (for the generated REST reference)."""
+    out = []
+    for metric in vars(Metrics()).values():
+        if hasattr(metric, "_labelnames"):
+            kind = metric._type  # counter, gauge, histogram
+            name = metric._name + ("_total" if kind == "counter" else "")
+            out.append((name, kind, tuple(metric._labelnames), metric._documentation))
+    for family in ServiceCollector(None).describe():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        labels = next(lab for n, _, _, lab in _SCRAPED if f"{PREFIX}_{n}" == family.name)
+        out.append((name, family.type, labels, family.documentation))
+    return sorted(out)
 
 
 def _route_template(scope: dict[str, Any]) -> str:
