@@ -162,8 +162,9 @@ class MetricsMiddleware:
                     metrics.refusals.labels(reason="body_too_large", status="413").inc()
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}},
-                                                                  "description": "Prometheus text format"}})
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                             "description": "Prometheus' text exposition format"}})
 async def metrics(request: Request) -> Response:
     """This server's Prometheus metrics (text exposition format); no token needed: no arch strings or client
     networks are exposed. The metrics are listed in the REST reference's *Metrics* section."""
