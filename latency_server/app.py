@@ -13,8 +13,10 @@ from latency_server.admission.device_lock import install_device_lock
 from latency_server.api.body_limit import BodyLimitMiddleware
 from latency_server.api.error_handlers import install_error_handlers
 from latency_server.api.fast_lut import FastLutMiddleware
+from latency_server.api.metrics import MetricsMiddleware, install_metrics
+from latency_server.api.metrics import router as metrics_router
 from latency_server.api.openapi_limits import install_limited_openapi
-from latency_server.api.routes import device, health, jobs, latency, lut
+from latency_server.api.routes import device, health, jobs, latency, lut, tables
 from latency_server.api.service_errors import install_service_error_handlers
 from latency_server.config import Settings
 from latency_server.service import LatencyService
@@ -39,6 +41,7 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
                 upgrade_database(url)
             svc = LatencyService(settings, Store(url))
         await run_in_threadpool(svc.start)  # the measurement worker's process says hello
+        install_metrics(svc)
         app.state.service = svc
         log.info("latency server ready: backends %s, database %s", svc.available, settings.database_url())
         try:
@@ -57,8 +60,10 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
     install_service_error_handlers(app)
     app.add_middleware(FastLutMiddleware)
     install_device_lock(app, settings)
-    for module in (health, device, latency, lut, jobs):
+    for module in (health, device, latency, lut, jobs, tables):
         app.include_router(module.router)
+    app.include_router(metrics_router)
     install_limited_openapi(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # outermost: before any parsing
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # before any parsing
+    app.add_middleware(MetricsMiddleware)  # outermost: counts every answer, a refused body's too
     return app

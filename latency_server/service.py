@@ -55,6 +55,7 @@ class LatencyService:
         self.queue = measurement_queue or MeasurementQueue(max_tasks=settings.max_queued_tasks)
         self.worker = worker or _worker(settings)
         self.measurer = Measurer(settings, store, self.queue, self.worker)
+        self.metrics = self.measurer.metrics  # what GET /metrics exposes, with what it collects at scrape time
         self.database_probe = DatabaseProbe(store.engine)
         self._stop_deadline: float | None = None
         self.tables = TableBuilds(self.measurer)

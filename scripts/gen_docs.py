@@ -108,6 +108,22 @@ def _limits(schema: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def metrics_reference() -> list[str]:
+    """The *Metrics* section: every metric of ``GET /metrics``, generated from the server's registry."""
+    from latency_server.api.metrics import metric_catalogue
+
+    out = ["## Metrics\n",
+           "`GET /metrics` answers in Prometheus' text format, without a token (a scraper holds no client's token): "
+           "it exposes counts, durations, the queue, the worker and each configuration's drift, never an arch string "
+           "or a client's address. Histograms add `_bucket`, `_sum` and `_count` series. An example Grafana "
+           "dashboard and alert rules are in `docs/grafana/`.\n",
+           "| metric | type | labels | description |", "|---|---|---|---|"]
+    for name, kind, labels, help_text in metric_catalogue():
+        out.append(f"| `{name}` | {kind} | {', '.join(f'`{label}`' for label in labels)} | {help_text} |")
+    out.append("")
+    return out
+
+
 def rest_reference(schema: dict[str, Any]) -> str:
     """Markdown summary of every endpoint, generated from the OpenAPI schema."""
     out = [
@@ -141,6 +157,7 @@ def rest_reference(schema: dict[str, Any]) -> str:
                 shape = f" `{_schema_name(content)}`" if content else ""
                 out.append(f"- **{status}** {resp.get('description', '')}{shape}")
             out.append("")
+    out += metrics_reference()
     out.append("## Schemas\n")
     for name, comp in schema.get("components", {}).get("schemas", {}).items():
         props = comp.get("properties", {})

@@ -38,6 +38,7 @@ __all__ = [
     "JobAccepted",
     "JobState",
     "JobStatus",
+    "LastVerdict",
     "LatencyStats",
     "LutResponse",
     "MeasureSettings",
@@ -47,6 +48,8 @@ __all__ = [
     "ReferenceFigure",
     "ServerStats",
     "SpaceName",
+    "TableSummary",
+    "TablesResponse",
     "Verdict",
     "WorkerHealth",
 ]
@@ -325,6 +328,21 @@ class CurrentTask(BaseModel):
     running_s: float
 
 
+class LastVerdict(BaseModel):
+    """The newest whole-network verdict of this server process; no arch string (a client's networks are its own)."""
+
+    central_ms: float
+    upper_ms: float
+    confidence: float
+    measured_ms: float
+    predicted_ms: float | None = None
+    backend: str
+    threads: int
+    batch_size: int
+    resolution: int
+    at: str
+
+
 class ServerStats(BaseModel):
     """``GET /v1/stats``: what this server process has done since it started."""
 
@@ -346,6 +364,39 @@ class ServerStats(BaseModel):
     #: another server holds this device: this one serves stored figures only
     read_only: bool = False
     read_only_reason: str | None = None
+    #: the newest whole-network verdict since start (``None`` before any)
+    last_verdict: LastVerdict | None = None
+
+
+class TableSummary(BaseModel):
+    """One latency table this server's database holds for this device, with its drift now."""
+
+    space: str
+    resolution: int
+    backend: str
+    threads: int
+    batch_size: int
+    fingerprint: str
+    #: entries of the table (the blocks it covers); ``complete`` once every one is measured
+    entries: int
+    complete: bool
+    #: when the table was complete (``None`` while it builds)
+    built_at: str | None = None
+    #: the correction's leave-one-out error over the fit networks, per cent (``None`` without a correction)
+    loo_error_pct: float | None = None
+    #: the drift reference's level when the table was built, ms
+    reference_ms: float | None = None
+    #: the drift reference's newest figure on this configuration, ms, and when it was measured
+    reference_now_ms: float | None = None
+    reference_now_at: str | None = None
+    #: ``reference_now_ms / reference_ms``: above 1, the device runs slower than when the table was built
+    drift_ratio: float | None = None
+
+
+class TablesResponse(BaseModel):
+    """``GET /v1/tables``: the tables this server holds."""
+
+    tables: list[TableSummary]
 
 
 class ErrorItem(BaseModel):

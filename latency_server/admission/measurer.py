@@ -24,6 +24,7 @@ from latency_server.admission.budget import Budget, DeviceSpeed, Limits
 from latency_server.admission.failures import FailureLog
 from latency_server.config import Settings
 from latency_server.errors import TaskFailed
+from latency_server.observability import Metrics
 from latency_server.store.crud import Store, stats_of
 from latency_server.worker.fingerprint import DeviceFingerprint, fingerprint_for
 from latency_server.worker.jobs import JobRegistry
@@ -60,7 +61,8 @@ def _settings_key(measuring: MeasureSettings) -> tuple[str, int, int]:
 class Measurer:
     """Admit, queue, run and store measurements for this device (any thread unless a method says otherwise)."""
 
-    def __init__(self, settings: Settings, store: Store, queue: MeasurementQueue, worker: MeasurementWorker) -> None:
+    def __init__(self, settings: Settings, store: Store, queue: MeasurementQueue, worker: MeasurementWorker,
+                 metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue
@@ -80,6 +82,7 @@ class Measurer:
         self.block_measurements = 0
         self.network_measurements = 0
         self.calibration_measurements = 0
+        self.metrics = metrics or Metrics()
         self._fingerprints: OrderedDict[tuple[str, int, int], DeviceFingerprint] = OrderedDict()
         self._device: tuple[Any, Any] | None = None
         self._lock = threading.Lock()
@@ -89,12 +92,16 @@ class Measurer:
     def measurements(self) -> int:
         return self.block_measurements + self.network_measurements
 
-    def add_counts(self, *, blocks: int = 0, networks: int = 0, calibration: int = 0) -> None:
-        """Count measurements taken."""
+    def add_counts(self, *, blocks: int = 0, networks: int = 0, calibration: int = 0, references: int = 0,
+                   backend: str = "unknown") -> None:
+        """Count measurements taken (``references``: the drift reference timed alone, a kind of calibration)."""
         with self._lock:
             self.block_measurements += blocks
             self.network_measurements += networks
-            self.calibration_measurements += calibration
+            self.calibration_measurements += calibration + references
+        for kind, count in (("block", blocks), ("network", networks), ("calibration", calibration),
+                            ("reference", references)):
+            self.metrics.measured(kind, backend, count)
 
     # -- identity -------------------------------------------------------------------------------------
     def device_reported(self, hello: WorkerHello) -> bool:
@@ -157,7 +164,7 @@ class Measurer:
         start = time.perf_counter()
         result: BlockResult = self.run_task(BlockTask(measuring, str(key), self.method), (("block", fp_id, str(key)),))
         row = self.store.save_block(fp_id, key, result.stats, self.method_record(measuring, result.backend))
-        self.add_counts(blocks=1)
+        self.add_counts(blocks=1, backend=measuring.backend)
         self.speed.observe(key, result.stats.median_ms)
         log.debug("measured %s: %.4f ms (%d samples, %.2f s)", key, result.stats.median_ms, result.stats.samples,
                   time.perf_counter() - start)

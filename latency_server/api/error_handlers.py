@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from latency_server.admission.validate import InputError
+from latency_server.api.metrics import refused
 from shared.arch_string import excerpt
 
 __all__ = ["MAX_ERROR_ITEMS", "MAX_MESSAGE_CHARS", "error_body", "fault_response", "install_error_handlers"]
@@ -57,14 +58,16 @@ def error_body(items: list[dict[str, Any]], total: int | None = None) -> dict[st
     return {"detail": kept}
 
 
-async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    refused(request, "invalid_request", 422)
     errors = exc.errors()
     items = [_item(err.get("loc", ()), str(err.get("msg", "invalid")), str(err.get("type")))
              for err in errors[:MAX_ERROR_ITEMS]]
     return JSONResponse(error_body(items, len(errors)), status_code=422)
 
 
-async def _input_error(_: Request, exc: InputError) -> JSONResponse:
+async def _input_error(request: Request, exc: InputError) -> JSONResponse:
+    refused(request, "invalid_input", 422)
     return JSONResponse(error_body([_item(exc.loc, exc.msg, "value_error")]), status_code=422)
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from latency_server.api.metrics import refused
 from latency_server.errors import DatabaseUnavailable, RequestAbandoned, ServiceError
 
 __all__ = ["install_service_error_handlers"]
@@ -34,6 +35,7 @@ def _answer(status: int, loc: tuple[str | int, ...], msg: str, error_type: str,
 
 
 async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+    refused(request, exc.error_type, exc.status_code)  # 4xx only: over budget, queue full, a recent failure
     if exc.status_code >= 500:
         level = logging.INFO if isinstance(exc, RequestAbandoned) else logging.WARNING
         log.log(level, "%s %s -> %d: %s", request.method, request.url.path, exc.status_code, exc.msg)

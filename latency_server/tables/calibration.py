@@ -166,7 +166,7 @@ class Calibrator:
         result: NetworksResult = self.measurer.run_task(self.network_task(cal, [cal.reference_arch]),
                                                        (cal.failure_key,))
         stats = result.figures[0].rounds[0]
-        self.measurer.add_counts(calibration=1)
+        self.measurer.add_counts(references=1, backend=cal.measuring.backend)
         self._keep_reference(cal, [stats], phase, result.backend)
         cal.references.append({"phase": phase, "median_ms": stats.median_ms, "at": _now()})
         log.info("table build reference (%s): %.4f ms", phase, stats.median_ms)
@@ -188,7 +188,7 @@ class Calibrator:
         for series, round_stats in zip(cal.per_round, stats, strict=True):
             series.append(round_stats)
         cal.rounds += 1
-        self.measurer.add_counts(calibration=len(stats))
+        self.measurer.add_counts(calibration=len(stats), backend=cal.measuring.backend)
         if cal.reference_arch:
             sessions = [stats[i] for i in cal.reference_positions]
             cal.references += [{"phase": f"calibration:{cal.rounds - 1}", "median_ms": r.median_ms, "at": _now()}

@@ -22,7 +22,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -112,6 +112,7 @@ class NetworkMeasurements:
         self.measurer = measurer
         self.tables = tables
         self.settings = measurer.settings
+        self.last_verdict: dict[str, Any] | None = None  # the newest verdict's figures, no arch string
 
     def task(self, measuring: MeasureSettings, archs: list[ArchDef], resolution: int, space: SearchSpace,
              *, rounds: int = 1, first_round: int = 0) -> NetworkTask:
@@ -201,7 +202,7 @@ class NetworkMeasurements:
                             failure_key, moving_ratio)
         figures = series.figures()
         figure = figures[0]
-        measurer.add_counts(networks=1)
+        measurer.add_counts(networks=1, backend=measuring.backend)
         method = measurer.method_record(measuring, last.backend)
         verdict = None
         if reference:
@@ -221,6 +222,7 @@ class NetworkMeasurements:
             ratio = result.drift_ratio or 1.0
             predicted = prediction.corrected_ms * (elasticity.factor(ratio) if elasticity else ratio)
         result = dataclasses.replace(result, predicted_ms=predicted)
+        self._observe(measuring, resolution, result)
         measurer.store.save_network(fp_id, key, resolution, figure.stats,
                                    {**method, "rounds": len(figure.rounds), "spread_ms": figure.spread_ms,
                                     "drift_ratio": result.drift_ratio,
@@ -240,3 +242,18 @@ class NetworkMeasurements:
                    f"({verdict.ratio_drift_source}))",
                  "n/a" if predicted is None else f"{predicted:.3f} ms")
         return result
+
+    def _observe(self, measuring: MeasureSettings, resolution: int, result: NetworkResult) -> None:
+        """The configuration's drift ratio now and the verdict's margin, for the metrics."""
+        metrics = self.measurer.metrics
+        if result.drift_ratio is not None:
+            metrics.drift(measuring.backend, measuring.threads, measuring.batch_size, resolution, result.drift_ratio)
+        verdict = result.verdict
+        if verdict is not None and verdict.central_ms > 0:
+            metrics.bound_ratio.labels(backend=measuring.backend).observe(verdict.upper_ms / verdict.central_ms)
+            self.last_verdict = {
+                "central_ms": verdict.central_ms, "upper_ms": verdict.upper_ms, "confidence": verdict.confidence,
+                "measured_ms": result.figure.stats.median_ms, "predicted_ms": result.predicted_ms,
+                "backend": measuring.backend, "threads": measuring.threads, "batch_size": measuring.batch_size,
+                "resolution": resolution, "at": datetime.now(timezone.utc).isoformat(),
+            }

@@ -122,6 +122,12 @@ class JobRegistry:
     def __len__(self) -> int:
         return len(self._jobs)
 
+    def snapshot(self) -> list[Job]:
+        """The jobs kept now (running and recently finished), oldest first."""
+        with self._lock:
+            self._expire()
+            return list(self._jobs.values())
+
     def _expire(self) -> None:
         now = self.clock()
         finished = [j for j in self._jobs.values() if j.finished_at is not None]

@@ -11,7 +11,7 @@ from latency_server.admission.device_lock import device_status
 from latency_server.admission.validate import check_settings
 from latency_server.api.deps import ServiceDep, SettingsDep
 from latency_server.api.routes.common import settings_query
-from shared.api_schemas import CurrentTask, DeviceResponse, MeasureSettings, ServerStats
+from shared.api_schemas import CurrentTask, DeviceResponse, LastVerdict, MeasureSettings, ServerStats
 
 router = APIRouter(prefix="/v1", tags=["device"])
 
@@ -49,5 +49,6 @@ async def stats(service: ServiceDep, request: Request) -> ServerStats:
         worker_restarts=service.worker.restarts,
         worker_recycles=service.worker.recycles,
         abandoned=service.queue.abandoned,
+        last_verdict=None if service.networks.last_verdict is None else LastVerdict(**service.networks.last_verdict),
         **device_status(request.app),
     )
