@@ -53,15 +53,10 @@ its budget (both bind at 0.3:0.3 and 0.5:0.5).
 Wide families (``--wide N``, ``bench/wide_families.py``): each case draws how strongly utility follows latency
 (correlation -0.5 .. 1), the depth preference (shallow / flat / deep), the gradient noise (0 .. 4 x the utilities'
 spread), the step count (200 / 500 / 1000), the limit (10-90 % of the range) and the table; the worst cases are
-printed with the command that replays each (``--replay FAMILY:SEED``). Figures (300 cases, the defaults; load
-8-10 on the 2-core machine; 10 min): median 0.10 %, mean 0.83 %, worst 20 %, 13 cases over 5 %, every one at
-noise 4 x (median / worst by noise: 0: 0 / 0, 0.5: 0.01 / 0.54, 1: 0.13 / 1.5, 2: 0.60 / 4.0, 4: 2.1 / 20 %) and
-200 or 500 steps (by steps: 200: 0.46 / 20, 500: 0.08 / 8.9, 1000: 0.01 / 2.7 %). The tail is the gradients'
-information, not the solver: the LP oracle and the final MILP are exact; in four of six worst cases checked, the
-final MILP on the true option utilities (with the search's depth estimates) gives 0-1.4 %; four of the worst
-replayed at 1000 steps give 0.1-6 % and at 2000 steps 0-1.8 %. ``--prior latency`` (shrinking each option's estimate towards its block's line over
-log latency instead of the block's mean) was a wash on 40 noisy cases (median 1.45 -> 1.60 %, mean 2.94 -> 2.78 %,
-worst 16 -> 14 %, cases over 5 %: 7 -> 9) and is not the default.
+printed with the command that replays each (``--replay FAMILY:SEED``). The figures and the worst cases are in
+``bench/results/search_quality/`` (``docs/benchmarks.md``); the tail comes from the gradients' information at high
+noise and few steps, not from the solvers (the LP oracle and the final MILP are exact). ``--prior latency``
+shrinks each option's estimate towards its block's line over log latency instead of the block's mean.
 """
 
 from __future__ import annotations
