@@ -169,7 +169,7 @@ class TableBuilds:
             return job
         stored = self._stored(fp_id, space, resolution)
         for key, row in stored.rows.items():
-            self.measurer.speed.observe(key, row.median_ms)
+            self.measurer.speed.observe(key, row.median_ms, measuring)
         table = self.store.get_table(fp_id, space.name, resolution)
         meta = self._usable_meta(table.meta if table is not None else {}, stored)
         if not stored.missing and not self._needs_calibration(meta):
