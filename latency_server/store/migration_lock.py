@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 __all__ = ["ADVISORY_KEY", "migration_lock"]
 
@@ -42,9 +43,7 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 @contextmanager
 def _advisory_lock(url: str) -> Iterator[None]:
-    from latency_server.store.database import make_engine
-
-    engine = make_engine(url)
+    engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
             conn.execute(text("select pg_advisory_lock(:key)"), {"key": ADVISORY_KEY})
