@@ -198,6 +198,22 @@ class Store:
         with self.sessions() as session:
             return session.scalar(self._table_query(fp_id, space, resolution))
 
+    def stale_table_fingerprints(self, fp: DeviceFingerprint, space: str, resolution: int) -> list[str]:
+        """Fingerprints of complete tables of ``space`` at ``resolution`` with this store's settings on the same
+        device (hardware), backend, threads and batch size as ``fp`` but another fingerprint (the software or
+        environment changed since), newest first."""
+        query = (select(LutTable.fingerprint_id, Fingerprint.hardware)
+                 .join(Fingerprint, Fingerprint.id == LutTable.fingerprint_id)
+                 .where(LutTable.settings_hash == self.settings_hash, LutTable.space == space,
+                        LutTable.resolution == resolution, LutTable.completed_at.is_not(None),
+                        Fingerprint.id != fp.id, Fingerprint.backend == fp.backend, Fingerprint.threads == fp.threads,
+                        Fingerprint.batch_size == fp.batch_size)
+                 .order_by(LutTable.completed_at.desc(), LutTable.id.desc()))
+        device = fp.hashed_fields()["hardware"]
+        with self.sessions() as session:
+            return [fp_id for fp_id, hardware in session.execute(query)
+                    if {k: (hardware or {}).get(k) for k in device} == device]
+
     def mark_table_complete(self, table_id: int) -> None:
         with session_scope(self.sessions) as session:
             row = session.get(LutTable, table_id)
