@@ -11,10 +11,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import text
 
 from latency_server.store.crud import Store
-from latency_server.store.database import make_engine, upgrade_database
+from latency_server.store.database import make_engine, migrations_dir, upgrade_database
 from latency_server.store.measurement_settings import settings_hash
 from latency_server.worker.fingerprint import DeviceFingerprint
 from latency_server.worker.stats import Stats
@@ -118,6 +120,14 @@ def test_upgrade_marks_the_servers_own_reference_rounds(tmp_path: Path) -> None:
                      "0.1, 40.0, 40.0, 40.0, 10, 2, ?, ?, ?)",
                      (FP.id, REFERENCE, json.dumps(METHOD), settings_hash(METHOD),
                       datetime.now(timezone.utc).isoformat()))
+    upgrade_database(url)
+    store = Store(url, method=METHOD)
+    assert [value for value, _ in store.reference_history(FP.id, REFERENCE, 32)] == [2.0]
+    store.close()
+    cfg = Config()  # down to 0002 and up again: the marks come back from the rows' recorded methods
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", url)
+    command.downgrade(cfg, "0002_measurement_settings")
     upgrade_database(url)
     store = Store(url, method=METHOD)
     assert [value for value, _ in store.reference_history(FP.id, REFERENCE, 32)] == [2.0]
