@@ -32,7 +32,12 @@ class Settings(BaseSettings):
     )
     device_lock: str = Field(
         "", description="lock file held by the one server that measures on this device; empty = a file in the "
-        "system temp directory named after the device (share it between containers on one machine)"
+        "lock directory named after the device (share it between containers on one machine)"
+    )
+    lock_dir: str = Field(
+        "", description="directory of the device lock file (created owner-only); empty = beside the SQLite "
+        "database, else /run/lock when writable, else the system temp directory; put it on a volume shared by "
+        "the containers of one device"
     )
     log_level: str = "info"
     progress: bool = Field(True, description="log progress of table builds")

@@ -173,6 +173,9 @@ class LutResponse(BaseModel):
     correction: dict[str, Any] | None = None
     #: the drift reference: arch, its latency when the table was built (``median_ms``) and each measurement
     reference: dict[str, Any] | None = None
+    #: measured under an older fingerprint of this device and settings (a library, the governor, the CPUs, the
+    #: quota or OMP_*/MKL_* changed since): served only with ``allow_stale=true``; a build request rebuilds it
+    stale: bool = False
 
 
 class JobAccepted(BaseModel):

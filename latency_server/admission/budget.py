@@ -9,7 +9,9 @@ alike. :class:`Budget` checks it against the ``LATENCY_SERVER_MAX_*`` limits and
 :class:`~latency_server.errors.OverBudget` (422) naming the limit and the figure, before anything is queued.
 
 The device's speed (multiply-adds per second) is learned from stored block figures as the server reads and
-writes them; before any, a conservative default is assumed. The estimates are deliberately rough and on the
+writes them, apart for each backend and configuration (threads, batch size): one client's figures with eight
+threads or a large batch never shorten the estimate of another's work. Before any, a conservative default is
+assumed. The estimates are deliberately rough and on the
 heavy side: the worker's own time and memory limits catch what they miss.
 """
 
@@ -24,6 +26,7 @@ from typing import Any
 from latency_server.errors import OverBudget
 from latency_server.worker.stats import Method
 from latency_server.worker.tasks import BlockTask, NetworkTask
+from shared.api_schemas import MeasureSettings
 from shared.arch_string import ArchDef
 from shared.block_key import BlockKey
 
@@ -156,8 +159,14 @@ def request_cost(costs: Iterable[Cost]) -> Cost:
                 memory_bytes=max(c.memory_bytes for c in costs), seconds=sum(c.seconds for c in costs))
 
 
+def _config(measuring: MeasureSettings | None) -> tuple[str, int, int]:
+    measuring = measuring or MeasureSettings()
+    return (measuring.backend, measuring.threads, measuring.batch_size)
+
+
 class DeviceSpeed:
-    """Multiply-adds per second of this device, learned from stored block figures (a default before any).
+    """Multiply-adds per second of this device per backend and configuration, learned from stored block figures
+    (a default before any).
 
     Only blocks of at least :attr:`MIN_MACS` multiply-adds per image teach it: smaller ones time mostly the
     runtime's per-run overhead, which the estimates count apart.
@@ -167,30 +176,39 @@ class DeviceSpeed:
 
     def __init__(self, default_macs_per_s: float, capacity: int = 4096) -> None:
         self.default_macs_per_s = default_macs_per_s
-        self._seen: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (macs, seconds) per image
+        # (backend, threads, batch size, key) -> (macs, seconds) per image
+        self._seen: OrderedDict[tuple[str, int, int, str], tuple[float, float]] = OrderedDict()
         self._capacity = capacity
         self._lock = threading.Lock()
 
-    def observe(self, key: BlockKey | str, median_ms: float) -> None:
-        if median_ms <= 0:
+    def observe(self, key: BlockKey | str, median_ms: float, measuring: MeasureSettings | None = None) -> None:
+        """Learn from one figure of ``key`` measured with ``measuring`` (default: the default settings)."""
+        if not median_ms > 0:
             return
         key = BlockKey.parse(key) if isinstance(key, str) else key
         figures = block_figures(key)
         if figures.macs < self.MIN_MACS:
             return
         compute_s = max(median_ms / 1000.0 - figures.layers * _LAYER_OVERHEAD_S, median_ms / 2000.0)
+        seen = (*_config(measuring), str(key))
         with self._lock:
-            self._seen[str(key)] = (float(figures.macs), compute_s)
-            self._seen.move_to_end(str(key))
+            self._seen[seen] = (float(figures.macs), compute_s)
+            self._seen.move_to_end(seen)
             while len(self._seen) > self._capacity:
                 self._seen.popitem(last=False)
 
     @property
     def macs_per_s(self) -> float:
-        """Total multiply-adds over total compute time of the figures seen."""
+        """The speed with the default settings."""
+        return self.rate(None)
+
+    def rate(self, measuring: MeasureSettings | None) -> float:
+        """Total multiply-adds over total compute time of the figures seen with this backend and configuration."""
+        config = _config(measuring)
         with self._lock:
-            macs = sum(m for m, _ in self._seen.values())
-            seconds = sum(s for _, s in self._seen.values())
+            seen = [v for k, v in self._seen.items() if k[:3] == config]
+        macs = sum(m for m, _ in seen)
+        seconds = sum(s for _, s in seen)
         return macs / seconds if macs > 0 and seconds > 0 else self.default_macs_per_s
 
 
@@ -229,10 +247,11 @@ class Budget:
               *, timed: Sequence[bool] | None = None) -> Cost:
         """Each task within the per-model limits, and the tasks flagged in ``timed`` (default: all) within the
         request's time; returns the request's cost or raises :class:`OverBudget` (422)."""
-        rate = self.speed.macs_per_s
+        rates = {_config(task.measuring): self.speed.rate(task.measuring) for task, _ in work}
+        rate = min(rates.values(), default=self.speed.macs_per_s)  # named in the refusal
         costs = []
         for task, loc in work:
-            cost = task_cost(task, rate)
+            cost = task_cost(task, rates[_config(task.measuring)])
             self._per_task(cost, loc, task.label)
             costs.append(cost)
         total = request_cost(c for c, keep in zip(costs, timed or [True] * len(costs), strict=True) if keep)

@@ -6,6 +6,12 @@ process ends, however it ends) and measures; a later one finds the lock taken an
 figures and complete tables, a 503 naming the holder for anything that would measure, and ``read_only`` in
 ``/healthz`` and ``/v1/stats``. The lock is taken when the application starts serving (its lifespan), through
 :class:`DeviceLockMiddleware`, and released when it stops.
+
+The lock file lives in ``LATENCY_SERVER_LOCK_DIR`` (default: beside the SQLite database, else ``/run/lock`` when
+writable, else the system temp directory); containers of one device share it through a volume (the server image
+puts it in ``/var/lib/latency-server``). A directory the server creates is owner-only (0700), the file 0600; a lock
+path that is a link, or a file another user owns (planted to keep this server read-only, or to have it truncate
+a file of theirs), is refused with an error at start rather than trusted.
 """
 
 from __future__ import annotations
@@ -23,24 +29,55 @@ from pathlib import Path
 from typing import IO, Any
 
 from fastapi import FastAPI, HTTPException
+from sqlalchemy.engine import make_url
 
 from latency_server.config import Settings
 from latency_server.worker.fingerprint import cpu_model
 
-__all__ = ["DeviceGuard", "DeviceLockMiddleware", "default_lock_path", "device_status", "install_device_lock",
-           "refuse_if_read_only"]
+__all__ = ["DeviceGuard", "DeviceLockMiddleware", "default_lock_dir", "default_lock_path", "device_status",
+           "install_device_lock", "refuse_if_read_only"]
 
 log = logging.getLogger(__name__)
 
 
-def default_lock_path() -> Path:
-    """``<temp dir>/hardcore-nas-latency-<device hash>.lock``: the same file for every server of this machine.
+def default_lock_dir(settings: Settings | None = None) -> Path:
+    """``LATENCY_SERVER_LOCK_DIR``; else the SQLite database's directory; else ``/run/lock`` when writable; else
+    the system temp directory."""
+    if settings is not None and settings.lock_dir:
+        return Path(settings.lock_dir).expanduser()
+    if settings is not None:
+        url = make_url(settings.database_url())
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            return Path(url.database).expanduser().parent
+    run_lock = Path("/run/lock")
+    if run_lock.is_dir() and os.access(run_lock, os.W_OK | os.X_OK):
+        return run_lock
+    return Path(tempfile.gettempdir())
+
+
+def default_lock_path(directory: Path | None = None) -> Path:
+    """``<directory>/hardcore-nas-latency-<device hash>.lock`` (default directory: the system temp directory): the
+    same file for every server of this machine.
 
     The machine's CPU identifies it (a GPU's name would need torch, which the server process never imports; one
     measuring server per machine also keeps two GPUs' servers from sharing the CPU that drives them)."""
     host = {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "machine": platform.machine()}
     text = json.dumps(host, sort_keys=True, default=str)
-    return Path(tempfile.gettempdir()) / f"hardcore-nas-latency-{hashlib.sha256(text.encode()).hexdigest()[:16]}.lock"
+    directory = Path(tempfile.gettempdir()) if directory is None else directory
+    return directory / f"hardcore-nas-latency-{hashlib.sha256(text.encode()).hexdigest()[:16]}.lock"
+
+
+def _open_own(path: Path) -> IO[str]:
+    """Open (creating owner-only) a lock file this user owns; refuse a link or a file another user owns."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    owner = os.fstat(fd).st_uid
+    if owner != os.geteuid():
+        os.close(fd)
+        raise PermissionError(f"the device lock file {path} is owned by another user (uid {owner}); refusing to "
+                              "use it: remove it, or set LATENCY_SERVER_LOCK_DIR to a directory of this user's")
+    return os.fdopen(fd, "a+", encoding="utf-8")
 
 
 class DeviceGuard:
@@ -71,8 +108,7 @@ class DeviceGuard:
         with self._lock:
             if self.held:
                 return True
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held open while serving
+            handle = _open_own(self.path)
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -131,7 +167,8 @@ class DeviceLockMiddleware:
 
 def install_device_lock(app: FastAPI, settings: Settings) -> DeviceGuard:
     """Give ``app`` its device guard (``app.state.device_guard``), active while the app serves."""
-    path = Path(settings.device_lock).expanduser() if settings.device_lock else default_lock_path()
+    path = (Path(settings.device_lock).expanduser() if settings.device_lock
+            else default_lock_path(default_lock_dir(settings)))
     guard = DeviceGuard(path, identity=f"serving on {settings.host}:{settings.port}")
     app.state.device_guard = guard
     app.add_middleware(DeviceLockMiddleware, guard=guard)

@@ -165,7 +165,7 @@ class Measurer:
         result: BlockResult = self.run_task(BlockTask(measuring, str(key), self.method), (("block", fp_id, str(key)),))
         row = self.store.save_block(fp_id, key, result.stats, self.method_record(measuring, result.backend))
         self.add_counts(blocks=1, backend=measuring.backend)
-        self.speed.observe(key, result.stats.median_ms)
+        self.speed.observe(key, result.stats.median_ms, measuring)
         log.debug("measured %s: %.4f ms (%d samples, %.2f s)", key, result.stats.median_ms, result.stats.samples,
                   time.perf_counter() - start)
         return BlockFigure(key, stats_of(row), measured=True)
@@ -183,7 +183,7 @@ class Measurer:
         fp_id = self.fingerprint(measuring).id
         rows = self.store.get_blocks(fp_id, [str(k) for k in keys])
         for key, row in rows.items():
-            self.speed.observe(key, row.median_ms)
+            self.speed.observe(key, row.median_ms, measuring)
         work = [(BlockTask(measuring, str(k), self.method), ("body", "blocks", i)) for i, k in enumerate(keys)]
         self.budget.check(work, timed=[str(k) not in rows for k in keys])
         for i, key in enumerate(keys):

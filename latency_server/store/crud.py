@@ -3,7 +3,8 @@
 Each method opens its own short session, so the store is safe to share between HTTP threads and the
 measurement worker. A store serves the figures of one measurement method (:meth:`Store.use_method`): every
 lookup is keyed by the method's settings hash besides the fingerprint, and a figure measured with another
-method is refused rather than stored under this one.
+method is refused rather than stored under this one. Figures that are not positive and finite are refused on
+write and skipped on read (:mod:`latency_server.store.figure_checks`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, and_, delete, func, not_, select
 from sqlalchemy.exc import IntegrityError
 
 from latency_server.store.database import make_engine, make_sessionmaker, session_scope
+from latency_server.store.figure_checks import check_figures, sane_figures, sane_number
 from latency_server.store.measurement_settings import settings_hash as method_hash
 from latency_server.store.models import BlockMeasurement, Fingerprint, LutTable, NetworkMeasurement, utcnow
 from latency_server.worker.fingerprint import DeviceFingerprint
@@ -44,6 +46,7 @@ def stats_of(row: BlockMeasurement | NetworkMeasurement) -> Stats:
 
 
 def _stats_columns(stats: Stats) -> dict[str, Any]:
+    check_figures(stats)
     return {
         "median_ms": stats.median_ms,
         "iqr_ms": stats.iqr_ms,
@@ -125,6 +128,7 @@ class Store:
                         BlockMeasurement.fingerprint_id == fp_id,
                         BlockMeasurement.settings_hash == self.settings_hash,
                         BlockMeasurement.key.in_(chunk),
+                        *sane_figures(BlockMeasurement),
                     )
                 )
                 out.update((row.key, row) for row in rows)
@@ -145,6 +149,7 @@ class Store:
                         BlockMeasurement.fingerprint_id == fp_id,
                         BlockMeasurement.settings_hash == self.settings_hash,
                         BlockMeasurement.key.in_(chunk),
+                        *sane_figures(BlockMeasurement),
                     )
                 ) or 0
         return total
@@ -157,6 +162,9 @@ class Store:
         )
         try:
             with session_scope(self.sessions) as session:
+                session.execute(delete(BlockMeasurement).where(  # a stored figure no read would serve
+                    BlockMeasurement.fingerprint_id == fp_id, BlockMeasurement.settings_hash == row.settings_hash,
+                    BlockMeasurement.key == str(key), not_(and_(*sane_figures(BlockMeasurement)))))
                 session.add(row)
             return row
         except IntegrityError:
@@ -190,6 +198,22 @@ class Store:
         with self.sessions() as session:
             return session.scalar(self._table_query(fp_id, space, resolution))
 
+    def stale_table_fingerprints(self, fp: DeviceFingerprint, space: str, resolution: int) -> list[str]:
+        """Fingerprints of complete tables of ``space`` at ``resolution`` with this store's settings on the same
+        device (hardware), backend, threads and batch size as ``fp`` but another fingerprint (the software or
+        environment changed since), newest first."""
+        query = (select(LutTable.fingerprint_id, Fingerprint.hardware)
+                 .join(Fingerprint, Fingerprint.id == LutTable.fingerprint_id)
+                 .where(LutTable.settings_hash == self.settings_hash, LutTable.space == space,
+                        LutTable.resolution == resolution, LutTable.completed_at.is_not(None),
+                        Fingerprint.id != fp.id, Fingerprint.backend == fp.backend, Fingerprint.threads == fp.threads,
+                        Fingerprint.batch_size == fp.batch_size)
+                 .order_by(LutTable.completed_at.desc(), LutTable.id.desc()))
+        device = fp.hashed_fields()["hardware"]
+        with self.sessions() as session:
+            return [fp_id for fp_id, hardware in session.execute(query)
+                    if {k: (hardware or {}).get(k) for k in device} == device]
+
     def mark_table_complete(self, table_id: int) -> None:
         with session_scope(self.sessions) as session:
             row = session.get(LutTable, table_id)
@@ -220,6 +244,7 @@ class Store:
             predicted_ms=predicted_ms,
             method=method,
             settings_hash=method_hash(method),
+            role="network",
             **_stats_columns(stats),
         )
         with session_scope(self.sessions) as session:
@@ -231,7 +256,8 @@ class Store:
         """The newest ``limit`` network rows meeting ``conditions`` (and measured with this store's settings, at or
         after ``since``), newest first."""
         query = (select(*columns)
-                 .where(*conditions, NetworkMeasurement.settings_hash == self.settings_hash)
+                 .where(*conditions, NetworkMeasurement.settings_hash == self.settings_hash,
+                        *sane_figures(NetworkMeasurement))
                  .order_by(NetworkMeasurement.measured_at.desc(), NetworkMeasurement.id.desc())
                  .limit(limit))
         if since is not None:
@@ -256,7 +282,7 @@ class Store:
                 ratio, sd_ratio, rounds = float(verdict["ratio"]), float(verdict["sd_ratio"]), int(verdict["rounds"])
             except (KeyError, TypeError, ValueError):
                 continue
-            if ratio > 0 and rounds > 0:
+            if sane_number(ratio) and rounds > 0 and math.isfinite(sd_ratio):
                 found.append((arch, math.log(ratio), sd_ratio**2 / rounds))
         return found
 
@@ -271,7 +297,7 @@ class Store:
         groups: dict[str, list[tuple[float, float]]] = {}
         for arch, median_ms, method in rows:
             ref_ms = (method or {}).get("reference_ms")
-            if isinstance(ref_ms, (int, float)) and median_ms:
+            if sane_number(ref_ms):
                 groups.setdefault(arch, []).append((float(median_ms), float(ref_ms)))
         return list(groups.values())
 
@@ -285,7 +311,7 @@ class Store:
         series = uuid.uuid4().hex
         rows = [NetworkMeasurement(fingerprint_id=fp_id, arch=arch, resolution=resolution, predicted_ms=None,
                                    method={**method, "role": "reference", "series": series},
-                                   settings_hash=settings_hash,
+                                   settings_hash=settings_hash, role="reference",
                                    **_stats_columns(stats))
                 for stats in figures]
         with session_scope(self.sessions) as session:
@@ -294,10 +320,12 @@ class Store:
     def reference_history(
         self, fp_id: str, arch: str, resolution: int, *, limit: int = 200, since: datetime | None = None
     ) -> list[tuple[float, str]]:
-        """The newest ``limit`` figures (median ms) of ``arch`` at ``resolution`` under ``fp_id``, measured with this
-        store's settings, oldest first, each with its series (a figure kept without one is a series of its own)."""
+        """The newest ``limit`` reference rounds (median ms) of ``arch`` at ``resolution`` under ``fp_id``, measured
+        with this store's settings, oldest first, each with its series (a figure kept without one is a series of its
+        own). Only the server's own reference rounds count: a client's measurement of the same network does not."""
         rows = self._newest((NetworkMeasurement.median_ms, NetworkMeasurement.method, NetworkMeasurement.id),
                             (NetworkMeasurement.fingerprint_id == fp_id, NetworkMeasurement.arch == arch,
-                             NetworkMeasurement.resolution == resolution), limit, since)
+                             NetworkMeasurement.resolution == resolution, NetworkMeasurement.role == "reference"),
+                            limit, since)
         return [(value, str((method or {}).get("series") or f"row {row_id}")) for value, method, row_id in rows[::-1]]
 

@@ -78,13 +78,17 @@ def migrations_dir() -> Path:
 
 
 def upgrade_database(url: str, revision: str = "head") -> None:
-    """Apply the Alembic migrations to ``url`` (no alembic.ini needed in the working directory)."""
+    """Apply the Alembic migrations to ``url`` (no alembic.ini needed in the working directory), one upgrader at a
+    time (:func:`~latency_server.store.migration_lock.migration_lock`)."""
     from alembic import command
     from alembic.config import Config
+
+    from latency_server.store.migration_lock import migration_lock
 
     make_engine(url).dispose()  # creates the SQLite directory
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(cfg, revision)
+    with migration_lock(url):
+        command.upgrade(cfg, revision)
     log.info("database %s is at revision %s", make_url(url).render_as_string(hide_password=True), revision)

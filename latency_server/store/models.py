@@ -103,3 +103,5 @@ class NetworkMeasurement(_StatsColumns, Base):
     arch: Mapped[str] = mapped_column(Text)
     resolution: Mapped[int] = mapped_column(Integer)
     predicted_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: ``reference`` for the server's own rounds of the drift reference (its history), else ``network``
+    role: Mapped[str] = mapped_column(String(16), server_default="network", default="network", index=True)

@@ -154,6 +154,18 @@ class TableBuilds:
         table = self.store.get_table(fp_id, space.name, resolution)
         return stored.view(self._usable_meta(table.meta if table is not None else {}, stored))
 
+    def stale(self, measuring: MeasureSettings, space: SearchSpace, resolution: int) -> CompleteTable | None:
+        """The newest complete table of these settings under an older fingerprint of this device (the software or
+        environment changed since it was measured), or ``None``."""
+        fp = self.measurer.fingerprint(measuring)
+        for old_id in self.store.stale_table_fingerprints(fp, space.name, resolution)[:1]:
+            stored = self._stored(old_id, space, resolution)
+            if not stored.missing:
+                table = self.store.get_table(old_id, space.name, resolution)
+                meta = self._usable_meta(table.meta if table is not None else {}, stored)
+                return self._complete(measuring, old_id, space, resolution, stored, meta)
+        return None
+
     def complete_or_build(
         self, measuring: MeasureSettings, space: SearchSpace, resolution: int, *, build: bool = True
     ) -> CompleteTable | Job | None:
@@ -169,7 +181,7 @@ class TableBuilds:
             return job
         stored = self._stored(fp_id, space, resolution)
         for key, row in stored.rows.items():
-            self.measurer.speed.observe(key, row.median_ms)
+            self.measurer.speed.observe(key, row.median_ms, measuring)
         table = self.store.get_table(fp_id, space.name, resolution)
         meta = self._usable_meta(table.meta if table is not None else {}, stored)
         if not stored.missing and not self._needs_calibration(meta):

@@ -1,8 +1,11 @@
 """Device fingerprints: hardware + software + measuring settings -> a stable hash.
 
-The hash covers the CPU model, core count, GPU model and driver (where present), torch and ONNX Runtime
-versions, the backend, thread count and batch size, and the measurement method's version. Figures stored
-under one fingerprint are never served under another.
+The hash covers the CPU model, core count, GPU model and driver (where present), torch, timm and ONNX Runtime
+versions, the backend, thread count and batch size, and the measurement method's version; and what else moves
+latency without a code change: the CPU frequency governor (where readable), the CPUs the process may run on
+(affinity) and its cgroup CPU quota, ``OMP_*``/``MKL_*`` settings, and for ONNX Runtime the exporter's opset and
+the session options the backend sets (reported by the worker). Figures stored under one fingerprint are never
+served under another; a table of an older fingerprint of the same device and settings is stale.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["METHOD_VERSION", "DeviceFingerprint", "cpu_model", "fingerprint_for", "gpu_info", "hardware_info"]
+__all__ = ["METHOD_VERSION", "DeviceFingerprint", "cpu_affinity", "cpu_governor", "cpu_model", "cpu_quota",
+           "environment_info", "expand_cpus", "fingerprint_for", "gpu_info", "hardware_info", "software_info",
+           "thread_env"]
 
 #: Bump when the way figures are measured changes so that old figures stop matching.
 METHOD_VERSION = 1
@@ -81,14 +86,78 @@ def hardware_info() -> dict[str, Any]:
     return info
 
 
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
+
+
+def cpu_governor() -> str | None:
+    """CPU 0's frequency governor (``performance``, ``powersave``, ...), ``None`` where unreadable."""
+    return _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+
+
+def _ranges(cpus: list[int]) -> str:
+    runs: list[list[int]] = []
+    for cpu in sorted(cpus):
+        if runs and runs[-1][1] == cpu - 1:
+            runs[-1][1] = cpu
+        else:
+            runs.append([cpu, cpu])
+    return ",".join(str(first) if first == last else f"{first}-{last}" for first, last in runs)
+
+
+def expand_cpus(text: str) -> list[int]:
+    """The CPUs of a list like ``0-3,6`` (the inverse of how :func:`cpu_affinity` writes them)."""
+    cpus: list[int] = []
+    for part in filter(None, text.split(",")):
+        first, _, last = part.partition("-")
+        cpus.extend(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+def cpu_affinity() -> str | None:
+    """The CPUs this process may run on, as ranges (``os.cpu_count()`` counts the machine's, not these)."""
+    try:
+        return _ranges(list(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return None
+
+
+def cpu_quota() -> str | None:
+    """The cgroup CPU quota: v2 ``cpu.max`` (``max 100000`` = none), else v1 ``quota period``; ``None`` if neither."""
+    quota = _read("/sys/fs/cgroup/cpu.max")
+    if quota is not None:
+        return quota
+    for base in ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"):
+        v1 = _read(f"{base}/cpu.cfs_quota_us")
+        if v1 is not None:
+            return f"{v1} {_read(f'{base}/cpu.cfs_period_us')}"
+    return None
+
+
+def thread_env() -> dict[str, str]:
+    """``OMP_*`` and ``MKL_*`` settings of this process (they set the math libraries' threading)."""
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(("OMP_", "MKL_"))}
+
+
+def environment_info() -> dict[str, Any]:
+    """What moves latency besides the libraries, read afresh on every call (it can change between workers)."""
+    return {"cpu_governor": cpu_governor(), "cpu_affinity": cpu_affinity(), "cpu_quota": cpu_quota(),
+            "thread_env": thread_env()}
+
+
 @functools.lru_cache(maxsize=1)
-def software_info() -> dict[str, Any]:
-    """Library versions that enter the fingerprint (plus informative ones that do not)."""
+def _library_info() -> dict[str, Any]:
     import onnxruntime
+    import timm
     import torch
 
     return {
         "torch": torch.__version__,
+        "timm": timm.__version__,
         "onnxruntime": onnxruntime.__version__,
         "cuda": torch.version.cuda,
         "python": platform.python_version(),
@@ -96,8 +165,16 @@ def software_info() -> dict[str, Any]:
     }
 
 
+def software_info() -> dict[str, Any]:
+    """Library versions and the environment that enter the fingerprint (plus informative ones that do not)."""
+    return {**_library_info(), **environment_info()}
+
+
 _HASHED_HARDWARE = ("cpu_model", "cpu_count", "gpu_model", "gpu_driver")
-_HASHED_SOFTWARE = ("torch", "onnxruntime", "method_version")
+_HASHED_SOFTWARE = ("torch", "timm", "onnxruntime", "method_version", "cpu_governor", "cpu_affinity", "cpu_quota",
+                    "thread_env")
+#: reported by the worker for the ONNX Runtime backend; they move only that backend's figures
+_HASHED_ORT = ("onnx_opset", "ort_session")
 
 
 @dataclass(frozen=True)
@@ -115,7 +192,8 @@ class DeviceFingerprint:
         """Exactly what the hash covers."""
         return {
             "hardware": {k: self.hardware.get(k) for k in _HASHED_HARDWARE},
-            "software": {k: self.software.get(k) for k in _HASHED_SOFTWARE},
+            "software": {k: self.software.get(k) for k in _HASHED_SOFTWARE
+                         + (_HASHED_ORT if self.backend == "onnxruntime" else ())},
             "backend": self.backend,
             "threads": self.threads,
             "batch_size": self.batch_size,

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from latency_server.worker.backends import Backend, available_backends, make_backend
+from latency_server.worker.backends.onnxruntime import runtime_settings
 from latency_server.worker.child import WorkerConfig, rss_bytes
 from latency_server.worker.fingerprint import hardware_info, software_info
 from latency_server.worker.tasks import BlockResult, BlockTask, NetworksResult, NetworkTask, TaskFailure, WorkerHello
@@ -48,8 +49,9 @@ class TaskRunner:
         torch.set_num_threads(config.default_threads)
 
     def hello(self) -> WorkerHello:
+        software = {**software_info(), **runtime_settings()}
         return WorkerHello(pid=os.getpid(), backends=available_backends(), hardware=_plain(hardware_info()),
-                           software=_plain(software_info()), rss_bytes=rss_bytes(os.getpid()) or 0)
+                           software=_plain(software), rss_bytes=rss_bytes(os.getpid()) or 0)
 
     def backend(self, measuring: MeasureSettings) -> Backend:
         key = (measuring.backend, measuring.threads)

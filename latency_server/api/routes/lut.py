@@ -21,9 +21,10 @@ from shared.search_space import SearchSpace, SearchSpaceError, get_space
 router = APIRouter(prefix="/v1", tags=["lut"], dependencies=[Depends(require_token)])
 
 
-def _lut_response(table: CompleteTable) -> LutResponse:
+def _lut_response(table: CompleteTable, *, stale: bool = False) -> LutResponse:
     """The REST body of a complete table."""
     return LutResponse(
+        stale=stale,
         space=table.space,
         fingerprint=table.fingerprint,
         backend=table.measuring.backend,
@@ -56,6 +57,17 @@ def _body_or_job(
     return body
 
 
+def _stale_body(
+    service: LatencyService, measuring: MeasureSettings, space: SearchSpace, resolution: int
+) -> bytes | None:
+    """The current table if complete, else the newest stale one (marked ``stale``), else ``None``; blocks."""
+    current = _body_or_job(service, measuring, space, resolution, False)
+    if isinstance(current, bytes):
+        return current
+    stale = service.tables.stale(measuring, space, resolution)
+    return None if stale is None else _lut_response(stale, stale=True).model_dump_json().encode()
+
+
 @router.get(
     "/lut",
     response_model=LutResponse,
@@ -70,9 +82,14 @@ async def get_lut(
     space: Annotated[SpaceName, Query()] = "hardcorenas",
     resolution: Annotated[int, Query(ge=32, le=INT_CAP, multiple_of=32, description="input size, a multiple "
                                      "of 32")] = 224,
+    allow_stale: Annotated[bool, Query(description="if the table is incomplete, answer the newest table of an older "
+                                       "fingerprint of this device and settings (marked stale) instead of building")
+                           ] = False,
 ) -> Response:
     """Latency table of ``space`` at ``resolution`` for these settings: blocks under ``entries``,
-    stem/first/last/head under ``fixed`` (summed in ``fixed_ms``)."""
+    stem/first/last/head under ``fixed`` (summed in ``fixed_ms``). A table measured under an older fingerprint
+    (a library, the CPU governor, affinity, quota or OMP_*/MKL_* changed since) is not served as current: the
+    request rebuilds it, unless ``allow_stale=true`` asks for that table (``"stale": true``)."""
     cached = service.tables.cached_body(measuring, space, resolution)
     if cached is not None:
         return Response(cached, media_type="application/json")
@@ -84,6 +101,10 @@ async def get_lut(
     except SearchSpaceError as exc:
         field = "space" if str(exc).startswith("space") else "resolution"
         raise InputError(("query", field), str(exc)) from None
+    if allow_stale:
+        stale = await run_in_threadpool(_stale_body, service, measuring, search_space, resolution)
+        if stale is not None:
+            return Response(stale, media_type="application/json")
     build = not request.app.state.device_guard.read_only
     result = await run_in_threadpool(_body_or_job, service, measuring, search_space, resolution, build)
     if result is None:

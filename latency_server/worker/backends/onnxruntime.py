@@ -17,7 +17,7 @@ from torch import nn
 
 from latency_server.worker.backends.base import Backend, Runner
 
-__all__ = ["OnnxRuntimeBackend", "export_onnx"]
+__all__ = ["OnnxRuntimeBackend", "export_onnx", "runtime_settings"]
 
 OPSET = 18
 #: exported whole networks kept for repeated requests (the drift reference, re-measured networks)
@@ -125,3 +125,14 @@ class OnnxRuntimeBackend(Backend):
             "exporter": self.exporter,
             "opset": OPSET,
         }
+
+
+def runtime_settings() -> dict[str, Any]:
+    """The exporter's opset and the session options this backend sets, for the fingerprint (the intra-op threads
+    as set for one thread: they follow the request's ``threads``, which the fingerprint holds)."""
+    options = OnnxRuntimeBackend(threads=1).session_options()
+    return {"onnx_opset": OPSET,
+            "ort_session": {"graph_optimization_level": str(options.graph_optimization_level).rsplit(".", 1)[-1],
+                            "execution_mode": str(options.execution_mode).rsplit(".", 1)[-1],
+                            "intra_op_num_threads": options.intra_op_num_threads,
+                            "inter_op_num_threads": options.inter_op_num_threads}}

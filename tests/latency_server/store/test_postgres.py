@@ -26,9 +26,19 @@ def test_migrations_on_postgresql_keep_0001_rows(postgres_url: str) -> None:
     assert {"fingerprints", "block_measurements", "lut_tables", "network_measurements"} <= set(
         inspect(engine).get_table_names())
     with engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0002_measurement_settings"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003_measurement_role"
     engine.dispose()
     check_upgraded(postgres_url)
+
+
+def test_concurrent_upgrades_on_postgresql_take_turns(postgres_url: str) -> None:
+    """Upgraders starting together on a new database wait on the advisory lock; all succeed."""
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda _: upgrade_database(postgres_url), range(3)))
+    engine = make_engine(postgres_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003_measurement_role"
+    engine.dispose()
 
 
 @pytest.mark.slow

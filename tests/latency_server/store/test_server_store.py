@@ -32,7 +32,7 @@ def test_migrations_create_the_schema_idempotently(tmp_path: Path) -> None:
     assert {"fingerprints", "block_measurements", "lut_tables", "network_measurements", "alembic_version"} <= tables
     with sqlite3.connect(tmp_path / "sub" / "a.db") as conn:
         assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0002_measurement_settings"
+        assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0003_measurement_role"
     assert (migrations_dir() / "env.py").exists() and (migrations_dir() / "versions" / "0001_initial.py").exists()
 
 
