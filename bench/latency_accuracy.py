@@ -49,6 +49,26 @@ def error_summary(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
+def error_split(truth: np.ndarray, pred: np.ndarray, table_pred: np.ndarray, normalized: np.ndarray,
+                rsd: np.ndarray, normalized_rsd: np.ndarray) -> dict[str, float]:
+    """Where the prediction's signed error comes from, in %: the table's level (the corrected table against the
+    drift-normalised figure, the device's speed taken out), the drift compensation (the server's drift factor,
+    prediction over table, against the factor the figures moved by, raw over normalised) and the noise (the median
+    spread between requests, raw and normalised). The first two add up to about the prediction's mean signed
+    error."""
+    applied = pred / table_pred
+    actual = truth / normalized
+    return {
+        "prediction_signed_pct": float(100 * np.mean(pred / truth - 1)),
+        "table_level_signed_pct": float(100 * np.mean(table_pred / normalized - 1)),
+        "drift_compensation_signed_pct": float(100 * np.mean(applied / actual - 1)),
+        "drift_factor_applied_median": float(np.median(applied)),
+        "drift_factor_actual_median": float(np.median(actual)),
+        "noise_rsd_between_requests_pct": float(100 * np.median(rsd)),
+        "noise_normalized_rsd_between_requests_pct": float(100 * np.median(normalized_rsd)),
+    }
+
+
 def _round_pairs(answer: Any) -> list[tuple[float, float]]:
     """(network, reference) round medians of one answer, timed back to back (empty without a verdict)."""
     v = answer.verdict
@@ -80,15 +100,16 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
                 a = rows[i][-1]
                 print(f"round {r + 1}/{args.rounds} net {i + 1:3d}: measured {a.measured.median_ms:.3f} ms, "
                       f"predicted {a.predicted_ms:.3f} ms, "
-                      f"drift {a.drift_ratio or 1:.3f}^{a.drift_elasticity or 1:.2f} "
+                      f"drift {a.drift_ratio or 1:.3f}, level factor "
+                      f"{(a.predicted_ms or 0) / (a.predicted_table_ms or a.predicted_ms or 1):.3f} "
                       f"({time.monotonic() - start:.0f} s)", flush=True)
     truth = np.array([statistics.median(a.measured.median_ms for a in net) for net in rows])
     pred = np.array([statistics.median(a.predicted_ms for a in net) for net in rows])
     table_pred = np.array([statistics.median(a.predicted_table_ms for a in net) for net in rows])
     naive = np.array([net[0].predicted_naive_ms for net in rows])
     drift = np.array([statistics.median((a.drift_ratio or 1.0) for a in net) for net in rows])
-    # the same requests compensated by the full drift ratio (exponent 1, the server's rule before it estimated
-    # the exponent): the baseline for the server's exponent, measured in the same run
+    # the same requests compensated by their own reference's drift ratio (exponent 1, no smoothing): the baseline
+    # for the server's smoothed level, measured in the same run
     full = np.array([statistics.median(a.predicted_table_ms * (a.drift_ratio or 1.0) for a in net) for net in rows])
     exponents = [a.drift_elasticity for net in rows for a in net if a.drift_elasticity is not None]
     sources = [a.drift_elasticity_source for net in rows for a in net if a.drift_elasticity_source]
@@ -98,6 +119,8 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
                            for net in rows])
     rsd = np.array([statistics.pstdev([a.measured.median_ms for a in net]) /
                     statistics.fmean([a.measured.median_ms for a in net]) for net in rows])
+    normalized_rsd = np.array([statistics.pstdev(v) / statistics.fmean(v) for v in
+                               ([(a.normalized_ms or a.measured.median_ms) for a in net] for net in rows)])
     # within one request: rounds seconds apart; between requests: the same network minutes apart
     within = pooled_slope([_round_pairs(a) for net in rows for a in net]).to_dict()
     between = pooled_slope([[(a.measured.median_ms, a.reference.measured_ms) for a in net
@@ -114,6 +137,7 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
         "corrected table, no drift compensation": error_summary(table_pred, truth),
         "naive block sum": error_summary(naive, truth),
         "corrected table vs drift-normalised figure": error_summary(table_pred, normalized),
+        "error_split": error_split(truth, pred, table_pred, normalized, rsd, normalized_rsd),
         "truth_noise": {
             "median_rsd_between_rounds_pct": float(100 * np.median(rsd)),
             "max_rsd_between_rounds_pct": float(100 * np.max(rsd)),
@@ -125,8 +149,7 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
             "server_exponent": {"min": min(exponents, default=None), "max": max(exponents, default=None),
                                 "median": float(np.median(exponents)) if exponents else None,
                                 "last": exponents[-1] if exponents else None,
-                                "from_history": sum(s == "history" for s in sources), "from_prior":
-                                sum(s == "prior" for s in sources)},
+                                "sources": {s: sources.count(s) for s in sorted(set(sources))}},
             # the table's error against the normalised figure, per network, set against that network's drift:
             # near zero when drift compensation removes the device's speed entirely
             "spearman_table_error_vs_drift": float(spearmanr(table_err, drift).statistic) if len(drift) > 2
@@ -249,7 +272,8 @@ def _record(args: argparse.Namespace, result: dict[str, Any]) -> None:
                "full_drift_mape_pct": result["corrected table, full drift compensation"]["mape_pct"],
                "no_drift_mape_pct": result["corrected table, no drift compensation"]["mape_pct"],
                "naive_sum_mape_pct": result["naive block sum"]["mape_pct"],
-               "correction_loo_mape_pct": result["settings"]["correction"].get("loo_mape_pct")}
+               "correction_loo_mape_pct": result["settings"]["correction"].get("loo_mape_pct"),
+               **{k: v for k, v in result["error_split"].items() if k != "prediction_signed_pct"}}
     noise = result["truth_noise"]
     state = machine_state(args.state, truth_median_rsd_pct=noise["median_rsd_between_rounds_pct"],
                           truth_max_rsd_pct=noise["max_rsd_between_rounds_pct"], drift_ratio=result["drift_ratio"])

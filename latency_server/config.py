@@ -85,12 +85,27 @@ class Settings(BaseSettings):
         True, description="measure the reference network with every table build and network measurement"
     )
     drift_elasticity_prior: float = Field(
-        0.75, ge=0.0, le=1.0, description="exponent of the drift ratio in a network's prediction before the "
-        "server has repeated networks to estimate it from (the slope of log(network) on log(reference))"
+        0.75, ge=0.0, le=1.0, description="prior of the between-request slope of log(network) on log(reference), "
+        "reported with each stored measurement as a diagnostic (predictions follow the smoothed reference level "
+        "with exponent 1)"
     )
     drift_elasticity_prior_sd: float = Field(
         0.15, ge=0.0, description="how far the estimate from repeated networks may move from that prior (its "
         "standard deviation in the shrinkage; 0 pins the exponent at the prior)"
+    )
+    drift_level_window_s: float = Field(
+        900.0, gt=0.0, description="predictions follow the median of the drift reference's figures within this "
+        "many seconds (every measurement's rounds, this request's included): the reference's noise averaged out, a "
+        "lasting change of the device's speed followed in full"
+    )
+    pooled_repeats_per_network: int = Field(
+        5, ge=2, description="at most this many measurements of one network count in the statistics pooled over "
+        "networks (the ratio's drift, the drift elasticity), newest first: one client repeating a network cannot "
+        "move everyone's bounds"
+    )
+    too_noisy_ratio: float = Field(
+        1.5, gt=1.0, description="a verdict whose bound is above this many times its central figure carries a "
+        "noise warning: the device's drift, the best bound reachable now and what would help"
     )
     onnx_exporter: str = Field("torchscript", pattern="^(torchscript|dynamo)$")
     default_threads: int = Field(1, ge=1)

@@ -242,6 +242,9 @@ class Verdict(BaseModel):
     #: (networks measured more than once on this configuration) or "device" (too few: taken as the device's drift)
     sd_ratio_drift: float | None = None
     ratio_drift_source: str | None = None
+    #: in words, when the bound is more than the server's ``too_noisy_ratio`` times the central figure: the
+    #: device's drift, the best bound reachable now and what would help (``None`` otherwise)
+    noise_warning: str | None = None
     method: str
     #: the raw rounds: each round's median of the network and of the reference, timed back to back
     network_rounds_ms: list[float] = Field(default_factory=list)
@@ -251,9 +254,8 @@ class Verdict(BaseModel):
 class NetworkResponse(BaseModel):
     fingerprint: str
     measured: LatencyStats
-    #: the table's prediction now: corrected and drift-compensated
-    #: (``predicted_table_ms * drift_ratio ** drift_elasticity`` while the drift is within the server's band of the
-    #: reference's everyday spread; a shift beyond the band counts in full)
+    #: the table's prediction now: corrected and drift-compensated,
+    #: ``predicted_table_ms * drift_level_ms / reference.table_ms`` (a lasting change of speed followed in full)
     predicted_ms: float | None
     #: each independent round's statistics (one entry unless the server measures several rounds)
     rounds: list[LatencyStats] = Field(default_factory=list)
@@ -265,10 +267,17 @@ class NetworkResponse(BaseModel):
     predicted_naive_ms: float | None = None
     #: the reference network now over its latency when the table was built (``None`` when not measured)
     drift_ratio: float | None = None
-    #: the drift ratio's exponent in ``predicted_ms``: how far networks' figures follow the reference's on this
-    #: configuration, from networks measured more than once ("history") or the server's prior ("prior")
+    #: the exponent of the drift compensation in ``predicted_ms``: 1 on the smoothed reference level ("level"),
+    #: since a lasting change of the device's speed moves every network in full and the level, not the exponent,
+    #: filters the reference's noise
     drift_elasticity: float | None = None
     drift_elasticity_source: str | None = None
+    #: the reference's smoothed level now (the median of its recent figures, this request's rounds included), how
+    #: many figures it rests on, and where they came from: "window" (several measurements within the server's
+    #: window) or "request" (this request's rounds alone)
+    drift_level_ms: float | None = None
+    drift_level_source: str | None = None
+    drift_level_figures: int | None = None
     reference: ReferenceFigure | None = None
     #: the figure at the speed the device had when the table was built, comparable across time: the reference's
     #: table latency times the median over rounds of (network / reference), each round timing both back to back

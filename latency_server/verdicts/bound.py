@@ -52,6 +52,7 @@ class VerdictStats:
     sd_ratio_drift: float | None = None  # log-sd of the ratio between measurements
     ratio_drift_source: str | None = None  # "repeats" (estimated) or "device" (taken as the device's drift)
     method: str = VERDICT_METHOD
+    noise_warning: str | None = None  # in words, when the bound is too far above the central figure
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,16 +96,21 @@ def ratio_drift_or_prior(drift: RatioDrift | None, device: DeviceSpread) -> tupl
     return device.drift_var + device.jitter_var, device.drift_df, False
 
 
-def ratio_drift(measurements: Sequence[tuple[Hashable, float, float]], sd_floor: float = 0.005) -> RatioDrift:
+def ratio_drift(measurements: Sequence[tuple[Hashable, float, float]], sd_floor: float = 0.005,
+                max_repeats: int | None = None) -> RatioDrift:
     """Pool the ratio's drift over networks measured more than once.
 
     ``measurements``: one ``(network, log ratio, its estimation variance)`` per measurement (the geometric-mean
     ratio of its rounds and ``sd_ratio^2 / rounds``). Per network, the sample variance of its log ratios less their
-    mean estimation variance; pooled with weights ``n - 1`` (one-way random effects, as for the device)."""
+    mean estimation variance; pooled with weights ``n - 1`` (one-way random effects, as for the device).
+    ``max_repeats`` counts at most that many measurements of a network (its first in the given order, the store
+    giving the newest first), so that one client repeating a network cannot outweigh the others."""
     groups: dict[Hashable, list[tuple[float, float]]] = {}
     for key, log_ratio, noise in measurements:
         if math.isfinite(log_ratio) and math.isfinite(noise):
-            groups.setdefault(key, []).append((log_ratio, noise))
+            group = groups.setdefault(key, [])
+            if not max_repeats or len(group) < max_repeats:
+                group.append((log_ratio, noise))
     between = 0.0
     df = 0
     for values in groups.values():

@@ -38,13 +38,16 @@ class PooledSlope:
                 "reference_log_sd": self.reference_log_sd}
 
 
-def pooled_slope(pairs: Sequence[Sequence[tuple[float, float]]]) -> PooledSlope:
+def pooled_slope(pairs: Sequence[Sequence[tuple[float, float]]], max_repeats: int | None = None) -> PooledSlope:
     """Pool the slope of log(network) on log(reference) over groups of ``(network, reference)`` figures (one group
-    per network; each pair timed back to back), each group centred on its own means."""
+    per network; each pair timed back to back), each group centred on its own means. ``max_repeats`` counts at
+    most that many figures of a group (its first, the store giving the newest first), so that one client repeating
+    a network cannot outweigh the other networks."""
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
     for group in pairs:
         kept = [(n, r) for n, r in group if n > 0 and r > 0 and math.isfinite(n) and math.isfinite(r)]
+        kept = kept[:max_repeats] if max_repeats else kept
         if len(kept) < 2:
             continue
         lx, ly = np.log([r for _, r in kept]), np.log([n for n, _ in kept])
@@ -85,12 +88,13 @@ class Elasticity:
 
 
 def estimate_elasticity(groups: Sequence[Sequence[tuple[float, float]]], prior: float, prior_sd: float,
-                        min_groups: int = 3) -> Elasticity:
+                        min_groups: int = 3, max_repeats: int | None = None) -> Elasticity:
     """The drift-compensation exponent from repeated networks' ``(raw figure, reference figure)`` groups: their
     pooled slope shrunk toward ``prior`` (weights 1/se^2 and 1/prior_sd^2; ``prior_sd`` 0 pins the prior), within
     [0, 1]; the prior alone below ``min_groups`` repeated networks. The band is twice the reference's log-sd
-    between requests of the same network where there are repeats, else :data:`DEFAULT_BAND`."""
-    fit = pooled_slope(groups)
+    between requests of the same network where there are repeats, else :data:`DEFAULT_BAND`. ``max_repeats``: as
+    for :func:`pooled_slope`."""
+    fit = pooled_slope(groups, max_repeats)
     if fit.slope is None or fit.se is None or fit.groups < min_groups:
         return Elasticity(min(max(prior, 0.0), 1.0), "prior", fit)
     band = 2.0 * fit.reference_log_sd if fit.reference_log_sd else DEFAULT_BAND

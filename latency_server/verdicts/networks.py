@@ -38,6 +38,8 @@ from latency_server.verdicts.bound import (
     ratio_drift_or_prior,
 )
 from latency_server.verdicts.drift_elasticity import Elasticity, estimate_elasticity
+from latency_server.verdicts.drift_level import DriftLevel, drift_level
+from latency_server.verdicts.noise_warning import noise_warning
 from latency_server.worker.queue import INTERACTIVE
 from latency_server.worker.stats import NetworkFigure, RoundSeries
 from latency_server.worker.tasks import NetworksResult, NetworkTask
@@ -65,7 +67,8 @@ class NetworkResult:
     reference_arch: str | None = None
     reference: NetworkFigure | None = None
     verdict: VerdictStats | None = None
-    elasticity: Elasticity | None = None
+    elasticity: Elasticity | None = None  # the between-request slope: a diagnostic, not applied
+    level: DriftLevel | None = None  # the reference's smoothed level now, which the prediction follows
 
     @property
     def drift_ratio(self) -> float | None:
@@ -151,14 +154,23 @@ class NetworkMeasurements:
     def ratio_drift(self, fp_id: str, reference: str, resolution: int) -> RatioDrift:
         """How much networks' ratios to the reference moved between their measurements on this configuration."""
         since = datetime.now(timezone.utc) - timedelta(hours=self.settings.verdict_history_hours)
-        return ratio_drift(self.measurer.store.network_ratios(fp_id, reference, resolution, since=since))
+        return ratio_drift(self.measurer.store.network_ratios(fp_id, reference, resolution, since=since),
+                           max_repeats=self.settings.pooled_repeats_per_network)
 
     def elasticity(self, fp_id: str, reference: str, resolution: int) -> Elasticity:
         """How far networks' figures follow the reference's on this configuration (the drift ratio's exponent)."""
         since = datetime.now(timezone.utc) - timedelta(hours=self.settings.verdict_history_hours)
         groups = self.measurer.store.network_reference_pairs(fp_id, reference, resolution, since=since)
         return estimate_elasticity(groups, self.settings.drift_elasticity_prior,
-                                   self.settings.drift_elasticity_prior_sd)
+                                   self.settings.drift_elasticity_prior_sd,
+                                   max_repeats=self.settings.pooled_repeats_per_network)
+
+    def level(self, fp_id: str, reference: str, resolution: int, request_ms: list[float]) -> DriftLevel | None:
+        """The reference's smoothed level now: its figures within the window and this request's rounds."""
+        since = datetime.now(timezone.utc) - timedelta(seconds=self.settings.drift_level_window_s)
+        window = self.measurer.store.reference_history(fp_id, reference, resolution,
+                                                       limit=self.settings.verdict_history, since=since)
+        return drift_level(window, request_ms)
 
     def _rounds(self, task: NetworkTask, series: RoundSeries, past: list[tuple[float, str]], with_reference: bool,
                 failure_key: tuple, moving_ratio: RatioDrift | None = None) -> NetworksResult:
@@ -204,7 +216,7 @@ class NetworkMeasurements:
         figure = figures[0]
         measurer.add_counts(networks=1, backend=measuring.backend)
         method = measurer.method_record(measuring, last.backend)
-        verdict = None
+        verdict = level = None
         if reference:
             ref_rounds = series.per_round[1]
             verdict = prediction_bound([r.median_ms for r in series.per_round[0]], [r.median_ms for r in ref_rounds],
@@ -212,21 +224,25 @@ class NetworkMeasurements:
                                        history_series=[label for _, label in past] + ["this"] * len(ref_rounds),
                                        confidence=confidence, future_rounds=self.settings.network_rounds,
                                        drift_of_ratio=moving_ratio)
+            verdict = dataclasses.replace(verdict, noise_warning=noise_warning(
+                verdict, threshold=self.settings.too_noisy_ratio, future_rounds=self.settings.network_rounds,
+                max_rounds=max(self.settings.verdict_max_rounds, self.settings.network_rounds)))
+            level = self.level(fp_id, reference, resolution, [r.median_ms for r in ref_rounds])
             measurer.store.save_reference_figures(fp_id, reference, resolution, ref_rounds,
                                                  {**method, "source": "network measurement"})
         result = NetworkResult(fp_id, figure, None, prediction, reference, figures[1] if reference else None,
-                               verdict, elasticity)
+                               verdict, elasticity, level)
         predicted = None
         if prediction is not None:
-            # the reference's own noise makes full compensation overshoot (see latency_server.verdicts.drift_elasticity)
-            ratio = result.drift_ratio or 1.0
-            predicted = prediction.corrected_ms * (elasticity.factor(ratio) if elasticity else ratio)
+            # a lasting shift followed in full, the reference's noise averaged out (latency_server.verdicts.drift_level)
+            predicted = prediction.corrected_ms * (level.factor(prediction.reference_ms) if level else 1.0)
         result = dataclasses.replace(result, predicted_ms=predicted)
         self._observe(measuring, resolution, result)
         measurer.store.save_network(fp_id, key, resolution, figure.stats,
                                    {**method, "rounds": len(figure.rounds), "spread_ms": figure.spread_ms,
                                     "drift_ratio": result.drift_ratio,
                                     "drift_elasticity": None if elasticity is None else elasticity.to_dict(),
+                                    "drift_level": None if level is None else level.to_dict(),
                                     "reference_ms": None if result.reference is None
                                     else result.reference.stats.median_ms,
                                     "normalized_ms": result.normalized_ms,

@@ -22,6 +22,7 @@ from nas.search.driver import search
 from nas.search.fleet import Target, check_distinct, check_fleet
 from nas.search.fleet_guarantee import fleet_guarantee
 from nas.search.guarantee import measured_guarantee
+from nas.search.noise_warning import NoiseWarnings
 from nas.search.outputs import write_frontier, write_outputs
 from nas.search.resource_limits import check_limits, resource_limits
 from nas.search.result import SearchResult, SearchSettings
@@ -141,7 +142,8 @@ def _search_and_verify(data, settings, space, tables, models, targets, clients, 
                            "threads": table.threads, "resolution": table.resolution, "fixed_ms": table.fixed_ms,
                            "correction": table.corrections.get("method")}
     write_outputs(result, out_dir)  # the table-guaranteed result is on disk before any measurement
-    measures = [None if t.endpoint is None else _measure_fn(result, clients[t.endpoint], t, settings, space)
+    noise = NoiseWarnings()  # a too-noisy device is named once per target
+    measures = [None if t.endpoint is None else _measure_fn(result, clients[t.endpoint], t, settings, space, noise)
                 for t in targets]
     on_attempt = lambda: write_outputs(result, out_dir)  # noqa: E731
     if len(targets) == 1 and measures[0] is not None:
@@ -243,8 +245,10 @@ def _load(data: str, settings: SearchSettings, space: SearchSpace, supernet_path
     return supernet, held_out, classes, judge
 
 
-def _measure_fn(result: SearchResult, client, target: Target, settings: SearchSettings, space: SearchSpace):
-    """``measure(arch, confidence)`` on ``target``'s server, recording the client's CPU time while it waits."""
+def _measure_fn(result: SearchResult, client, target: Target, settings: SearchSettings, space: SearchSpace,
+                noise: NoiseWarnings | None = None):
+    """``measure(arch, confidence)`` on ``target``'s server, recording the client's CPU time while it waits and
+    printing the server's noise warning (once per target)."""
 
     def measure(arch: str, confidence: float) -> NetworkResponse:
         # this process only waits meanwhile: its CPU time shows it competed with the measurement (or not)
@@ -254,6 +258,8 @@ def _measure_fn(result: SearchResult, client, target: Target, settings: SearchSe
                                         confidence=confidence)
         result.attempts[-1].setdefault("client_cpu_s_while_measuring", 0.0)
         result.attempts[-1]["client_cpu_s_while_measuring"] += time.process_time() - cpu_s
+        if noise is not None:
+            noise.see(target.label, target.limit_ms, answer)
         return answer
 
     return measure

@@ -11,7 +11,6 @@ import httpx
 import pytest
 import torch
 
-from latency_server.verdicts.drift_elasticity import estimate_elasticity
 from nas.latency.local_server import LocalServer
 from shared.block_key import BlockKey
 from shared.published import PUBLISHED
@@ -120,10 +119,10 @@ def test_lut_builds_through_jobs_resumes_after_kill_and_is_reused(live_server, t
         )
         assert body["predicted_table_ms"] == pytest.approx(corrected)
         assert body["drift_ratio"] == pytest.approx(body["reference"]["measured_ms"] / table["reference"]["median_ms"])
-        # no network measured twice yet: the drift ratio counts to the prior's exponent inside the default band
-        assert body["drift_elasticity_source"] == "prior" and body["drift_elasticity"] == 0.75
-        prior = estimate_elasticity([], prior=0.75, prior_sd=0.15)
-        assert body["predicted_ms"] == pytest.approx(corrected * prior.factor(body["drift_ratio"]))
+        # the drift counts in full, on the reference's smoothed level
+        assert body["drift_elasticity_source"] == "level" and body["drift_elasticity"] == 1.0
+        assert body["predicted_ms"] == pytest.approx(
+            corrected * body["drift_level_ms"] / table["reference"]["median_ms"])
         assert body["measured"]["median_ms"] > 0 and body["fingerprint"] == table["fingerprint"]
         assert third.measurements() == 1
         # another resolution has no complete table: no prediction

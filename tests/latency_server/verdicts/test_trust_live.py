@@ -5,7 +5,6 @@ bound on the network is under the limit."""
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +13,6 @@ import pytest
 
 from latency_server.config import Settings
 from latency_server.tables.correction import Correction
-from latency_server.verdicts.drift_elasticity import DEFAULT_BAND
 from nas.latency.client import LatencyClient
 from nas.search import BCFWConfig, SearchSettings, measured_guarantee, search
 from nas.search.synthetic_gradients import prefer_large_networks
@@ -82,11 +80,12 @@ def test_correction_drift_and_measured_guarantee(live_server, tmp_path: Path) ->
     assert answer.reference.table_ms == pytest.approx(ref["median_ms"] / SLOWDOWN)
     assert answer.drift_ratio == pytest.approx(answer.reference.measured_ms / answer.reference.table_ms)
     assert answer.drift_ratio > 1.2
-    # a shift that far beyond the reference's everyday wander counts in full beyond the band (the exponent, from
-    # the prior here, applies inside it only)
-    assert answer.drift_elasticity == 0.75 and answer.drift_elasticity_source == "prior"
+    # the shift counts in full, on the reference's smoothed level (the build's sessions and these rounds)
+    assert answer.drift_elasticity == 1.0 and answer.drift_elasticity_source == "level"
+    assert answer.drift_level_source == "window" and answer.drift_level_figures > len(answer.rounds)
     assert answer.predicted_ms == pytest.approx(
-        answer.predicted_table_ms * answer.drift_ratio * math.exp(-(1 - 0.75) * DEFAULT_BAND))
+        answer.predicted_table_ms * answer.drift_level_ms / answer.reference.table_ms)
+    assert answer.drift_level_ms / answer.reference.table_ms > 1.2
     assert 5 <= len(answer.rounds) <= 9  # between the least rounds and the most (the sequential rule)
     # the verdict: its raw rounds are the response's, the history holds the build's reference figures and these
     verdict = answer.verdict
