@@ -20,6 +20,7 @@ from latency_server.config import Settings
 from latency_server.service import LatencyService
 from latency_server.store.crud import Store
 from latency_server.store.database import upgrade_database
+from latency_server.ui.routes import install_dashboard
 
 __all__ = ["create_app"]
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
     install_device_lock(app, settings)
     for module in (health, device, latency, lut, jobs):
         app.include_router(module.router)
+    install_dashboard(app)  # the HTML pages at / and /ui/...
     install_limited_openapi(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # outermost: before any parsing
     return app

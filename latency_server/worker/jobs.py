@@ -119,6 +119,12 @@ class JobRegistry:
         with self._lock:
             return sum(1 for job in self._jobs.values() if not job.finished)
 
+    def snapshot(self) -> list[Job]:
+        """The jobs held now (oldest first), for pages that list them."""
+        with self._lock:
+            self._expire()
+            return list(self._jobs.values())
+
     def __len__(self) -> int:
         return len(self._jobs)
 
