@@ -9,14 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 __all__ = ["Band", "Cell", "Heatmap", "Plot", "Point", "Tick", "heat_colour", "heatmap", "nice_ticks",
            "scatter_plot", "time_plot"]
 
 #: plot area inside the SVG (pixels): the margins leave room for the axis labels
 WIDTH, HEIGHT = 720, 320
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 44
+LEFT, RIGHT, TOP, BOTTOM = 64, 44, 16, 44
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,11 @@ def _fmt(value: float) -> str:
 class _Scale:
     """A linear map from data to pixels over nice tick bounds."""
 
-    def __init__(self, low: float, high: float, pix_low: float, pix_high: float) -> None:
+    def __init__(self, low: float, high: float, pix_low: float, pix_high: float, *, nice: bool = True) -> None:
+        if not nice:  # edge to edge (time): a lone instant gets a minute either side
+            self.low, self.high = (low, high) if high > low else (low - 60.0, low + 60.0)
+            self.ticks, self.pix_low, self.pix_high = _spread(self.low, self.high), pix_low, pix_high
+            return
         if high <= low:
             low, high = low - max(abs(low) * 0.1, 1e-3), high + max(abs(high) * 0.1, 1e-3)
         self.ticks = nice_ticks(low, high)
@@ -97,26 +101,30 @@ def time_plot(series: Sequence[Sequence[tuple[datetime, float]]], bands: Sequenc
     """Values over time, one polyline per series, with shaded ``(low, level, high, label)`` bands."""
     plot = Plot("measured at (UTC)", y_title)
     values = [v for s in series for _, v in s] + [v for b in bands for v in b[:3]]
-    times = [t.timestamp() for s in series for t, _ in s]
+    timed = [[(_utc(t), v) for t, v in s] for s in series]
+    times = [t.timestamp() for s in timed for t, _ in s]
     if not values or not times:
         return plot
-    xs = _Scale(min(times), max(times), plot.left, plot.right_edge)
+    xs = _Scale(min(times), max(times), plot.left, plot.right_edge, nice=False)
     ys = _Scale(min(values), max(values), plot.bottom_edge, plot.top)
-    xs.ticks = nice_ticks(min(times), max(times)) if max(times) > min(times) else [min(times)]
-    xs.low, xs.high = (min(times), max(times)) if max(times) > min(times) else (min(times) - 1, min(times) + 1)
-    span = xs.high - xs.low
-    fmt = "%H:%M:%S" if span < 3600 else "%m-%d %H:%M"
-    plot.x_ticks = [Tick(xs(t), datetime.fromtimestamp(t).strftime(fmt)) for t in _spread(xs.low, xs.high)]
+    fmt = "%H:%M:%S" if xs.high - xs.low < 3600 else "%m-%d %H:%M"
+    plot.x_ticks = [Tick(xs(t), datetime.fromtimestamp(t, timezone.utc).strftime(fmt))
+                    for t in xs.ticks]
     plot.y_ticks = [Tick(ys(v), _fmt(v)) for v in ys.ticks]
     for low, level, high, label in bands:
         plot.bands.append(Band(ys(high), ys(low), ys(level), label))
-    for index, points in enumerate(series):
+    for index, points in enumerate(timed):
         name = labels[index] if index < len(labels) else f"series {index + 1}"
         drawn = [Point(xs(t.timestamp()), ys(v), f"{name}: {v:.4g} ms at {t:%Y-%m-%d %H:%M:%S}", index)
                  for t, v in points]
         plot.points.extend(drawn)
         plot.lines.append(" ".join(f"{p.x:.1f},{p.y:.1f}" for p in drawn))
     return plot
+
+
+def _utc(when: datetime) -> datetime:
+    """``when`` as UTC (SQLite hands back naive datetimes, stored as UTC)."""
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
 
 
 def _spread(low: float, high: float, count: int = 5) -> list[float]:
@@ -182,7 +190,7 @@ class Heatmap:
 def heatmap(rows: Sequence[tuple[str, bool, Sequence[tuple[str, float | None]]]], options: Sequence[str],
             stage_starts: Sequence[int]) -> Heatmap:
     """A heatmap of ``rows`` (label, optional, per option ``(key, ms or None)``) on a log colour scale."""
-    cell_w, cell_h, left, top = 44, 18, 96, 92
+    cell_w, cell_h, left, top = 44, 18, 136, 92
     values = [v for _, _, cells in rows for _, v in cells if v is not None and v > 0]
     lo, hi = (math.log(min(values)), math.log(max(values))) if values else (0.0, 1.0)
     cells: list[Cell] = []
@@ -196,12 +204,12 @@ def heatmap(rows: Sequence[tuple[str, bool, Sequence[tuple[str, float | None]]]]
     if values:
         for i in range(6):
             frac = i / 5
-            legend.append((left + i * 80, heat_colour(frac), f"{math.exp(lo + frac * (hi - lo)):.3g} ms"))
+            legend.append((left + i * 96, heat_colour(frac), f"{math.exp(lo + frac * (hi - lo)):.3g} ms"))
     return Heatmap(
         cells=cells,
         columns=[(left + c * cell_w + cell_w // 2, label) for c, label in enumerate(options)],
         rows=[(top + r * cell_h + cell_h // 2, label, optional) for r, (label, optional, _) in enumerate(rows)],
         stage_lines=[top + r * cell_h for r in stage_starts if r > 0],
         legend=legend, cell_w=cell_w, cell_h=cell_h,
-        width=left + cell_w * len(options) + 16, height=top + cell_h * len(rows) + 56, left=left, top=top,
+        width=left + max(cell_w * len(options), 6 * 96) + 16, height=top + cell_h * len(rows) + 56, left=left, top=top,
     )
