@@ -22,6 +22,7 @@ from latency_server.config import Settings
 from latency_server.service import LatencyService
 from latency_server.store.crud import Store
 from latency_server.store.database import upgrade_database
+from latency_server.ui.routes import install_dashboard
 
 __all__ = ["create_app"]
 
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
     for module in (health, device, latency, lut, jobs, tables):
         app.include_router(module.router)
     app.include_router(metrics_router)
+    install_dashboard(app)  # the HTML pages at / and /ui/...
     install_limited_openapi(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # before any parsing
     app.add_middleware(MetricsMiddleware)  # outermost: counts every answer, a refused body's too

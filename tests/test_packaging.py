@@ -1,4 +1,5 @@
-"""Packaging: the server side builds alone and installs its Alembic migrations inside ``latency_server``."""
+"""Packaging: the server side builds alone and installs its Alembic migrations and the dashboard's templates inside
+``latency_server``."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def test_server_tree_builds_a_wheel_with_migrations_inside_the_package(tmp_path:
     assert tops == {"shared", "latency_server"}
     for part in ("__init__.py", "env.py", "alembic.ini", "script.py.mako", "versions/0001_initial.py"):
         assert f"latency_server/migrations/{part}" in names
+    for page in ("base.html", "overview.html", "table.html", "drift.html", "_charts.html"):  # the dashboard's
+        assert f"latency_server/ui/templates/{page}" in names
 
 
 # -- the wall between the two sides ------------------------------------------------------------------------------
