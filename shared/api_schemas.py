@@ -325,6 +325,8 @@ class HealthResponse(BaseModel):
 class CurrentTask(BaseModel):
     label: str
     running_s: float
+    #: requests waiting for it (merged requests share one task)
+    waiters: int = 0
 
 
 class ServerStats(BaseModel):

@@ -134,6 +134,11 @@ class MeasurementQueue:
         running = self._running
         return None if running is None else (running[0].label, time.monotonic() - running[1])
 
+    def current_waiters(self) -> int:
+        """Requests waiting for the running task (0 when none runs)."""
+        running = self._running
+        return 0 if running is None else running[0].waiters
+
     def _full(self, more: int, kind: int = INTERACTIVE, client: str = "") -> QueueFull | None:
         """The error to raise if ``more`` tasks of ``kind`` from ``client`` do not fit (caller holds the lock)."""
         depth = self._counts[kind]

@@ -116,7 +116,11 @@ class MeasurementWorker:
             proc.end(graceful=False)
             return self._spawn_failed(f"the worker did not say hello ({proc.exit_text()})")
         if self.on_hello is not None:
-            self.on_hello(hello)
+            try:
+                self.on_hello(hello)
+            except BaseException:
+                proc.end(graceful=False)
+                raise
         with self._cond:
             self.spawn_failures = 0
         return proc, hello
