@@ -72,7 +72,9 @@ async def get_lut(
                                      "of 32")] = 224,
 ) -> Response:
     """Latency table of ``space`` at ``resolution`` for these settings: blocks under ``entries``,
-    stem/first/last/head under ``fixed`` (summed in ``fixed_ms``)."""
+    stem/first/last/head under ``fixed`` (summed in ``fixed_ms``). An incomplete table starts (or joins) a
+    build: 202 with the job to poll, which ``DELETE /v1/jobs/{id}`` cancels; at most
+    LATENCY_SERVER_MAX_CONCURRENT_BUILDS distinct builds run at once (429 beyond)."""
     cached = service.tables.cached_body(measuring, space, resolution)
     if cached is not None:
         return Response(cached, media_type="application/json")
