@@ -50,15 +50,23 @@ def held(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalServer
     server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _released(held: tuple[LocalServer, Path]) -> Iterator[None]:
+    """Each test ends with the worker free to restart, whatever it asserted."""
+    yield
+    held[1].unlink(missing_ok=True)
+
+
 def _hold_worker(server: LocalServer, hold: Path) -> None:
     """Kill the worker and keep it down until the hold file goes: queued work waits for it."""
+    _until(lambda: httpx.get(f"{server.url}/healthz", timeout=60).status_code == 200, "the worker to be up")
     hold.touch()
     os.kill(httpx.get(f"{server.url}/healthz", timeout=60).json()["worker"]["pid"], signal.SIGKILL)
     _until(lambda: httpx.get(f"{server.url}/healthz", timeout=60).status_code == 503, "the worker to be down")
 
 
 def _release_worker(server: LocalServer, hold: Path) -> None:
-    hold.unlink()
+    hold.unlink(missing_ok=True)
     _until(lambda: httpx.get(f"{server.url}/healthz", timeout=60).status_code == 200, "the worker to restart")
 
 
@@ -114,8 +122,9 @@ def test_verdicts_differing_only_in_confidence_are_measured_once(held: tuple[Loc
     threads = [threading.Thread(target=post, args=(0.9 + i * 1e-9,), daemon=True) for i in range(10)]
     for thread in threads:
         thread.start()
-    _until(lambda: (task := _stats(server)["current_task"]) and task["waiters"] == 10,
-           "the ten requests to wait for one measurement")
+    # all ten have arrived: as ten tasks, or as ten waiters of one
+    _until(lambda: (s := _stats(server))["queued"] == 10 or (s["current_task"] or {}).get("waiters") == 10,
+           "the ten requests to be queued")
     assert _stats(server)["queued"] == 1
     _release_worker(server, hold)
     for thread in threads:
