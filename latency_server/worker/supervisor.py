@@ -121,8 +121,7 @@ class MeasurementWorker:
             except BaseException:
                 proc.end(graceful=False)
                 raise
-        with self._cond:
-            self.spawn_failures = 0
+        self.spawn_failures = 0
         return proc, hello
 
     def _spawn_failed(self, why: str) -> None:
@@ -130,7 +129,6 @@ class MeasurementWorker:
         with self._cond:
             self.last_error, self.spawn_failures = why, self.spawn_failures + 1
             self._cond.notify_all()  # a task waiting for a worker gives up rather than waiting out its timeout
-        return None
 
     def _install(self, proc: WorkerProcess, hello: WorkerHello) -> WorkerProcess | None:
         """Make ``proc`` the worker; returns the one it replaces (or ``proc`` itself when stopping)."""
@@ -165,10 +163,9 @@ class MeasurementWorker:
         """Replace an idle worker (claimed by the caller) by a fresh one, started first so that there is no gap."""
         log.info("recycling measurement worker %s after %d tasks, %.0f s", proc.pid, proc.tasks_done,
                  time.monotonic() - proc.started)
-        spawned = None
+        spawned = None  # also when starting raised: the finally below hands the old one back all the same
         try:
-            spawned = self._spawn()
-            if spawned is not None:
+            if (spawned := self._spawn()) is not None:
                 replaced = self._install(*spawned)
                 if replaced is not None:
                     replaced.end(graceful=True)
@@ -216,8 +213,7 @@ class MeasurementWorker:
                 backoff_s = self._watch_once(backoff_s)
             except Exception as exc:  # noqa: BLE001 - the monitor must not die: no worker would ever start again
                 log.exception("the worker monitor failed; retrying in %.0f s", backoff_s)
-                with self._cond:
-                    self.last_error = f"the worker monitor failed ({type(exc).__name__}: {exc})"
+                self.last_error = f"the worker monitor failed ({type(exc).__name__}: {exc})"
                 time.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 30.0)
 
@@ -258,8 +254,7 @@ class MeasurementWorker:
                                      or self._cannot_start(), timeout=self.limits.start_timeout_s)
             if self._closing or self._stopping:
                 raise ServerStopping("the server is stopping", retry_after_s=10)
-            if not self._takes_tasks():
-                up = False
+            up = up and self._takes_tasks()
             if not up or self._proc is None:
                 raise WorkerUnavailable(f"{task.label}: the measurement worker is not running "
                                         f"({self.last_error or 'restarting'}); retry later", retry_after_s=10)
