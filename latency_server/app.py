@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from latency_server.admission.device_lock import install_device_lock
 from latency_server.api.body_limit import BodyLimitMiddleware
+from latency_server.api.client_identity import ClientIdentityMiddleware
 from latency_server.api.error_handlers import install_error_handlers
 from latency_server.api.fast_lut import FastLutMiddleware
 from latency_server.api.metrics import MetricsMiddleware, install_metrics
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
     install_error_handlers(app)
     install_service_error_handlers(app)
     app.add_middleware(FastLutMiddleware)
+    app.add_middleware(ClientIdentityMiddleware, settings=settings)  # before the fast path: it may build
     install_device_lock(app, settings)
     for module in (health, device, latency, lut, jobs, tables):
         app.include_router(module.router)

@@ -142,11 +142,21 @@ class Settings(BaseSettings):
     worker_start_timeout_s: float = Field(180.0, gt=0, description="how long a task waits for a worker to start")
     worker_restart_hold_file: Path | None = Field(
         None, description="test hook: while this file exists, a worker that died is not restarted")
+    worker_spawn_fail_file: Path | None = Field(
+        None, description="test hook: while this file exists, starting a worker process fails")
     #: work that killed or crashed the worker is refused this long, so retrying clients cannot loop
     failure_cooldown_s: float = Field(600.0, ge=0, description="refusal after a kill or crash (0 = none)")
 
     # -- queue, jobs, health, shutdown ---------------------------------------------------------------
-    max_queued_tasks: int = Field(1024, ge=1, description="measurement tasks pending at once (429 above)")
+    max_queued_tasks: int = Field(1024, ge=1, description="interactive measurement tasks pending at once (429 above)")
+    queue_max_background: int = Field(
+        8192, ge=1, description="table-build tasks pending at once (a build that does not fit is refused with 429); "
+        "counted apart from interactive tasks, so builds never block requests nor the other way round")
+    queue_max_per_client: int = Field(
+        0, ge=0, description="interactive tasks one client may have waiting (429 above; 0 = no limit); a client is "
+        "its token's hash, or its address without a token")
+    max_concurrent_builds: int = Field(
+        2, ge=1, description="distinct table builds at once (a further one gets 429; a running build is joined)")
     max_jobs: int = Field(1000, ge=1, description="jobs kept for GET /v1/jobs (finished ones expire first)")
     job_ttl_s: float = Field(3600.0, gt=0, description="how long a finished job stays visible")
     health_timeout_s: float = Field(2.0, gt=0, description="worker ping and database check of /healthz")

@@ -41,6 +41,7 @@ def _worker(settings: Settings) -> MeasurementWorker:
         task_timeout_s=settings.task_timeout_s, task_memory_bytes=settings.task_memory_mb << 20,
         recycle_tasks=settings.worker_recycle_tasks, recycle_s=settings.worker_recycle_minutes * 60,
         start_timeout_s=settings.worker_start_timeout_s, restart_hold_file=settings.worker_restart_hold_file,
+        spawn_fail_file=settings.worker_spawn_fail_file,
     )
     return MeasurementWorker(config, limits)
 
@@ -52,7 +53,9 @@ class LatencyService:
                  worker: MeasurementWorker | None = None) -> None:
         self.settings = settings
         self.store = store
-        self.queue = measurement_queue or MeasurementQueue(max_tasks=settings.max_queued_tasks)
+        self.queue = measurement_queue or MeasurementQueue(
+            max_tasks=settings.max_queued_tasks, max_background=settings.queue_max_background,
+            max_per_client=settings.queue_max_per_client)
         self.worker = worker or _worker(settings)
         self.measurer = Measurer(settings, store, self.queue, self.worker)
         self.metrics = self.measurer.metrics  # what GET /metrics exposes, with what it collects at scrape time
@@ -86,7 +89,8 @@ class LatencyService:
 
     def health(self) -> Health:
         """Worker liveness, database reachability, queue depth (blocks up to twice the health timeout)."""
-        return check_health(self.worker, self.database_probe, self.queue, self.settings.health_timeout_s)
+        return check_health(self.worker, self.database_probe, self.queue, self.settings.health_timeout_s,
+                            task_timeout_s=self.settings.task_timeout_s)
 
     def _device_reported(self, hello: WorkerHello) -> None:
         """A (re)started worker reported the device; if it changed (an upgraded library), start afresh."""

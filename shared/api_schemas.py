@@ -67,7 +67,7 @@ MIN_EXP_RATIO = 0.01
 
 BackendName = Literal["onnxruntime", "torch-cpu", "torch-cuda"]
 SpaceName = Literal[SPACE_NAMES]  # type: ignore[valid-type]
-JobState = Literal["queued", "running", "done", "failed"]
+JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
 def _no_bool(value: Any) -> Any:
@@ -333,11 +333,15 @@ class HealthResponse(BaseModel):
     #: another server holds this device: this one serves stored figures only
     read_only: bool = False
     read_only_reason: str | None = None
+    #: why the status is "unavailable" (empty when "ok")
+    reasons: list[str] = Field(default_factory=list)
 
 
 class CurrentTask(BaseModel):
     label: str
     running_s: float
+    #: requests waiting for it (merged requests share one task)
+    waiters: int = 0
 
 
 class LastVerdict(BaseModel):

@@ -191,7 +191,12 @@ class Measurer:
                 self.failures.refuse_if_recent(("block", fp_id, str(key)), f"block {key}", ("body", "blocks", i))
         self.queue.reserve(len({str(k) for k in keys if str(k) not in rows}))
         out: list[BlockFigure | Future] = []
-        for key in keys:
-            row = rows.get(str(key))
-            out.append(BlockFigure(key, stats_of(row), measured=False) if row else self.submit_block(measuring, key))
+        try:
+            for key in keys:
+                row = rows.get(str(key))
+                out.append(BlockFigure(key, stats_of(row), measured=False) if row
+                           else self.submit_block(measuring, key))
+        except BaseException:  # e.g. the queue filled up meanwhile: what this request queued must not run
+            self.queue.release_all(item for item in out if isinstance(item, Future))
+            raise
         return out

@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from latency_server.errors import TaskKilled
+from latency_server.errors import QueueFull, TaskKilled, WorkerUnavailable
 from latency_server.store.crud import stats_of
 from latency_server.store.measurement_settings import calibration_settings, usable_meta
 from latency_server.store.models import BlockMeasurement
@@ -240,9 +240,14 @@ class TableBuilds:
             job = self._active.get(table)
             if job is not None:
                 return job
+            limit = self.settings.max_concurrent_builds
+            if len(self._active) >= limit:
+                raise QueueFull(f"{len(self._active)} table builds are running, the limit is {limit} "
+                                "(LATENCY_SERVER_MAX_CONCURRENT_BUILDS); retry when one has finished",
+                                retry_after_s=60)
             references = (3 if missing else 2) if calibration.reference_arch else 0
             rounds = self.settings.calibration_rounds if calibration.fit else 0
-            self.measurer.queue.reserve(len(missing) + references + rounds + 1)
+            self.measurer.queue.reserve(len(missing) + references + rounds + 1, priority=BACKGROUND)
             job = Job(kind="lut", total=len(keys) + references + rounds + 1, done=done,
                       params={"space": space.name, "resolution": resolution, **measuring.model_dump(),
                               "fingerprint": fp_id})
@@ -257,7 +262,8 @@ class TableBuilds:
 
         def finished(done_job: Job) -> None:
             with self._lock:
-                self._active.pop(table, None)
+                if self._active.get(table) is done_job:
+                    self._active.pop(table)
             elapsed = time.perf_counter() - started
             if done_job.state == "done":
                 self.store.mark_table_complete(table_id)
@@ -266,7 +272,15 @@ class TableBuilds:
             else:
                 log.warning("table build %s failed after %.1f s: %s", done_job.id, elapsed, done_job.error)
 
+        def cancelled(done_job: Job) -> None:
+            with self._lock:
+                if self._active.get(table) is done_job:
+                    self._active.pop(table)  # a new request for the table starts a new build
+            log.info("table build %s cancelled: %d of %d steps done", done_job.id, done_job.done, done_job.total)
+            self._abandon(done_job)
+
         job.on_finish = finished
+        job.on_cancel = cancelled
         futures = self._queue_steps(job, calibration, missing, done, started, table_id)
         job.total = done + len(futures)  # the count announced above, now from the tasks themselves
         job.track(futures)
@@ -287,6 +301,10 @@ class TableBuilds:
         except TaskKilled as exc:
             job.fail(f"{name}: {exc.msg}")
             self.measurer.failures.remember(exc, [cal.failure_key], message=f"step {name}: {exc.msg}")
+            self._abandon(job)
+            raise
+        except WorkerUnavailable as exc:  # the worker cannot be (re)started: end the build now, not step by step
+            job.fail(f"{name}: {exc.msg}")
             self._abandon(job)
             raise
 

@@ -69,6 +69,19 @@ class NetworkResult:
     verdict: VerdictStats | None = None
     elasticity: Elasticity | None = None  # the between-request slope: a diagnostic, not applied
     level: DriftLevel | None = None  # the reference's smoothed level now, which the prediction follows
+    #: the bound's arguments but the confidence: one measurement answers requests at any confidence
+    bound_inputs: dict[str, Any] | None = dataclasses.field(default=None, repr=False, compare=False)
+    #: the too-noisy warning's arguments, so a bound at another confidence is judged the same way
+    warning_inputs: dict[str, Any] | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def at_confidence(self, confidence: float) -> NetworkResult:
+        """This result with its verdict bounded at ``confidence`` (the same rounds and history)."""
+        if self.bound_inputs is None or (self.verdict is not None and self.verdict.confidence == confidence):
+            return self
+        verdict = prediction_bound(**self.bound_inputs, confidence=confidence)
+        if self.warning_inputs is not None:
+            verdict = dataclasses.replace(verdict, noise_warning=noise_warning(verdict, **self.warning_inputs))
+        return dataclasses.replace(self, verdict=verdict)
 
     @property
     def drift_ratio(self) -> float | None:
@@ -127,8 +140,10 @@ class NetworkMeasurements:
         self, measuring: MeasureSettings, arch: ArchDef, resolution: int, space: SearchSpace, *,
         confidence: float = 0.95,
     ) -> Future:
-        """Queue a whole-network measurement (merged with an identical pending one); refused before any work when
-        over budget (counting the most rounds the sequential rule may take) or when it recently killed the worker."""
+        """Queue a whole-network measurement (merged with an identical pending one, whatever its confidence: the
+        rounds do not depend on it, so take the result's :meth:`NetworkResult.at_confidence`); refused before any
+        work when over budget (counting the most rounds the sequential rule may take) or when it recently killed
+        the worker."""
         measurer, settings = self.measurer, self.settings
         fp_id = measurer.fingerprint(measuring).id
         key = format_arch(arch)  # the network's one string form: its failure key and its key in the store
@@ -139,7 +154,7 @@ class NetworkMeasurements:
             else settings.network_rounds
         measurer.budget.check([(self.task(measuring, archs, resolution, space, rounds=rounds), ("body", "arch"))])
         return measurer.queue.submit(
-            (*failure_key, confidence),
+            failure_key,
             lambda: self._measure(measuring, fp_id, arch, key, resolution, space, confidence, failure_key),
             priority=INTERACTIVE, label=f"network at {resolution} px",
         )
@@ -217,21 +232,24 @@ class NetworkMeasurements:
         measurer.add_counts(networks=1, backend=measuring.backend)
         method = measurer.method_record(measuring, last.backend)
         verdict = level = None
+        bound_inputs: dict[str, Any] = {}
+        warning_inputs = dict(threshold=self.settings.too_noisy_ratio, future_rounds=self.settings.network_rounds,
+                              max_rounds=max(self.settings.verdict_max_rounds, self.settings.network_rounds))
         if reference:
             ref_rounds = series.per_round[1]
-            verdict = prediction_bound([r.median_ms for r in series.per_round[0]], [r.median_ms for r in ref_rounds],
-                                       [v for v, _ in past] + [r.median_ms for r in ref_rounds],
-                                       history_series=[label for _, label in past] + ["this"] * len(ref_rounds),
-                                       confidence=confidence, future_rounds=self.settings.network_rounds,
-                                       drift_of_ratio=moving_ratio)
-            verdict = dataclasses.replace(verdict, noise_warning=noise_warning(
-                verdict, threshold=self.settings.too_noisy_ratio, future_rounds=self.settings.network_rounds,
-                max_rounds=max(self.settings.verdict_max_rounds, self.settings.network_rounds)))
+            bound_inputs = dict(network_ms=[r.median_ms for r in series.per_round[0]],
+                                reference_ms=[r.median_ms for r in ref_rounds],
+                                history_ms=[v for v, _ in past] + [r.median_ms for r in ref_rounds],
+                                history_series=[label for _, label in past] + ["this"] * len(ref_rounds),
+                                future_rounds=self.settings.network_rounds, drift_of_ratio=moving_ratio)
+            verdict = prediction_bound(**bound_inputs, confidence=confidence)
+            verdict = dataclasses.replace(verdict, noise_warning=noise_warning(verdict, **warning_inputs))
             level = self.level(fp_id, reference, resolution, [r.median_ms for r in ref_rounds])
             measurer.store.save_reference_figures(fp_id, reference, resolution, ref_rounds,
                                                  {**method, "source": "network measurement"})
         result = NetworkResult(fp_id, figure, None, prediction, reference, figures[1] if reference else None,
-                               verdict, elasticity, level)
+                               verdict, elasticity, level, bound_inputs if reference else None,
+                               warning_inputs if reference else None)
         predicted = None
         if prediction is not None:
             # a lasting shift followed in full, the reference's noise averaged out (latency_server.verdicts.drift_level)

@@ -24,7 +24,8 @@ class Job:
     """A group of queued measurements (a table build) with progress for ``GET /v1/jobs/{id}``.
 
     A failing entry does not stop the others (they are stored, so a retry measures only what failed); the
-    job ends ``failed`` with the first error once every entry has ended, ``done`` otherwise.
+    job ends ``failed`` with the first error once every entry has ended, ``done`` otherwise. A cancelled job
+    (:meth:`cancel`) shows ``cancelled`` at once; its steps not started are dropped, what was stored stays.
     """
 
     kind: str
@@ -39,10 +40,23 @@ class Job:
     _remaining: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     on_finish: Callable[[Job], None] | None = field(default=None, repr=False)
+    on_cancel: Callable[[Job], None] | None = field(default=None, repr=False)
 
     @property
     def finished(self) -> bool:
-        return self.state in ("done", "failed")
+        return self.state in ("done", "failed", "cancelled")
+
+    def cancel(self) -> bool:
+        """Cancel the job (``False`` when it had ended already): its steps not started are dropped."""
+        with self._lock:
+            if self.finished:
+                return False
+            self.state = "cancelled"
+            if self._remaining == 0 and self.finished_at is None:
+                self.finished_at = time.monotonic()
+        if self.on_cancel is not None:
+            self.on_cancel(self)
+        return True
 
     def mark_running(self) -> None:
         with self._lock:
@@ -71,7 +85,7 @@ class Job:
             self._remaining -= 1
             remaining = self._remaining
             if future.cancelled():
-                if self.error is None:
+                if self.error is None and self.state != "cancelled":
                     self.error = f"{name}: cancelled"
             elif future.exception() is not None:
                 exc = future.exception()
@@ -86,7 +100,7 @@ class Job:
 
     def _finish(self) -> None:
         with self._lock:
-            if self.state != "failed":
+            if self.state not in ("failed", "cancelled"):
                 self.state = "failed" if self.error else "done"
             self.finished_at = time.monotonic()
         if self.on_finish is not None:

@@ -22,51 +22,18 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from multiprocessing.connection import wait
-from pathlib import Path
 from typing import Any
 
 from latency_server.errors import ServerStopping, TaskError, TaskKilled, WorkerUnavailable
 from latency_server.worker.child import WorkerConfig, rss_bytes
+from latency_server.worker.limits import WorkerLimits, WorkerStatus
 from latency_server.worker.process import WorkerProcess
 from latency_server.worker.tasks import TaskFailure, WorkerHello
 
 __all__ = ["MeasurementWorker", "WorkerLimits", "WorkerStatus"]
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class WorkerLimits:
-    """Per-task limits and the worker's life cycle."""
-
-    task_timeout_s: float = 900.0
-    task_memory_bytes: int = 6 << 30
-    recycle_tasks: int = 0  # 0 = never
-    recycle_s: float = 0.0  # 0 = never
-    start_timeout_s: float = 180.0
-    #: test hook: while this file exists, a worker that died or was recycled is not started again
-    restart_hold_file: Path | None = None
-    poll_s: float = 0.1
-
-
-@dataclass(frozen=True)
-class WorkerStatus:
-    """The worker as ``/healthz`` and ``/v1/stats`` report it."""
-
-    state: str  # ready, busy, starting, down, stopped
-    alive: bool
-    answered_ping: bool
-    pid: int | None
-    rss_bytes: int | None
-    tasks: int
-    restarts: int
-    recycles: int
-    uptime_s: float | None
-    current_task: str | None
-    current_task_s: float | None
-    last_error: str | None
-
 
 class MeasurementWorker:
     """The server's handle on its measurement worker: one task at a time, with limits, restarts and recycling."""
@@ -87,6 +54,7 @@ class MeasurementWorker:
         self._monitor = threading.Thread(target=self._watch, name="worker-monitor", daemon=True)
         self.restarts = 0
         self.recycles = 0
+        self.spawn_failures = 0  # in a row; a task does not wait for a worker while the last start failed
         self.last_error: str | None = None
         self.on_hello: Any = None  # called with each new worker's hello (the service checks the device is the same)
 
@@ -136,16 +104,31 @@ class MeasurementWorker:
 
     def _spawn(self) -> tuple[WorkerProcess, WorkerHello] | None:
         """A new worker process and its hello, or ``None`` if it did not start (the monitor retries later)."""
-        proc = WorkerProcess(self._ctx, self.config)
+        fail = self.limits.spawn_fail_file
+        try:
+            if fail is not None and fail.exists():
+                raise OSError(f"starting a worker is made to fail while {fail} exists (test hook)")
+            proc = WorkerProcess(self._ctx, self.config)
+        except Exception as exc:  # noqa: BLE001 - no process, no worker: the monitor retries with back-off
+            return self._spawn_failed(f"the worker process could not be started ({type(exc).__name__}: {exc})")
         hello = proc.wait_hello(self.limits.start_timeout_s)
         if hello is None:
-            self.last_error = f"the worker did not say hello ({proc.exit_text()})"
-            log.error("measurement worker failed to start: %s", self.last_error)
             proc.end(graceful=False)
-            return None
+            return self._spawn_failed(f"the worker did not say hello ({proc.exit_text()})")
         if self.on_hello is not None:
-            self.on_hello(hello)
+            try:
+                self.on_hello(hello)
+            except BaseException:
+                proc.end(graceful=False)
+                raise
+        self.spawn_failures = 0
         return proc, hello
+
+    def _spawn_failed(self, why: str) -> None:
+        log.error("measurement worker failed to start: %s", why)
+        with self._cond:
+            self.last_error, self.spawn_failures = why, self.spawn_failures + 1
+            self._cond.notify_all()  # a task waiting for a worker gives up rather than waiting out its timeout
 
     def _install(self, proc: WorkerProcess, hello: WorkerHello) -> WorkerProcess | None:
         """Make ``proc`` the worker; returns the one it replaces (or ``proc`` itself when stopping)."""
@@ -167,6 +150,10 @@ class MeasurementWorker:
         return (self._ready and not self._busy and proc is not None and proc.alive
                 and not self._due_for_recycling(proc))
 
+    def _cannot_start(self) -> bool:
+        """No worker, and the last start failed (not merely held by the test hook): fail now, not after a wait."""
+        return (self._proc is None and self.spawn_failures > 0) or not self._monitor.is_alive()
+
     def _due_for_recycling(self, proc: WorkerProcess) -> bool:
         limits = self.limits
         return ((limits.recycle_tasks > 0 and proc.tasks_done >= limits.recycle_tasks)
@@ -176,18 +163,20 @@ class MeasurementWorker:
         """Replace an idle worker (claimed by the caller) by a fresh one, started first so that there is no gap."""
         log.info("recycling measurement worker %s after %d tasks, %.0f s", proc.pid, proc.tasks_done,
                  time.monotonic() - proc.started)
-        spawned = self._spawn()
-        if spawned is not None:
-            replaced = self._install(*spawned)
-            if replaced is not None:
-                replaced.end(graceful=True)
-            self.recycles += 1
-        else:  # keep measuring with the old one rather than not at all; try again after another period
-            log.warning("recycling failed: the measurement worker %s goes on", proc.pid)
-            proc.started, proc.tasks_done = time.monotonic(), 0
-        with self._cond:
-            self._busy = False
-            self._cond.notify_all()
+        spawned = None  # also when starting raised: the finally below hands the old one back all the same
+        try:
+            if (spawned := self._spawn()) is not None:
+                replaced = self._install(*spawned)
+                if replaced is not None:
+                    replaced.end(graceful=True)
+                self.recycles += 1
+        finally:
+            if spawned is None:  # keep measuring with the old one rather than not at all; try again later
+                log.warning("recycling failed: the measurement worker %s goes on", proc.pid)
+                proc.started, proc.tasks_done = time.monotonic(), 0
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
         return spawned is not None
 
     def _next_action(self) -> tuple[WorkerProcess | None, str]:
@@ -216,30 +205,42 @@ class MeasurementWorker:
         return True
 
     def _watch(self) -> None:
-        """Start the worker, restart it when it dies, recycle it between tasks when due."""
+        """Start the worker, restart it when it dies, recycle it between tasks when due; an unexpected error is
+        logged and retried with back-off, so that the monitor outlives it."""
         backoff_s = 1.0
         while not self._stopping:
-            proc, action = self._next_action()
-            if action == "wait":
-                if proc is not None and proc.alive:
-                    wait([proc.process.sentinel], timeout=0.5)
-                else:  # died under a task: the task's thread reports it and hands the process back
-                    with self._cond:
-                        self._cond.wait(self.limits.poll_s)
-            elif action == "hold":
-                time.sleep(self.limits.poll_s)
-            elif action == "bury" and proc is not None:
-                self.restarts += 1
-                self.last_error = f"the worker died while idle ({proc.exit_text()})"
-                log.error("measurement worker %s died while idle (%s)", proc.pid, proc.exit_text())
-                proc.end(graceful=False)
-            else:
-                started = self._recycle(proc) if action == "recycle" and proc is not None else self._start_new()
-                if started or self._stopping:
-                    backoff_s = 1.0
-                else:  # it did not start: try again later, less and less often
-                    time.sleep(backoff_s)
-                    backoff_s = min(backoff_s * 2, 30.0)
+            try:
+                backoff_s = self._watch_once(backoff_s)
+            except Exception as exc:  # noqa: BLE001 - the monitor must not die: no worker would ever start again
+                log.exception("the worker monitor failed; retrying in %.0f s", backoff_s)
+                self.last_error = f"the worker monitor failed ({type(exc).__name__}: {exc})"
+                time.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 30.0)
+
+    def _watch_once(self, backoff_s: float) -> float:
+        """One step of the monitor; returns the next back-off."""
+        proc, action = self._next_action()
+        if action == "wait":
+            if proc is not None and proc.alive:
+                wait([proc.process.sentinel], timeout=0.5)
+            else:  # died under a task: the task's thread reports it and hands the process back
+                with self._cond:
+                    self._cond.wait(self.limits.poll_s)
+        elif action == "hold":
+            time.sleep(self.limits.poll_s)
+        elif action == "bury" and proc is not None:
+            self.restarts += 1
+            self.last_error = f"the worker died while idle ({proc.exit_text()})"
+            log.error("measurement worker %s died while idle (%s)", proc.pid, proc.exit_text())
+            proc.end(graceful=False)
+        else:
+            started = self._recycle(proc) if action == "recycle" and proc is not None else self._start_new()
+            if started or self._stopping:
+                backoff_s = 1.0
+            else:  # it did not start: try again later, less and less often
+                time.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 30.0)
+        return backoff_s
 
     # -- tasks ----------------------------------------------------------------------------------------
     def call(self, task: Any, *, timeout_s: float | None = None) -> Any:
@@ -249,10 +250,11 @@ class MeasurementWorker:
         worker died under it, :class:`WorkerUnavailable` when no worker came up in time.
         """
         with self._cond:
-            up = self._cond.wait_for(lambda: self._closing or self._stopping or self._takes_tasks(),
-                                     timeout=self.limits.start_timeout_s)
+            up = self._cond.wait_for(lambda: self._closing or self._stopping or self._takes_tasks()
+                                     or self._cannot_start(), timeout=self.limits.start_timeout_s)
             if self._closing or self._stopping:
                 raise ServerStopping("the server is stopping", retry_after_s=10)
+            up = up and self._takes_tasks()
             if not up or self._proc is None:
                 raise WorkerUnavailable(f"{task.label}: the measurement worker is not running "
                                         f"({self.last_error or 'restarting'}); retry later", retry_after_s=10)
@@ -343,5 +345,6 @@ class MeasurementWorker:
             rss_bytes=answer.get("rss_bytes") if answer else None, tasks=proc.tasks_done if proc else 0,
             restarts=self.restarts, recycles=self.recycles, uptime_s=now - proc.started if proc else None,
             current_task=current[0] if current else None, current_task_s=now - current[1] if current else None,
-            last_error=self.last_error,
+            last_error=self.last_error, monitor_alive=self._monitor.is_alive() or stopping,
+            spawn_failures=self.spawn_failures,
         )

@@ -232,8 +232,8 @@ class LatencyClient:
                 status = self.job_status(location)
                 if on_progress is not None:
                     on_progress(status)
-                if status.state == "failed":
-                    raise LatencyServerError(f"the server's table build failed: {status.error}")
+                if status.state in ("failed", "cancelled"):
+                    raise LatencyServerError(f"the server's table build {status.state}: {status.error}")
                 if status.state == "done":
                     break
                 time.sleep(poll_interval_s)

@@ -23,7 +23,11 @@ MEASURING_RESPONSES: dict[int | str, dict] = {
     400: {"model": ErrorResponse, "description": "the body is not UTF-8 text"},
     401: {"model": ErrorResponse, "description": "a token is configured and the request lacks it"},
     413: {"model": ErrorResponse, "description": "the body exceeds LATENCY_SERVER_MAX_BODY_BYTES"},
-    429: {"model": ErrorResponse, "description": "the measurement queue is full (see Retry-After)"},
+    429: {"model": ErrorResponse, "description": "the measurement queue is full (interactive tasks: "
+          "LATENCY_SERVER_MAX_QUEUED_TASKS; table-build tasks: LATENCY_SERVER_QUEUE_MAX_BACKGROUND), this client "
+          "has LATENCY_SERVER_QUEUE_MAX_PER_CLIENT measurements waiting (a client is its token's hash, or its "
+          "address without a token; clients are served in turn), or a new table build would exceed "
+          "LATENCY_SERVER_MAX_CONCURRENT_BUILDS (a running build of the same table is joined); see Retry-After"},
     500: {"model": ErrorResponse, "description": "a measurement raised, ran over its memory limit or crashed the "
           "worker (refused for a cool-down after a kill or crash)"},
     503: {"model": ErrorResponse, "description": "read-only (another server measures on this device), the worker "

@@ -15,11 +15,13 @@ router = APIRouter(tags=["health"])
 
 @router.head("/healthz", include_in_schema=False)
 @router.get("/healthz", response_model=HealthResponse,
-            responses={503: {"model": HealthResponse, "description": "the worker is down or the database unreachable"}})
+            responses={503: {"model": HealthResponse,
+                             "description": "the worker is down or stuck, or the database unreachable or read-only"}})
 async def healthz(service: ServiceDep, request: Request) -> JSONResponse:
-    """200 when the measurement worker is alive and answers a ping and the database answers ``SELECT 1``;
-    503 otherwise. Also reports the queue's depth, the age of its oldest task, and whether the server serves
-    read-only (another server holds this device)."""
+    """200 when the measurement worker is alive and answers a ping, no task is stuck past its time limit, the
+    thread that restarts the worker is alive, and the database answers ``SELECT 1`` and accepts writes; 503
+    otherwise, with the reasons in ``reasons``. Also reports the queue's depth, the age of its oldest task, and
+    whether the server serves read-only (another server holds this device)."""
     health = await run_in_threadpool(service.health)
     worker = health.worker
     body = HealthResponse(
@@ -30,6 +32,7 @@ async def healthz(service: ServiceDep, request: Request) -> JSONResponse:
                             uptime_s=worker.uptime_s, last_error=worker.last_error),
         database=DatabaseHealth(reachable=health.database_error is None, error=health.database_error),
         queue=QueueHealth(depth=health.queue_depth, capacity=health.queue_capacity, oldest_age_s=health.oldest_age_s),
+        reasons=health.reasons,
         **device_status(request.app),
     )
     headers = None if health.ok else {"Retry-After": "5"}

@@ -87,9 +87,11 @@ async def get_lut(
                            ] = False,
 ) -> Response:
     """Latency table of ``space`` at ``resolution`` for these settings: blocks under ``entries``,
-    stem/first/last/head under ``fixed`` (summed in ``fixed_ms``). A table measured under an older fingerprint
-    (a library, the CPU governor, affinity, quota or OMP_*/MKL_* changed since) is not served as current: the
-    request rebuilds it, unless ``allow_stale=true`` asks for that table (``"stale": true``)."""
+    stem/first/last/head under ``fixed`` (summed in ``fixed_ms``). An incomplete table starts (or joins) a
+    build: 202 with the job to poll, which ``DELETE /v1/jobs/{id}`` cancels; at most
+    LATENCY_SERVER_MAX_CONCURRENT_BUILDS distinct builds run at once (429 beyond). A table measured under an older
+    fingerprint (a library, the CPU governor, affinity, quota or OMP_*/MKL_* changed since) is not served as
+    current: the request rebuilds it, unless ``allow_stale=true`` asks for that table (``"stale": true``)."""
     cached = service.tables.cached_body(measuring, space, resolution)
     if cached is not None:
         return Response(cached, media_type="application/json")
