@@ -14,7 +14,7 @@ from latency_server.api.body_limit import BodyLimitMiddleware
 from latency_server.api.error_handlers import install_error_handlers
 from latency_server.api.fast_lut import FastLutMiddleware
 from latency_server.api.openapi_limits import install_limited_openapi
-from latency_server.api.routes import device, health, jobs, latency, lut
+from latency_server.api.routes import device, health, jobs, latency, lut, models
 from latency_server.api.service_errors import install_service_error_handlers
 from latency_server.config import Settings
 from latency_server.service import LatencyService
@@ -57,8 +57,9 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
     install_service_error_handlers(app)
     app.add_middleware(FastLutMiddleware)
     install_device_lock(app, settings)
-    for module in (health, device, latency, lut, jobs):
+    for module in (health, device, latency, models, lut, jobs):
         app.include_router(module.router)
     install_limited_openapi(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # outermost: before any parsing
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,  # outermost: before any parsing
+                       path_limits={"/v1/latency/model": (settings.max_onnx_bytes, "MAX_ONNX_BYTES")})
     return app
