@@ -31,9 +31,9 @@ from shared.api_schemas import (
     JobStatus,
     LutResponse,
     MeasureSettings,
-    NetworkRequest,
     ModelRequest,
     ModelResponse,
+    NetworkRequest,
     NetworkResponse,
     ServerStats,
 )
