@@ -4,7 +4,8 @@ A timm model is built on torch's ``meta`` device to be costed (no weights alloca
 random weights, to be measured on the task's backend; an ONNX graph runs on ONNX Runtime as uploaded. Rounds
 interleave the model with the drift reference network exactly as :class:`~latency_server.worker.timing.NetworkSet`
 does. Peak memory is the resident-set high-water mark over a fresh session of the model (the kernel's mark is
-reset first, ``/proc/self/clear_refs``) less the resident set before it; on CUDA, ``torch.cuda.max_memory_allocated``.
+reset first, ``/proc/self/clear_refs``, and freed heap handed back with ``malloc_trim``) less the resident set
+before it; on CUDA, ``torch.cuda.max_memory_allocated``.
 """
 
 from __future__ import annotations
@@ -164,6 +165,17 @@ def _status_kib(field: str) -> int | None:
     return None
 
 
+def _trim() -> None:
+    """glibc's ``malloc_trim(0)``: without it, memory freed by earlier sessions is reused unseen (no-op elsewhere)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _peak_memory(backend: Backend, factory: Callable[[], Runner]) -> tuple[int | None, str]:
     """Memory a fresh session of the model takes at its peak (opened and run once), and what measured it."""
     import gc
@@ -178,6 +190,7 @@ def _peak_memory(backend: Backend, factory: Callable[[], Runner]) -> tuple[int |
         peak = torch.cuda.max_memory_allocated() - base
         runner.close()
         return max(0, int(peak)), "torch.cuda.max_memory_allocated"
+    _trim()  # hand freed heap back to the kernel, so that the session's allocations show in the resident set
     try:
         with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
             handle.write("5")  # resets the resident-set high-water mark (VmHWM) to the current resident set
