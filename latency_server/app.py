@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
     install_device_lock(app, settings)
     for module in (health, device, latency, models, lut, jobs):
         app.include_router(module.router)
+    models.install_model_schemas(app)
     install_limited_openapi(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,  # outermost: before any parsing
                        path_limits={"/v1/latency/model": (settings.max_onnx_bytes, "MAX_ONNX_BYTES")})

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -40,6 +42,14 @@ class OnnxForm(ModelRequest):
     timm: str = Field("", max_length=0, description="unused with a file")
 
 
+def _form_value(text: str) -> Any:
+    """A form field as the JSON value it spells (``1``, ``0.9``, ``true``), else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def _validated(model: type[ModelRequest], data: Any, *, json: bool) -> ModelRequest:
     """``data`` validated, its errors answered as 422 with ``body`` locations."""
     try:
@@ -58,6 +68,20 @@ _OPENAPI_BODY = {"requestBody": {"required": True, "content": {
 }}}
 
 
+def install_model_schemas(app: FastAPI) -> None:
+    """Put :class:`ModelRequest` in the OpenAPI components: the route reads its body itself (JSON or a form), so
+    FastAPI does not see the model the JSON body follows."""
+    build: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(
+            "ModelRequest", ModelRequest.model_json_schema(ref_template="#/components/schemas/{model}"))
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 async def _parse(request: Request) -> tuple[ModelRequest, ModelSource]:
     """The settings and the model of a JSON or multipart request."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -72,7 +96,7 @@ async def _parse(request: Request) -> tuple[ModelRequest, ModelSource]:
         if upload is None or isinstance(upload, str):
             raise InputError(("body", "file"), "file: missing (the ONNX model as a file part named 'file')")
         data = await upload.read()
-        fields = {k: v for k, v in form.items() if k != "file" and isinstance(v, str)}
+        fields = {k: _form_value(v) for k, v in form.items() if k != "file" and isinstance(v, str)}
     req = _validated(OnnxForm, fields, json=False)
     if not data:
         raise InputError(("body", "file"), "file: empty")
@@ -85,7 +109,15 @@ async def _parse(request: Request) -> tuple[ModelRequest, ModelSource]:
 @router.post("/model", response_model=ModelResponse, openapi_extra=_OPENAPI_BODY)
 async def measure_model(request: Request, service: ServiceDep, settings: SettingsDep) -> ModelResponse:
     """Measure a timm model (by name, random weights) or an uploaded ONNX file: the verdict, parameters,
-    multiply-accumulates and peak memory (and optionally ONNX Runtime's per-operator profile)."""
+    multiply-accumulates and peak memory (and optionally ONNX Runtime's per-operator profile).
+
+    JSON (`ModelRequest`) names a timm model; `multipart/form-data` uploads an ONNX file in `file` (its settings as
+    form fields, the resolution taken from its input) within LATENCY_SERVER_MAX_ONNX_BYTES (413 beyond). Refused
+    with 422 before any measuring: an unknown timm name (with close matches), a file that is not a valid ONNX
+    model, a graph with custom-domain operators, external data, an input without a static shape or `Loop`/`Scan`/
+    `If` control flow, and a model over the parameter, activation, memory or time limits (costed from the graph
+    or, for timm, from the model built without weights). The same file at the same settings and confidence is
+    answered from the store (`cached`)."""
     req, source = await _parse(request)
     check_settings(req, settings, service.available)
     check_resolution(req.resolution, settings, ("body", "resolution"))

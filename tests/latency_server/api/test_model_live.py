@@ -151,7 +151,7 @@ def _hostile() -> dict[str, bytes]:
 def test_hostile_uploads_get_a_4xx_and_leave_nothing_behind(server: tuple[LocalServer, Path]) -> None:
     live, scratch = server
     with live.client() as client:
-        pid = client.get("/v1/health").json()["worker"]["pid"]
+        pid = client.get("/healthz").json()["worker"]["pid"]
         for name, data in _hostile().items():
             answer = client.post("/v1/latency/model", files={"file": ("m.onnx", data)})
             assert answer.status_code == 422, (name, answer.text)
@@ -165,7 +165,7 @@ def test_hostile_uploads_get_a_4xx_and_leave_nothing_behind(server: tuple[LocalS
         assert unknown.status_code == 422 and "mobilenetv3_small_100" in unknown.json()["detail"][0]["msg"]
         huge = client.post("/v1/latency/model", json={"timm": "resnet50", "resolution": 100_000})
         assert huge.status_code == 422 and huge.json()["detail"][0]["loc"] == ["body", "resolution"]
-        health = client.get("/v1/health").json()["worker"]
+        health = client.get("/healthz").json()["worker"]
     assert health["alive"] and health["pid"] == pid and health["restarts"] == 0
     assert list(scratch.iterdir()) == []
 
@@ -183,3 +183,21 @@ def test_the_client_refuses_a_missing_file(tmp_path: Path) -> None:
     with LatencyClient("http://127.0.0.1:9", http=httpx.Client()) as client, pytest.raises(LatencyTableError):
         client.measure_model(onnx=tmp_path / "absent.onnx")
     assert onnx.__version__
+
+
+def test_nas_validate_prints_a_files_verdict(server: tuple[LocalServer, Path], tmp_path: Path, capsys) -> None:
+    from nas.cli import main
+
+    torch.manual_seed(0)
+    path = tmp_path / "a.onnx"
+    path.write_bytes(_export(build_network(ARCH), RES))  # the same bytes as the test above: answered from the store
+    assert main(["validate", "--onnx", str(path), "--latency-endpoint", server[0].url]) == 0
+    out = capsys.readouterr().out
+    assert "(stored answer)" in out and "verdict: central" in out and "M parameters" in out
+
+
+def test_nas_validate_needs_an_endpoint_for_a_model(capsys) -> None:
+    from nas.cli import main
+
+    assert main(["validate", "--timm", "mobilenetv3_small_100"]) == 2
+    assert "--latency-endpoint" in capsys.readouterr().err
