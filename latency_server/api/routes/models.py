@@ -75,8 +75,17 @@ def install_model_schemas(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         schema = build()
-        schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(
-            "ModelRequest", ModelRequest.model_json_schema(ref_template="#/components/schemas/{model}"))
+        spec = ModelRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        settings, service = app.state.settings, getattr(app.state, "service", None)
+        props = spec["properties"]
+        props["batch_size"]["maximum"] = settings.max_batch_size
+        props["threads"]["maximum"] = settings.max_threads
+        props["resolution"]["maximum"] = settings.max_resolution
+        if service is not None:
+            props["backend"]["enum"] = list(service.available)
+        if props["resolution"]["default"] > settings.max_resolution:
+            spec["required"] = [*spec.get("required", []), "resolution"]
+        schema.setdefault("components", {}).setdefault("schemas", {}).setdefault("ModelRequest", spec)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
