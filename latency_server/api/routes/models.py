@@ -91,11 +91,16 @@ def install_model_schemas(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-async def _parse(request: Request) -> tuple[ModelRequest, ModelSource]:
-    """The settings and the model of a JSON or multipart request."""
+async def _parse(request: Request, max_json_bytes: int) -> tuple[ModelRequest, ModelSource]:
+    """The settings and the model of a JSON or multipart request (JSON within the usual body limit: only an
+    upload may use the ONNX limit)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
-        req = _validated(ModelRequest, await request.body(), json=True)
+        body = await request.body()
+        if len(body) > max_json_bytes:
+            raise InputError(("body",), f"body: {len(body)} bytes of JSON exceed the limit {max_json_bytes} "
+                                        "(LATENCY_SERVER_MAX_BODY_BYTES; only an ONNX upload may be larger)")
+        req = _validated(ModelRequest, body, json=True)
         return req, ModelSource(timm=req.timm)
     if kind != "multipart/form-data":
         raise InputError(("body",), "body: expected application/json (a timm name) or multipart/form-data (an ONNX "
@@ -127,7 +132,7 @@ async def measure_model(request: Request, service: ServiceDep, settings: Setting
     `If` control flow, and a model over the parameter, activation, memory or time limits (costed from the graph
     or, for timm, from the model built without weights). The same file at the same settings and confidence is
     answered from the store (`cached`)."""
-    req, source = await _parse(request)
+    req, source = await _parse(request, settings.max_body_bytes)
     check_settings(req, settings, service.available)
     check_resolution(req.resolution, settings, ("body", "resolution"))
     refuse_if_read_only(request.app)

@@ -166,6 +166,9 @@ def test_hostile_uploads_get_a_4xx_and_leave_nothing_behind(server: tuple[LocalS
         assert unknown.status_code == 422 and "mobilenetv3_small_100" in unknown.json()["detail"][0]["msg"]
         huge = client.post("/v1/latency/model", json={"timm": "resnet50", "resolution": 100_000})
         assert huge.status_code == 422 and huge.json()["detail"][0]["loc"] == ["body", "resolution"]
+        padded = client.post("/v1/latency/model", content=b'{"timm": "resnet18"' + b" " * (2 << 20) + b"}",
+                             headers={"content-type": "application/json"})
+        assert padded.status_code == 422 and "MAX_BODY_BYTES" in padded.text
         health = client.get("/healthz").json()["worker"]
     assert health["alive"] and health["pid"] == pid and health["restarts"] == 0
     assert set(scratch.iterdir()) == before
