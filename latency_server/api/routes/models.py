@@ -34,6 +34,7 @@ router = APIRouter(prefix="/v1/latency", tags=["latency"], dependencies=[Depends
 
 #: where an ONNX graph's input is not a square image (no height), the drift reference's resolution
 _DEFAULT_RESOLUTION = 224
+_MIN_RESOLUTION = 32
 
 
 class OnnxForm(ModelRequest):
@@ -141,7 +142,9 @@ async def measure_model(request: Request, service: ServiceDep, settings: Setting
     (inspection,) = await results_or_release(
         request, service.queue, [await run_in_threadpool(models.inspect, source, req.resolution, req.batch_size)])
     models.refuse(inspection)
-    resolution = req.resolution if source.onnx is None else inspection.resolution or _DEFAULT_RESOLUTION
+    # an ONNX graph's drift reference runs at its input's height (at least the smallest a network request takes)
+    resolution = req.resolution if source.onnx is None else max(_MIN_RESOLUTION,
+                                                                  inspection.resolution or _DEFAULT_RESOLUTION)
     if source.onnx is not None:
         check_resolution(resolution, settings, ("body", "file"))
         if inspection.batch_size != req.batch_size:
