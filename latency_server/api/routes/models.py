@@ -30,7 +30,9 @@ from shared.api_schemas import ErrorResponse, ModelRequest, ModelResponse
 
 router = APIRouter(prefix="/v1/latency", tags=["latency"], dependencies=[Depends(require_token)],
                    responses={**MEASURING_RESPONSES, 413: {
-                       "model": ErrorResponse, "description": "the body exceeds LATENCY_SERVER_MAX_ONNX_BYTES"}})
+                       "model": ErrorResponse, "description": "the body exceeds LATENCY_SERVER_MAX_ONNX_BYTES"},
+                       422: {"model": ErrorResponse, "description": "bad input, an unknown timm name, a refused "
+                             "ONNX graph or a model over a limit (the field named in loc)"}})
 
 #: where an ONNX graph's input is not a square image (no height), the drift reference's resolution
 _DEFAULT_RESOLUTION = 224
