@@ -17,7 +17,7 @@ from latency_server.api.fast_lut import FastLutMiddleware
 from latency_server.api.metrics import MetricsMiddleware, install_metrics
 from latency_server.api.metrics import router as metrics_router
 from latency_server.api.openapi_limits import install_limited_openapi
-from latency_server.api.routes import device, health, jobs, latency, lut, tables
+from latency_server.api.routes import device, health, jobs, latency, lut, models, tables
 from latency_server.api.service_errors import install_service_error_handlers
 from latency_server.config import Settings
 from latency_server.service import LatencyService
@@ -63,11 +63,13 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
     app.add_middleware(FastLutMiddleware)
     app.add_middleware(ClientIdentityMiddleware, settings=settings)  # before the fast path: it may build
     install_device_lock(app, settings)
-    for module in (health, device, latency, lut, jobs, tables):
+    for module in (health, device, latency, models, lut, jobs, tables):
         app.include_router(module.router)
+    models.install_model_schemas(app)
     app.include_router(metrics_router)
     install_dashboard(app)  # the HTML pages at / and /ui/...
     install_limited_openapi(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # before any parsing
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,  # before any parsing
+                       path_limits={"/v1/latency/model": (settings.max_onnx_bytes, "MAX_ONNX_BYTES")})
     app.add_middleware(MetricsMiddleware)  # outermost: counts every answer, a refused body's too
     return app

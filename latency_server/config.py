@@ -112,6 +112,8 @@ class Settings(BaseSettings):
 
     # -- input limits (guard memory and time) ---------------------------------------------------------
     max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body (413 beyond)")
+    max_onnx_bytes: int = Field(64 << 20, ge=1024, description="largest ONNX upload to POST /v1/latency/model "
+                                "(the whole multipart body; 413 beyond)")
     max_channels: int = Field(4096, ge=1)
     max_exp_ratio: int = Field(8, ge=1, description="largest expansion ratio of a block or arch-string block")
     max_resolution: int = Field(1024, ge=1)

@@ -19,6 +19,7 @@ from latency_server.config import Settings
 from latency_server.health import DatabaseProbe, Health, check_health
 from latency_server.store.crud import Store
 from latency_server.tables.builds import TableBuilds
+from latency_server.verdicts.models import ModelMeasurements
 from latency_server.verdicts.networks import NetworkMeasurements
 from latency_server.worker.child import WorkerConfig
 from latency_server.worker.fingerprint import DeviceFingerprint
@@ -63,6 +64,7 @@ class LatencyService:
         self._stop_deadline: float | None = None
         self.tables = TableBuilds(self.measurer)
         self.networks = NetworkMeasurements(self.measurer, self.tables)
+        self.models = ModelMeasurements(self.networks)
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> None:

@@ -42,6 +42,9 @@ __all__ = [
     "LatencyStats",
     "LutResponse",
     "MeasureSettings",
+    "ModelRequest",
+    "ModelResponse",
+    "OperatorTime",
     "NetworkRequest",
     "NetworkResponse",
     "QueueHealth",
@@ -287,6 +290,51 @@ class NetworkResponse(BaseModel):
     normalized_spread_ms: float | None = None
     #: the verdict: central figure and upper bound at the request's confidence (``None`` without a drift reference)
     verdict: Verdict | None = None
+
+
+class ModelRequest(MeasureSettings):
+    """``POST /v1/latency/model`` as JSON: a timm model by name, built with random weights (an ONNX file comes as
+    ``multipart/form-data`` instead: the file in ``file``, these settings as form fields)."""
+
+    timm: str = Field(min_length=1, max_length=200, description="a timm model name, e.g. mobilenetv3_small_100")
+    resolution: Annotated[int, Field(ge=32, le=INT_CAP), BeforeValidator(_json_int)] = 224
+    confidence: Annotated[float, Field(ge=0.5, le=0.9999), BeforeValidator(_no_bool)] = Field(
+        0.95, description="the confidence of the verdict's upper bound")
+    profile: bool = Field(False, description="add ONNX Runtime's per-operator profile (onnxruntime backend)")
+
+
+class OperatorTime(BaseModel):
+    """One operator of the model in ONNX Runtime's profile: its mean time per run."""
+
+    name: str
+    op_type: str
+    mean_ms: float
+
+
+class ModelResponse(BaseModel):
+    """A model's verdict on this device, beside its size, its compute and the memory its session takes."""
+
+    fingerprint: str
+    #: ``timm:<name>`` or ``onnx:<sha256 of the file>``
+    model: str
+    resolution: int
+    measured: LatencyStats
+    rounds: list[LatencyStats] = Field(default_factory=list)
+    spread_ms: float = 0.0
+    #: the drift reference's median over this measurement's rounds (``None`` without a drift reference)
+    reference_ms: float | None = None
+    verdict: Verdict | None = None
+    #: parameters (timm: ``sum(p.numel())``; ONNX: the initializers' elements)
+    parameters: int
+    #: multiply-accumulates of one forward pass of the batch: convolutions and matrix products
+    macs: int
+    #: the measured session's peak memory above the worker's resident set before it (``None`` where unknown)
+    peak_memory_bytes: int | None = None
+    memory_source: str = ""
+    #: the operators taking the most time (``profile: true`` only)
+    profile: list[OperatorTime] | None = None
+    #: an ONNX file measured before at this configuration and confidence: its stored answer
+    cached: bool = False
 
 
 class DeviceResponse(BaseModel):

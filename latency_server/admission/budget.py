@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from latency_server.errors import OverBudget
+from latency_server.worker.model_tasks import ModelTask
 from latency_server.worker.stats import Method
 from latency_server.worker.tasks import BlockTask, NetworkTask
 from shared.api_schemas import MeasureSettings
@@ -130,10 +131,16 @@ def _timing_s(macs: float, layers: int, method: Method, macs_per_s: float) -> fl
     return method.warmup * run_s + timed_s
 
 
-def task_cost(task: BlockTask | NetworkTask, macs_per_s: float) -> Cost:
-    """The cost of one worker task at ``macs_per_s`` multiply-adds per second."""
+def task_cost(task: BlockTask | NetworkTask | ModelTask, macs_per_s: float) -> Cost:
+    """The cost of one worker task at ``macs_per_s`` multiply-adds per second (a model's figures come from its
+    inspection, per forward pass of its input, so per image here)."""
     batch = task.measuring.batch_size
-    if isinstance(task, BlockTask):
+    if isinstance(task, ModelTask):
+        seen, per = task.inspection, max(1, task.inspection.batch_size)
+        parts = [_Figures(seen.parameters, seen.macs // per, -(-seen.activation_elements // per), seen.layers)]
+        parts += [_network_figures(arch, task.resolution, task.num_classes) for arch in task.archs]
+        rounds, setup_s = max(1, task.rounds), _NETWORK_SETUP_S
+    elif isinstance(task, BlockTask):
         parts = [block_figures(BlockKey.parse(task.key))]
         rounds, setup_s = 1, _BLOCK_SETUP_S
     else:
@@ -243,7 +250,7 @@ class Budget:
         self.limits = limits
         self.speed = speed
 
-    def check(self, work: Sequence[tuple[BlockTask | NetworkTask, tuple[str | int, ...]]],
+    def check(self, work: Sequence[tuple[BlockTask | NetworkTask | ModelTask, tuple[str | int, ...]]],
               *, timed: Sequence[bool] | None = None) -> Cost:
         """Each task within the per-model limits, and the tasks flagged in ``timed`` (default: all) within the
         request's time; returns the request's cost or raises :class:`OverBudget` (422)."""

@@ -37,27 +37,31 @@ async def _reject(send: Send, status: int, msg: str, kind: str) -> None:
 class BodyLimitMiddleware:
     """Answer 413 to request bodies over ``max_bytes`` (``LATENCY_SERVER_MAX_BODY_BYTES``)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: dict[str, tuple[int, str]] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        #: paths with a limit of their own (an upload's): path -> (bytes, the setting's name after LATENCY_SERVER_)
+        self.path_limits = path_limits or {}
 
-    def _too_large(self, size: str) -> str:
-        return f"body: {size} bytes exceed the limit {self.max_bytes} (LATENCY_SERVER_MAX_BODY_BYTES)"
+    def _too_large(self, size: str, limit: int, env: str) -> str:
+        return f"body: {size} bytes exceed the limit {limit} (LATENCY_SERVER_{env})"
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, env = self.path_limits.get(scope.get("path", ""), (self.max_bytes, "MAX_BODY_BYTES"))
         lengths = [value for name, value in scope.get("headers", []) if name.lower() == b"content-length"]
         if lengths:
             text = lengths[0].strip()
             if len(lengths) > 1 or not text.isdigit():  # bytes.isdigit: ASCII digits only
                 await _reject(send, 400, "body: Content-Length must be one decimal number", "bad_length")
                 return
-            if len(text) > _MAX_LENGTH_DIGITS or int(text) > self.max_bytes:
-                if int(text[:_MAX_LENGTH_DIGITS]) <= _DRAIN_FACTOR * self.max_bytes:
-                    await _drain(receive, 0, _DRAIN_FACTOR * self.max_bytes)
-                await _reject(send, 413, self._too_large(text.decode()[:_MAX_LENGTH_DIGITS]), "body_too_large")
+            if len(text) > _MAX_LENGTH_DIGITS or int(text) > limit:
+                if int(text[:_MAX_LENGTH_DIGITS]) <= _DRAIN_FACTOR * limit:
+                    await _drain(receive, 0, _DRAIN_FACTOR * limit)
+                await _reject(send, 413, self._too_large(text.decode()[:_MAX_LENGTH_DIGITS], limit, env),
+                              "body_too_large")
                 return
         chunks: list[bytes] = []
         size = 0
@@ -68,10 +72,10 @@ class BodyLimitMiddleware:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
+            if size > limit:
                 if message.get("more_body", False):
-                    await _drain(receive, size, _DRAIN_FACTOR * self.max_bytes)
-                await _reject(send, 413, self._too_large(f"more than {self.max_bytes}"), "body_too_large")
+                    await _drain(receive, size, _DRAIN_FACTOR * limit)
+                await _reject(send, 413, self._too_large(f"more than {limit}", limit, env), "body_too_large")
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

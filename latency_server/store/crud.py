@@ -251,6 +251,12 @@ class Store:
             session.add(row)
         return row
 
+    def latest_network_method(self, fp_id: str, arch: str, resolution: int) -> dict[str, Any] | None:
+        """The method record of the newest measurement of ``arch`` at ``resolution`` with this store's settings."""
+        rows = self._newest((NetworkMeasurement.method,), (NetworkMeasurement.fingerprint_id == fp_id,
+                            NetworkMeasurement.arch == arch, NetworkMeasurement.resolution == resolution), 1, None)
+        return dict(rows[0][0] or {}) if rows else None
+
     def _newest(self, columns: Sequence[Any], conditions: Sequence[Any], limit: int,
                 since: datetime | None) -> list[Any]:
         """The newest ``limit`` network rows meeting ``conditions`` (and measured with this store's settings, at or

@@ -24,6 +24,8 @@ from latency_server.worker.backends import Backend, available_backends, make_bac
 from latency_server.worker.backends.onnxruntime import runtime_settings
 from latency_server.worker.child import WorkerConfig, rss_bytes
 from latency_server.worker.fingerprint import hardware_info, software_info
+from latency_server.worker.model_runner import inspect_model, measure_model
+from latency_server.worker.model_tasks import ModelInspectTask, ModelTask
 from latency_server.worker.tasks import BlockResult, BlockTask, NetworksResult, NetworkTask, TaskFailure, WorkerHello
 from latency_server.worker.timing import NetworkSet, measure_block
 from shared.api_schemas import MeasureSettings
@@ -70,6 +72,10 @@ class TaskRunner:
             return self.measure_block(task)
         if isinstance(task, NetworkTask):
             return self.measure_networks(task)
+        if isinstance(task, ModelInspectTask):
+            return inspect_model(task)
+        if isinstance(task, ModelTask):
+            return measure_model(self.backend(task.measuring), task, lambda b: _plain(b.describe()))
         raise TypeError(f"the measurement worker has no task type {type(task).__name__}")
 
     def measure_block(self, task: BlockTask) -> BlockResult:

@@ -1,4 +1,5 @@
-"""``nas validate``: top-1/top-5 of a network on a data set's val split, and optionally its measured latency."""
+"""``nas validate``: top-1/top-5 of a network on a data set's val split, and optionally its measured latency; or,
+with ``--timm NAME`` or ``--onnx FILE``, the latency server's verdict for any model (no data, no checkpoint)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "validate", help="top-1/top-5 of a network (and its latency from a latency server)", description=__doc__
     )
-    p.add_argument("data", help="'digits', 'synthetic' or an ImageFolder root with val/")
+    p.add_argument("data", nargs="?", default="", help="'digits', 'synthetic' or an ImageFolder root with val/")
     p.add_argument("--arch", default="", help="architecture string (default: the one the checkpoint records)")
-    p.add_argument("--checkpoint", required=True, help="a heaviest/child checkpoint, or a supernet one with --arch")
+    p.add_argument("--checkpoint", default="", help="a heaviest/child checkpoint, or a supernet one with --arch")
+    p.add_argument("--timm", default="", metavar="NAME",
+                   help="measure this timm model (random weights) on --latency-endpoint instead of a checkpoint")
+    p.add_argument("--onnx", default="", metavar="FILE",
+                   help="upload this ONNX file to --latency-endpoint and measure it instead of a checkpoint")
+    p.add_argument("--confidence", type=float, default=0.95, help="the verdict's confidence (default %(default)s)")
+    p.add_argument("--profile", action="store_true", help="with --timm/--onnx: ONNX Runtime's top operators")
     p.add_argument("--resolution", type=int, default=32, help="input size (default %(default)s)")
     p.add_argument("-b", "--batch-size", type=int, default=128)
     p.add_argument("-j", "--workers", type=int, default=0)
@@ -50,6 +57,13 @@ def measure_latency_ms(endpoint: str, arch: str, resolution: int) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.timm or args.onnx:
+        from nas.commands.validate_model import run_model
+
+        return run_model(args)
+    if not args.checkpoint or not args.data:
+        raise UserError("nas validate needs DATA and --checkpoint (or --timm NAME / --onnx FILE with "
+                        "--latency-endpoint)")
     import torch
     from torch.utils.data import DataLoader
 

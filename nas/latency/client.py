@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -30,6 +31,8 @@ from shared.api_schemas import (
     JobStatus,
     LutResponse,
     MeasureSettings,
+    ModelRequest,
+    ModelResponse,
     NetworkRequest,
     NetworkResponse,
     ServerStats,
@@ -275,3 +278,34 @@ class LatencyClient:
                         batch_size=batch_size, threads=threads, confidence=confidence)
         response = self._send("POST", "/v1/latency/network", json=body.model_dump())
         return self._parse(NetworkResponse, response)
+
+    def measure_model(
+        self,
+        *,
+        timm: str | None = None,
+        onnx: str | Path | None = None,
+        resolution: int = 224,
+        backend: str = "onnxruntime",
+        batch_size: int = 1,
+        threads: int = 1,
+        confidence: float = 0.95,
+        profile: bool = False,
+    ) -> ModelResponse:
+        """``POST /v1/latency/model``: the verdict for a timm model by name (random weights, at ``resolution``) or
+        an ONNX file (uploaded; its input shape sets the resolution), with parameters, MACs and peak memory."""
+        if (timm is None) == (onnx is None):
+            raise LatencyTableError("measure_model: give exactly one of timm (a model name) or onnx (a file)")
+        body = _request(ModelRequest, timm=timm or "onnx", resolution=resolution, backend=backend,
+                        batch_size=batch_size, threads=threads, confidence=confidence, profile=profile)
+        if timm is not None:
+            response = self._send("POST", "/v1/latency/model", json=body.model_dump())
+        else:
+            try:
+                data = Path(onnx).read_bytes()  # type: ignore[arg-type]
+            except OSError as exc:
+                raise LatencyTableError(f"onnx: cannot read {onnx}: {exc}") from None
+            fields = {k: str(v).lower() if isinstance(v, bool) else str(v)
+                      for k, v in body.model_dump(exclude={"timm", "resolution"}).items()}
+            response = self._send("POST", "/v1/latency/model", data=fields,
+                                  files={"file": (Path(onnx).name, data, "application/octet-stream")})
+        return self._parse(ModelResponse, response)

@@ -43,6 +43,9 @@ FUZZ_ENV = {
 WARNINGS = ("missing_auth,missing_test_data,base_url_mismatch,validation_mismatch,missing_deserializer,"
             "unsupported_regex,low_valid_rate,rate_limited,dictionary_mismatch")
 MEASURING = ("POST /v1/latency/blocks", "POST /v1/latency/network")
+#: a schema-valid body here names a timm model or carries an ONNX file, which generated data never is: refused with
+#: 422 by design ("validation mismatch"; its refusals are tested in test_model_live.py), and still checked for 5xx
+UNGENERATABLE = {"POST /v1/latency/model"}
 
 
 @pytest.mark.slow  # hundreds of generated requests against a live server
@@ -60,7 +63,7 @@ def test_schema_fuzz_finds_no_server_error_and_no_contract_mismatch(live_server,
     assert proc.returncode == 0, summary + proc.stderr[-2000:]
     result = json.loads(report.read_text())
     assert result["test_cases"]["generated"] >= 300 and result["test_cases"]["with_failures"] == 0, summary
-    assert not [name for name, labels in result["warnings"].items() if labels], result["warnings"]
+    assert not [name for name, labels in result["warnings"].items() if set(labels) - UNGENERATABLE], result["warnings"]
     for operation in MEASURING:
         rates = result["valid_rates"][operation].values()
         accepted, rejected = sum(r["accepted"] for r in rates), sum(r["rejected"] for r in rates)
