@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from record import add_state_argument, write_result
 
-from latency_server.tables.calibration import reference_arch  # noqa: E402
 from latency_server.tables.correction import sample_choices  # noqa: E402
+from latency_server.tables.reference import reference_arch  # noqa: E402
 from latency_server.worker.backends import make_backend  # noqa: E402
 from latency_server.worker.stats import Method  # noqa: E402
 from latency_server.worker.timing import NetworkSet, time_runner  # noqa: E402

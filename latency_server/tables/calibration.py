@@ -36,10 +36,11 @@ from latency_server.tables.correction import (
     sample_choices,
 )
 from latency_server.tables.prediction import TableView
+from latency_server.tables.reference import reference_arch, reference_network
 from latency_server.worker.stats import Stats
 from latency_server.worker.tasks import NetworksResult, NetworkTask
 from shared.api_schemas import MeasureSettings
-from shared.arch_string import ArchDef, format_arch, parse_arch
+from shared.arch_string import parse_arch
 from shared.block_key import BlockKey
 from shared.search_space import SearchSpace
 
@@ -49,16 +50,6 @@ if TYPE_CHECKING:
 __all__ = ["BuildCalibration", "Calibrator", "fit_medians", "reference_arch", "reference_level", "reference_network"]
 
 log = logging.getLogger(__name__)
-
-
-def reference_network(space: SearchSpace) -> ArchDef:
-    """The drift reference: the space's lightest network (cheap, fixed, at the request's resolution)."""
-    return space.arch_from_choice(space.lightest())
-
-
-def reference_arch(space: SearchSpace) -> str:
-    """The drift reference's arch string (its key in the store)."""
-    return format_arch(reference_network(space))
 
 
 def _now() -> str:

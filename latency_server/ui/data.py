@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from latency_server.service import LatencyService
 from latency_server.store.models import BlockMeasurement, Fingerprint, LutTable
 from latency_server.ui import svg
 from latency_server.worker.jobs import Job
+
+if TYPE_CHECKING:  # the routes hand the service in; only its attributes are read here
+    from latency_server.service import LatencyService
 from shared.api_schemas import MeasureSettings
 from shared.search_space import SearchSpace, SearchSpaceError, get_space
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 
-from latency_server.service import LatencyService
 from latency_server.store.models import Fingerprint, NetworkMeasurement
-from latency_server.tables.calibration import reference_arch
+from latency_server.tables.reference import reference_arch
 from latency_server.ui import svg
 from latency_server.ui.data import stored_tables
+
+if TYPE_CHECKING:  # the routes hand the service in; only its attributes are read here
+    from latency_server.service import LatencyService
 from shared.search_space import SearchSpaceError, get_space
 
 __all__ = ["drift_configurations", "verdict_rows"]

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from latency_server.admission.validate import InputError
-from latency_server.tables.calibration import reference_arch, reference_network
+from latency_server.tables.reference import reference_arch, reference_network
 from latency_server.verdicts.bound import prediction_bound
 from latency_server.verdicts.networks import NetworkMeasurements
 from latency_server.worker.model_tasks import ModelInspection, ModelInspectTask, ModelResult, ModelSource, ModelTask

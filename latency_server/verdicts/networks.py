@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from latency_server.tables.calibration import reference_arch, reference_network
 from latency_server.tables.prediction import Prediction, choice_in, predict
+from latency_server.tables.reference import reference_arch, reference_network
 from latency_server.verdicts.bound import (
     RatioDrift,
     VerdictStats,

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from latency_server.service import LatencyService
 from latency_server.store.models import NetworkMeasurement, utcnow
-from latency_server.tables.calibration import reference_arch
+from latency_server.tables.reference import reference_arch
 from latency_server.ui.routes import TOKEN_COOKIE
 from latency_server.worker.stats import Stats
 from shared.api_schemas import MeasureSettings
