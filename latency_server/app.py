@@ -11,7 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from latency_server.admission.device_lock import install_device_lock
 from latency_server.api.body_limit import BodyLimitMiddleware
+from latency_server.api.browser_safety import BrowserSafetyMiddleware
 from latency_server.api.error_handlers import install_error_handlers
+from latency_server.api.exposure import UnsafeExposure, exposure_problem
 from latency_server.api.fast_lut import FastLutMiddleware
 from latency_server.api.openapi_limits import install_limited_openapi
 from latency_server.api.routes import device, health, jobs, latency, lut
@@ -19,7 +21,7 @@ from latency_server.api.service_errors import install_service_error_handlers
 from latency_server.config import Settings
 from latency_server.service import LatencyService
 from latency_server.store.crud import Store
-from latency_server.store.database import upgrade_database
+from latency_server.store.database import redacted_url, upgrade_database
 
 __all__ = ["create_app"]
 
@@ -27,8 +29,13 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, *, service: LatencyService | None = None, migrate: bool = True):
-    """The latency server app. ``settings`` default to the environment; migrations run at start-up."""
+    """The latency server app. ``settings`` default to the environment; migrations run at start-up.
+
+    Raises :class:`UnsafeExposure` for a non-loopback ``settings.host`` without a token."""
     settings = settings or Settings()
+    problem = exposure_problem(settings)
+    if problem is not None:
+        raise UnsafeExposure(problem)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,7 +47,7 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
             svc = LatencyService(settings, Store(url))
         await run_in_threadpool(svc.start)  # the measurement worker's process says hello
         app.state.service = svc
-        log.info("latency server ready: backends %s, database %s", svc.available, settings.database_url())
+        log.info("latency server ready: backends %s, database %s", svc.available, redacted_url(settings.database_url()))
         try:
             yield
         finally:
@@ -60,5 +67,6 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
     for module in (health, device, latency, lut, jobs):
         app.include_router(module.router)
     install_limited_openapi(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # outermost: before any parsing
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # before any parsing
+    app.add_middleware(BrowserSafetyMiddleware, settings=settings)  # outermost: before the body is read
     return app
