@@ -111,6 +111,16 @@ def test_megabyte_lists_are_refused_by_length_while_health_keeps_answering(serve
 
 
 @pytest.mark.slow
+def test_a_deep_stride_2_stack_at_1024_px_is_refused_by_cost_at_once(server: LocalServer) -> None:
+    # timm dilates every stride past 32: forty of these blocks run at 32 x 32 px, not at 1 px
+    arch = "[[" + ", ".join(["'ir_r1_k11_s2_e8_c256'"] * 44) + "]]"
+    before = _counters(server)
+    resp = httpx.post(f"{server.url}{NETWORK}", json={"arch": arch, "resolution": 1024}, timeout=60)
+    assert resp.status_code == 422 and resp.json()["detail"][0]["type"] == "over_budget", resp.text[:300]
+    assert "LATENCY_SERVER_" in resp.text and _counters(server) == before
+
+
+@pytest.mark.slow
 def test_device_queries_over_many_settings_write_no_rows(server: LocalServer, tmp_path: Path) -> None:
     db = Path(server.db_url.removeprefix("sqlite:///"))
 
