@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from latency_server.admission.device_lock import install_device_lock
 from latency_server.api.body_limit import BodyLimitMiddleware
-from latency_server.api.browser_safety import BrowserSafetyMiddleware
+from latency_server.api.browser_safety import BROWSER_RULES, BrowserSafetyMiddleware
 from latency_server.api.error_handlers import install_error_handlers
 from latency_server.api.exposure import UnsafeExposure, exposure_problem
 from latency_server.api.fast_lut import FastLutMiddleware
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
     app = FastAPI(
         title="HardCoRe-NAS latency server",
         summary="Measures, caches and serves block, table and whole-network latencies of this device.",
+        description=BROWSER_RULES,
         version="1",
         lifespan=lifespan,
     )

@@ -29,7 +29,17 @@ from starlette.middleware.trustedhost import parse_host_header
 
 from latency_server.api.exposure import allowed_host_names, connection_exposed, needs_token
 
-__all__ = ["BrowserSafetyMiddleware"]
+__all__ = ["BROWSER_RULES", "BrowserSafetyMiddleware"]
+
+#: the rules in the REST reference (the app's OpenAPI description)
+BROWSER_RULES = (
+    "**Requests from browsers.** Every request's `Host` must be a name of this server: `127.0.0.1`, `localhost`, "
+    "`[::1]` (any port), the bind address, or one of `LATENCY_SERVER_ALLOWED_HOSTS` (comma-separated; `*` = any); "
+    "other names get 400 (a DNS-rebinding guard). A request that may measure (every POST, and `GET /v1/lut`, which "
+    "starts builds) with an `Origin` other than this server's own, or marked `Sec-Fetch-Site: cross-site` or "
+    "`same-site`, gets 403. A body must be sent as `Content-Type: application/json` (415 otherwise). No CORS headers "
+    "are sent. A server without a token refuses (403) connections that arrive on a non-loopback address."
+)
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
