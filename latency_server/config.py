@@ -33,8 +33,8 @@ class Settings(BaseSettings):
         False, description="serve on a non-loopback address without a token (anyone who reaches it may measure)"
     )
     allowed_hosts: str = Field(
-        "", description="comma-separated Host names this server answers to besides the loopback names and the bind "
-        "address (DNS-rebinding guard; '*' = any)"
+        "", description="comma-separated Host names this server answers to besides the loopback names, the bind "
+        "address and (bound beyond loopback) IP addresses: a DNS-rebinding guard; '*' = any"
     )
     device_lock: str = Field(
         "", description="lock file held by the one server that measures on this device; empty = a file in the "

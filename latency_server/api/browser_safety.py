@@ -4,8 +4,8 @@ A web page the user opens can send requests to a server on loopback: with DNS re
 attacker's that resolves to 127.0.0.1) it can even read the answers. Browsers give such requests away, and this
 middleware refuses them before anything is parsed:
 
-- ``Host`` must be a name of this server (loopback names, the bind address, ``LATENCY_SERVER_ALLOWED_HOSTS``),
-  else 400: a rebound name never is.
+- ``Host`` must be a name of this server (loopback names, the bind address, ``LATENCY_SERVER_ALLOWED_HOSTS``;
+  any IP address when bound beyond loopback), else 400: a rebound name never is.
 - A request that changes state or may measure (any method but GET/HEAD/OPTIONS, and ``GET /v1/lut``, which
   starts table builds) is refused 403 when its ``Origin`` is not this server's own, or when the browser marks it
   cross-site (``Sec-Fetch-Site``, sent with ``<img>`` loads that carry no ``Origin``).
@@ -27,18 +27,19 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.middleware.trustedhost import parse_host_header
 
-from latency_server.api.exposure import allowed_host_names, connection_exposed, needs_token
+from latency_server.api.exposure import allowed_host_names, connection_exposed, ip_literals_allowed, needs_token
 
 __all__ = ["BROWSER_RULES", "BrowserSafetyMiddleware"]
 
 #: the rules in the REST reference (the app's OpenAPI description)
 BROWSER_RULES = (
     "**Requests from browsers.** Every request's `Host` must be a name of this server: `127.0.0.1`, `localhost`, "
-    "`[::1]` (any port), the bind address, or one of `LATENCY_SERVER_ALLOWED_HOSTS` (comma-separated; `*` = any); "
-    "other names get 400 (a DNS-rebinding guard). A request that may measure (every POST, and `GET /v1/lut`, which "
-    "starts builds) with an `Origin` other than this server's own, or marked `Sec-Fetch-Site: cross-site` or "
-    "`same-site`, gets 403. A body must be sent as `Content-Type: application/json` (415 otherwise). No CORS headers "
-    "are sent. A server without a token refuses (403) connections that arrive on a non-loopback address."
+    "`[::1]` (any port), the bind address, one of `LATENCY_SERVER_ALLOWED_HOSTS` (comma-separated; `*` = any), or "
+    "any IP address when the server is bound beyond loopback; other names get 400 (a DNS-rebinding guard). A "
+    "request that may measure (every POST, and `GET /v1/lut`, which starts builds) with an `Origin` other than "
+    "this server's own, or marked `Sec-Fetch-Site: cross-site` or `same-site`, gets 403. A body must be sent as "
+    "`Content-Type: application/json` (415 otherwise). No CORS headers are sent. A server without a token refuses "
+    "(403) connections that arrive on a non-loopback address."
 )
 
 Message = dict[str, Any]
@@ -70,14 +71,20 @@ class BrowserSafetyMiddleware:
         self.settings = settings
         self.allowed = allowed_host_names(settings)
 
+    def _host_allowed(self, host: str) -> bool:
+        if self.allowed is None:
+            return True
+        parsed = parse_host_header(host)
+        return parsed is not None and (parsed.host.lower() in self.allowed
+                                       or ip_literals_allowed(self.settings, parsed.host))
+
     def _problem(self, scope: dict[str, Any]) -> tuple[int, list[str], str, str] | None:
         if connection_exposed(scope.get("server")) and needs_token(self.settings):
             return (403, ["request"], "request: this server has no token (LATENCY_SERVER_TOKEN) and answers loopback "
                     "connections only", "token_required")
         headers = Headers(scope=scope)
         host = headers.get("host", "")
-        parsed = parse_host_header(host)
-        if self.allowed is not None and (parsed is None or parsed.host.lower() not in self.allowed):
+        if not self._host_allowed(host):
             return (400, ["header", "host"], f"Host: {host[:64]!r} is not a name of this server (loopback names, "
                     "the bind address and LATENCY_SERVER_ALLOWED_HOSTS)", "host_not_allowed")
         method = scope["method"]
@@ -90,7 +97,8 @@ class BrowserSafetyMiddleware:
             if site is not None and site.lower() not in _OWN_SITES:
                 return (403, ["header", "sec-fetch-site"], f"Sec-Fetch-Site: {site[:32]!r}: requests from other "
                         "sites may not measure", "cross_origin")
-        if method in _BODY_METHODS:
+        has_body = headers.get("content-length", "0").strip() != "0" or "transfer-encoding" in headers
+        if method in _BODY_METHODS and has_body:  # (a bodyless request gets its route's answer: 405, 422)
             media_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if media_type != "application/json":
                 return (415, ["header", "content-type"], f"Content-Type: {media_type[:64] or 'none'!r} is not "

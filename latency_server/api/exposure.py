@@ -13,7 +13,7 @@ import ipaddress
 from typing import Any
 
 __all__ = ["LOOPBACK_NAMES", "UnsafeExposure", "allowed_host_names", "connection_exposed", "exposure_problem",
-           "is_loopback", "needs_token"]
+           "ip_literals_allowed", "is_loopback", "needs_token"]
 
 #: Host names every server answers to (any port); IPv6 literals are bracketed as in a Host header
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "localhost.", "[::1]"})
@@ -58,6 +58,19 @@ def connection_exposed(server: Any) -> bool:
         return not ipaddress.ip_address(str(server[0]).strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def ip_literals_allowed(settings: Any, host: str) -> bool:
+    """Whether ``host`` is an IP address a server bound beyond loopback answers to: any IP is, as DNS rebinding
+    always sends a name (a page that targets an IP address directly is cross-origin, and no CORS header lets it
+    read the answer)."""
+    if is_loopback(settings.host):
+        return False
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def allowed_host_names(settings: Any) -> frozenset[str] | None:

@@ -160,3 +160,16 @@ def test_a_tokenless_app_refuses_connections_on_a_public_address(tmp_path: Path)
     # with a token the request goes on (to the Host check: this address was not named)
     named = asyncio.run(get(create_app(fast_settings(tmp_path, token="t")), "192.0.2.7"))
     assert named.status_code == 400 and "Host" in named.text
+
+
+def test_the_host_names_a_server_answers_to(tmp_path: Path) -> None:
+    from latency_server.api.exposure import allowed_host_names, ip_literals_allowed
+
+    loopback = fast_settings(tmp_path, allowed_hosts="Lab.example, gpu-box")
+    assert allowed_host_names(loopback) >= {"127.0.0.1", "localhost", "[::1]", "lab.example", "gpu-box"}
+    assert not ip_literals_allowed(loopback, "192.0.2.7")  # a loopback server is reached on loopback only
+    public = fast_settings(tmp_path, host="::", token="t")
+    assert "::" not in allowed_host_names(public) and ip_literals_allowed(public, "[2001:db8::1]")
+    assert not ip_literals_allowed(public, "attacker.example")  # rebinding always sends a name
+    assert "[fe80::1]" in allowed_host_names(fast_settings(tmp_path, host="fe80::1", token="t"))
+    assert allowed_host_names(fast_settings(tmp_path, allowed_hosts="*")) is None
