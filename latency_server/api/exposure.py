@@ -55,9 +55,11 @@ def connection_exposed(server: Any) -> bool:
     if not server:
         return False
     try:
-        return not ipaddress.ip_address(str(server[0]).strip("[]")).is_loopback
+        address = ipaddress.ip_address(str(server[0]).strip("[]"))
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)  # 127.0.0.1 on a dual-stack socket: ::ffff:127.0.0.1
+    return not (mapped or address).is_loopback
 
 
 def ip_literals_allowed(settings: Any, host: str) -> bool:
