@@ -92,11 +92,11 @@ def _upgrade(url: str) -> None:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
+    from latency_server.store.database import redacted_url
+
     settings = _settings(args)
     _logging(settings.log_level)
     _upgrade(settings.database_url())
-    from latency_server.store.database import redacted_url
-
     print(f"database {redacted_url(settings.database_url())} is at the latest revision")
     return 0
 
@@ -121,10 +121,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     from latency_server.app import create_app
     from latency_server.serving import serve
-
-    app = create_app(settings, migrate=False)
     from latency_server.store.database import redacted_url
 
+    app = create_app(settings, migrate=False)
     log.info("serving on http://%s:%d (database %s)", settings.host, settings.port,
              redacted_url(settings.database_url()))
     serve(app, settings)
