@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     # -- the measurement worker process: a task over its time or memory limit gets the worker killed and
     #    restarted; the worker is also recycled between tasks after N tasks or M minutes (0 = never) --------
     task_timeout_s: float = Field(900.0, gt=0, description="wall-clock limit of one measurement task")
+    refuse_over_timeout: bool = Field(
+        True, description="refuse work estimated over TASK_TIMEOUT_S before it is queued (off: the worker is killed "
+        "when it runs over; a test hook)")
     task_memory_mb: int = Field(6144, ge=64, description="the worker's resident memory limit while a task runs")
     worker_recycle_tasks: int = Field(1000, ge=0, description="recycle the worker after this many tasks")
     worker_recycle_minutes: float = Field(30.0, ge=0, description="recycle the worker after this many minutes")

@@ -215,7 +215,8 @@ class Limits:
     @classmethod
     def from_settings(cls, settings: Any) -> Limits:
         return cls(settings.max_parameters, settings.max_activation_elements, settings.max_memory_mb << 20,
-                   settings.max_request_s, settings.task_timeout_s)
+                   settings.max_request_s,
+                   settings.task_timeout_s if settings.refuse_over_timeout else float("inf"))
 
 
 def _count(value: float) -> str:
