@@ -11,8 +11,10 @@ from starlette.concurrency import run_in_threadpool
 
 from latency_server.admission.device_lock import install_device_lock
 from latency_server.api.body_limit import BodyLimitMiddleware
+from latency_server.api.browser_safety import BROWSER_RULES, BrowserSafetyMiddleware
 from latency_server.api.client_identity import ClientIdentityMiddleware
 from latency_server.api.error_handlers import install_error_handlers
+from latency_server.api.exposure import UnsafeExposure, exposure_problem
 from latency_server.api.fast_lut import FastLutMiddleware
 from latency_server.api.metrics import MetricsMiddleware, install_metrics
 from latency_server.api.metrics import router as metrics_router
@@ -22,7 +24,7 @@ from latency_server.api.service_errors import install_service_error_handlers
 from latency_server.config import Settings
 from latency_server.service import LatencyService
 from latency_server.store.crud import Store
-from latency_server.store.database import upgrade_database
+from latency_server.store.database import redacted_url, upgrade_database
 from latency_server.ui.routes import install_dashboard
 
 __all__ = ["create_app"]
@@ -31,8 +33,13 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, *, service: LatencyService | None = None, migrate: bool = True):
-    """The latency server app. ``settings`` default to the environment; migrations run at start-up."""
+    """The latency server app. ``settings`` default to the environment; migrations run at start-up.
+
+    Raises :class:`UnsafeExposure` for a non-loopback ``settings.host`` without a token."""
     settings = settings or Settings()
+    problem = exposure_problem(settings)
+    if problem is not None:
+        raise UnsafeExposure(problem)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,7 +52,7 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
         await run_in_threadpool(svc.start)  # the measurement worker's process says hello
         install_metrics(svc)
         app.state.service = svc
-        log.info("latency server ready: backends %s, database %s", svc.available, settings.database_url())
+        log.info("latency server ready: backends %s, database %s", svc.available, redacted_url(settings.database_url()))
         try:
             yield
         finally:
@@ -54,6 +61,7 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
     app = FastAPI(
         title="HardCoRe-NAS latency server",
         summary="Measures, caches and serves block, table and whole-network latencies of this device.",
+        description=BROWSER_RULES,
         version="1",
         lifespan=lifespan,
     )
@@ -71,5 +79,6 @@ def create_app(settings: Settings | None = None, *, service: LatencyService | No
     install_limited_openapi(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,  # before any parsing
                        path_limits={"/v1/latency/model": (settings.max_onnx_bytes, "MAX_ONNX_BYTES")})
-    app.add_middleware(MetricsMiddleware)  # outermost: counts every answer, a refused body's too
+    app.add_middleware(BrowserSafetyMiddleware, settings=settings)  # before the body is read
+    app.add_middleware(MetricsMiddleware)  # outermost: counts every answer, a refused one's too
     return app

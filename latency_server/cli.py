@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import sys
@@ -80,45 +79,35 @@ def _upgrade(url: str) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-    from latency_server.store.database import upgrade_database
+    from latency_server.store.database import redact, redacted_url, upgrade_database
 
     try:
         make_url(url)
         upgrade_database(url)
     except ArgumentError as exc:
-        raise SystemExit(f"error: bad database URL {url!r}: {exc}") from None
+        raise SystemExit(redact(f"error: bad database URL {redacted_url(url)!r}: {exc}", url)) from None
     except (SQLAlchemyError, OSError) as exc:
-        raise SystemExit(f"error: cannot migrate database {url!r}: {str(exc).splitlines()[0]}") from None
+        raise SystemExit(redact(f"error: cannot migrate database {redacted_url(url)!r}: {str(exc).splitlines()[0]}",
+                                url)) from None
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
+    from latency_server.store.database import redacted_url
+
     settings = _settings(args)
     _logging(settings.log_level)
     _upgrade(settings.database_url())
-    print(f"database {settings.database_url()} is at the latest revision")
+    print(f"database {redacted_url(settings.database_url())} is at the latest revision")
     return 0
-
-
-def _is_loopback(host: str) -> bool:
-    """Whether ``host`` is reachable from this machine only (``localhost`` or a loopback address)."""
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to any address
 
 
 def _check_exposure(settings: Any) -> None:
     """Refuse to serve a non-loopback address without a token unless that is explicitly allowed."""
-    token = settings.token.get_secret_value() if settings.token is not None else ""
-    if token or settings.allow_unauthenticated or _is_loopback(settings.host):
-        return
-    raise SystemExit(
-        f"error: refusing to serve {settings.host} without a token: anyone who reaches it could make this device "
-        "measure. Set LATENCY_SERVER_TOKEN (clients send 'Authorization: Bearer <token>'), bind 127.0.0.1, or "
-        "pass --allow-unauthenticated (env LATENCY_SERVER_ALLOW_UNAUTHENTICATED=1) on a trusted network."
-    )
+    from latency_server.api.exposure import exposure_problem
+
+    problem = exposure_problem(settings)
+    if problem is not None:
+        raise SystemExit(f"error: {problem}")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -132,9 +121,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     from latency_server.app import create_app
     from latency_server.serving import serve
+    from latency_server.store.database import redacted_url
 
     app = create_app(settings, migrate=False)
-    log.info("serving on http://%s:%d (database %s)", settings.host, settings.port, settings.database_url())
+    log.info("serving on http://%s:%d (database %s)", settings.host, settings.port,
+             redacted_url(settings.database_url()))
     serve(app, settings)
     return 0
 

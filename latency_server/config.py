@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.api_schemas import MAX_BLOCKS_PER_REQUEST
+
 __all__ = ["Settings", "default_data_dir"]
 
 
@@ -29,6 +31,10 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(None, description="if set, measuring endpoints need 'Bearer <token>'")
     allow_unauthenticated: bool = Field(
         False, description="serve on a non-loopback address without a token (anyone who reaches it may measure)"
+    )
+    allowed_hosts: str = Field(
+        "", description="comma-separated Host names this server answers to besides the loopback names, the bind "
+        "address and (bound beyond loopback) IP addresses: a DNS-rebinding guard; '*' = any"
     )
     device_lock: str = Field(
         "", description="lock file held by the one server that measures on this device; empty = a file in the "
@@ -120,7 +126,7 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(256, ge=1)
     max_kernel: int = Field(11, ge=1)
     max_threads: int = Field(64, ge=1)
-    max_blocks_per_request: int = Field(256, ge=1)
+    max_blocks_per_request: int = Field(MAX_BLOCKS_PER_REQUEST, ge=1, le=MAX_BLOCKS_PER_REQUEST)
     max_arch_length: int = Field(4096, ge=1)
     max_network_blocks: int = Field(64, ge=1)
     max_num_classes: int = Field(100000, ge=1)
@@ -138,6 +144,9 @@ class Settings(BaseSettings):
     # -- the measurement worker process: a task over its time or memory limit gets the worker killed and
     #    restarted; the worker is also recycled between tasks after N tasks or M minutes (0 = never) --------
     task_timeout_s: float = Field(900.0, gt=0, description="wall-clock limit of one measurement task")
+    refuse_over_timeout: bool = Field(
+        True, description="refuse work estimated over TASK_TIMEOUT_S before it is queued (off: the worker is killed "
+        "when it runs over; a test hook)")
     task_memory_mb: int = Field(6144, ge=64, description="the worker's resident memory limit while a task runs")
     worker_recycle_tasks: int = Field(1000, ge=0, description="recycle the worker after this many tasks")
     worker_recycle_minutes: float = Field(30.0, ge=0, description="recycle the worker after this many minutes")

@@ -131,9 +131,9 @@ class LatencyService:
     def calibration_measurements(self) -> int:
         return self.measurer.calibration_measurements
 
-    def fingerprint(self, measuring: MeasureSettings) -> DeviceFingerprint:
-        """The fingerprint for these settings (also stored in the database)."""
-        return self.measurer.fingerprint(measuring)
+    def fingerprint(self, measuring: MeasureSettings, *, store: bool = True) -> DeviceFingerprint:
+        """The fingerprint for these settings (stored in the database unless ``store`` is false)."""
+        return self.measurer.fingerprint(measuring, store=store)
 
     def lookup_blocks(self, measuring: MeasureSettings, keys: list[BlockKey]) -> list[BlockFigure | Future]:
         """Each key's stored figure, or the future of its queued measurement (refused when over budget)."""

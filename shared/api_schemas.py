@@ -41,6 +41,7 @@ __all__ = [
     "LastVerdict",
     "LatencyStats",
     "LutResponse",
+    "MAX_BLOCKS_PER_REQUEST",
     "MeasureSettings",
     "ModelRequest",
     "ModelResponse",
@@ -65,6 +66,9 @@ ACTIVATION_NAMES = ("relu", "relu6", "hard_swish", "swish")
 SPACE_NAMES = tuple(SPACES)
 #: The largest integer any field takes (a database integer); configured limits are far below it.
 INT_CAP = 2**31 - 1
+#: The most blocks one request may name: the server's default limit, and the ceiling of its configured one, so
+#: that a longer list is refused by its length before any item is validated.
+MAX_BLOCKS_PER_REQUEST = 256
 #: The smallest expansion ratio a block spec takes (keys keep four decimals of it).
 MIN_EXP_RATIO = 0.01
 
@@ -135,7 +139,7 @@ class BlockSpec(BaseModel):
 class BlocksRequest(MeasureSettings):
     """``POST /v1/latency/blocks``."""
 
-    blocks: list[BlockSpec] = Field(min_length=1)
+    blocks: list[BlockSpec] = Field(min_length=1, max_length=MAX_BLOCKS_PER_REQUEST)
 
 
 class BlockResult(BaseModel):
@@ -147,7 +151,7 @@ class BlockResult(BaseModel):
 
 class BlocksResponse(BaseModel):
     fingerprint: str
-    results: list[BlockResult]
+    results: list[BlockResult] = Field(max_length=MAX_BLOCKS_PER_REQUEST)
 
 
 class LutResponse(BaseModel):
@@ -194,7 +198,11 @@ class JobStatus(BaseModel):
     state: JobState
     done: int
     total: int
+    #: the first failure: its entry, reason and request id (details are in the server log under that id only)
     error: str | None = None
+    #: the first failure's reason code: timeout, memory, crash, error, or the service error's type
+    reason: str | None = None
+    request_id: str | None = None
 
 
 class NetworkRequest(MeasureSettings):

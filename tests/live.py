@@ -41,6 +41,7 @@ def fast_settings(tmp_path: Path, **overrides: Any) -> Any:
                               for name, value in FAST_SERVER_ENV.items()}
     values["db"] = f"sqlite:///{tmp_path / 'latency.db'}"
     values["device_lock"] = str(tmp_path / "app-device.lock")
+    values["allowed_hosts"] = "testserver"  # the Host of Starlette's TestClient
     values.update(overrides)
     return Settings(**values)
 

@@ -5,8 +5,11 @@ block, or a set of whole networks over rounds): parameters, the largest activati
 an inverted residual's expanded width is ``in_chs x exp_ratio``), multiply-adds, estimated memory and estimated
 run time at the device's measured speed. A request's cost is that of its tasks (:func:`request_cost`): block
 requests, network requests and whole-table builds (missing entries plus reference and calibration networks)
-alike. :class:`Budget` checks it against the ``LATENCY_SERVER_MAX_*`` limits and refuses with an
-:class:`~latency_server.errors.OverBudget` (422) naming the limit and the figure, before anything is queued.
+alike. A network's resolution follows timm's builder: strides past output stride 32 become dilations, so deep
+stride-2 stacks keep their resolution. :class:`Budget` checks the cost against the ``LATENCY_SERVER_MAX_*``
+limits and refuses with an :class:`~latency_server.errors.OverBudget` (422) naming the limit and the figure,
+before anything is queued; a worker call that would outlast ``LATENCY_SERVER_TASK_TIMEOUT_S`` is refused too,
+instead of being admitted and killed.
 
 The device's speed (multiply-adds per second) is learned from stored block figures as the server reads and
 writes them, apart for each backend and configuration (threads, batch size): one client's figures with eight
@@ -17,6 +20,7 @@ heavy side: the worker's own time and memory limits catch what they miss.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -36,6 +40,9 @@ __all__ = ["Budget", "Cost", "DeviceSpeed", "Limits", "block_figures", "request_
 #: how :func:`shared.builders.build_network` builds every network: stem width and head features
 STEM_CHS = 32
 NUM_FEATURES = 1280
+#: timm's ``EfficientNetBuilder(output_stride=32)``: a stride that would take the network past it becomes a
+#: dilation, so the block keeps its input's resolution
+OUTPUT_STRIDE = 32
 _FLOAT_BYTES = 4
 #: per-run overhead of the runtime for each layer (kernel launches, bookkeeping)
 _LAYER_OVERHEAD_S = 20e-6
@@ -109,12 +116,15 @@ def block_figures(key: BlockKey) -> _Figures:
 def _network_figures(arch: ArchDef, resolution: int, num_classes: int) -> _Figures:
     """A whole network's figures per image, as ``build_network`` builds it (stem, blocks, head)."""
     parts = [_block("stem", 3, STEM_CHS, 2, resolution, 1.0, 3, 0.0)]
-    chs, res = STEM_CHS, -(-resolution // 2)
+    chs, res, total_stride = STEM_CHS, -(-resolution // 2), 2
     for stage in arch.stages:
         for block in stage:
             out_chs = block.out_chs or chs
             for repeat in range(block.repeats):
                 stride = block.stride if repeat == 0 else 1
+                if total_stride * stride > OUTPUT_STRIDE:
+                    stride = 1  # dilated instead: the same taps per output pixel, at the input's resolution
+                total_stride *= stride
                 parts.append(_block(block.type, chs, out_chs, stride, res, float(block.exp_ratio or 1.0),
                                     max(*block.kernel, block.exp_kernel or 1, block.pw_kernel or 1),
                                     float(block.se_ratio or 0.0)))
@@ -225,11 +235,13 @@ class Limits:
     max_activation_elements: int
     max_memory_bytes: int
     max_request_s: float
+    task_timeout_s: float = float("inf")
 
     @classmethod
     def from_settings(cls, settings: Any) -> Limits:
         return cls(settings.max_parameters, settings.max_activation_elements, settings.max_memory_mb << 20,
-                   settings.max_request_s)
+                   settings.max_request_s,
+                   settings.task_timeout_s if settings.refuse_over_timeout else float("inf"))
 
 
 def _count(value: float) -> str:
@@ -260,6 +272,7 @@ class Budget:
         for task, loc in work:
             cost = task_cost(task, rates[_config(task.measuring)])
             self._per_task(cost, loc, task.label)
+            self._within_timeout(task, loc, rate)
             costs.append(cost)
         total = request_cost(c for c, keep in zip(costs, timed or [True] * len(costs), strict=True) if keep)
         limit = self.limits.max_request_s
@@ -269,6 +282,16 @@ class Budget:
                              f"device's speed ({_count(rate)}MAC/s), over the limit {_duration(limit)} "
                              "(LATENCY_SERVER_MAX_REQUEST_S)", loc=loc)
         return request_cost(costs)
+
+    def _within_timeout(self, task: BlockTask | NetworkTask, loc: tuple[str | int, ...], rate: float) -> None:
+        """Refuse a task whose one worker call would run past the worker's time limit (it would be killed): a block,
+        or one round of a network (the least a network's call runs)."""
+        one_call = dataclasses.replace(task, rounds=1) if isinstance(task, NetworkTask) else task
+        seconds = task_cost(one_call, rate).seconds
+        if seconds > self.limits.task_timeout_s:
+            raise OverBudget(f"{task.label}: one measurement would take an estimated {_duration(seconds)} at this "
+                             f"device's speed ({_count(rate)}MAC/s), over the worker's limit "
+                             f"{_duration(self.limits.task_timeout_s)} (LATENCY_SERVER_TASK_TIMEOUT_S)", loc=loc)
 
     def _per_task(self, cost: Cost, loc: tuple[str | int, ...], label: str) -> None:
         limits = self.limits

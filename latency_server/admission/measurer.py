@@ -58,6 +58,10 @@ def _settings_key(measuring: MeasureSettings) -> tuple[str, int, int]:
     return (measuring.backend, measuring.threads, measuring.batch_size)
 
 
+#: the settings most requests use: their fingerprint is never evicted by others
+_DEFAULT_KEY = _settings_key(MeasureSettings())
+
+
 class Measurer:
     """Admit, queue, run and store measurements for this device (any thread unless a method says otherwise)."""
 
@@ -115,19 +119,22 @@ class Measurer:
                 self._fingerprints.clear()
         return changed
 
-    def fingerprint(self, measuring: MeasureSettings) -> DeviceFingerprint:
-        """The fingerprint for these settings (also stored in the database)."""
+    def fingerprint(self, measuring: MeasureSettings, *, store: bool = True) -> DeviceFingerprint:
+        """The fingerprint for these settings, stored in the database and kept in memory; with ``store`` false
+        (read-only queries, which must write nothing) a fingerprint not known yet is computed only."""
         fp = self.known_fingerprint(measuring)
         if fp is None:
             hello = self.worker.hello
             fp = fingerprint_for(measuring.backend, measuring.threads, measuring.batch_size,
                                  onnx_exporter=self.settings.onnx_exporter, hardware=hello.hardware,
                                  software=hello.software)
+            if not store:
+                return fp
             self.store.ensure_fingerprint(fp)
             with self._lock:
                 self._fingerprints[_settings_key(measuring)] = fp
-                while len(self._fingerprints) > _FINGERPRINTS_KEPT:
-                    self._fingerprints.popitem(last=False)
+                while len(self._fingerprints) > _FINGERPRINTS_KEPT:  # the default settings' stays
+                    del self._fingerprints[next(k for k in self._fingerprints if k != _DEFAULT_KEY)]
         return fp
 
     def known_fingerprint(self, measuring: MeasureSettings) -> DeviceFingerprint | None:

@@ -1,27 +1,21 @@
 """Dependencies injected with ``Depends``: the app's settings, the service, the bearer-token guard.
 
-The token check lives here once: :func:`require_token` uses it for the routes, and the pure-ASGI fast
-path of :mod:`latency_server.api.fast_lut` calls :func:`token_accepted` with the same ``HTTPBearer``.
+:func:`require_token` applies the token check of :mod:`latency_server.api.auth` to the routes.
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 
+from latency_server.api.auth import bearer, token_accepted
 from latency_server.config import Settings
 from latency_server.service import LatencyService
 
 __all__ = ["ServiceDep", "SettingsDep", "bearer", "get_app_settings", "get_service", "require_token",
            "token_accepted"]
-
-#: ``Authorization: Bearer <token>`` parsing; a missing or other header yields ``None`` (the check answers)
-bearer = HTTPBearer(auto_error=False, description="required by endpoints that may measure when the server has a "
-                    "token (LATENCY_SERVER_TOKEN)")
-
 
 def get_app_settings(request: Request) -> Settings:
     """The app's settings."""
@@ -36,15 +30,6 @@ def get_service(request: Request) -> LatencyService:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 ServiceDep = Annotated[LatencyService, Depends(get_service)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-
-
-def token_accepted(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> bool:
-    """Whether a request with these bearer credentials may measure (always, when no token is configured)."""
-    if settings.token is None or not settings.token.get_secret_value():
-        return True
-    return credentials is not None and secrets.compare_digest(
-        credentials.credentials.encode(), settings.token.get_secret_value().encode()
-    )
 
 
 def require_token(settings: SettingsDep, credentials: BearerDep) -> None:

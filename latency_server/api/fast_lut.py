@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import HTTPConnection
 
-from latency_server.api.deps import bearer, token_accepted
+from latency_server.api.auth import bearer, token_accepted
 from shared.api_schemas import BACKEND_NAMES, MeasureSettings
 
 __all__ = ["FastLutMiddleware"]

@@ -110,10 +110,10 @@ def apply_limits(schema: dict[str, Any], settings: Settings, backends: list[str]
     for name in (*_MEASURING, "BlockSpec"):
         _required_beyond_default(components[name])
     _operations(schema.get("paths", {}), settings, backends)
-    schema.setdefault("info", {})["description"] = (
-        f"Request bodies are at most {settings.max_body_bytes} bytes (413 beyond). Limits in this schema are "
-        "the serving process's settings (LATENCY_SERVER_MAX_*)."
-    )
+    info = schema.setdefault("info", {})
+    limits = (f"Request bodies are at most {settings.max_body_bytes} bytes (413 beyond). Limits in this schema are "
+              "the serving process's settings (LATENCY_SERVER_MAX_*).")
+    info["description"] = "\n\n".join(text for text in (info.get("description"), limits) if text)
     return schema
 
 

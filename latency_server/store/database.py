@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +12,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["make_engine", "make_sessionmaker", "migrations_dir", "session_scope", "upgrade_database"]
+__all__ = ["make_engine", "make_sessionmaker", "migrations_dir", "redact", "redacted_url", "session_scope",
+           "upgrade_database"]
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +94,21 @@ def upgrade_database(url: str, revision: str = "head") -> None:
     with migration_lock(url):
         command.upgrade(cfg, revision)
     log.info("database %s is at revision %s", make_url(url).render_as_string(hide_password=True), revision)
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password masked, for logs and errors (a URL that does not parse loses its credentials)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - any unparsable URL is shown without what may be credentials
+        return re.sub(r"//[^/]*@", "//***@", url)
+
+
+def redact(text: str, url: str) -> str:
+    """``text`` (an error message about ``url``) with ``url``'s password masked."""
+    try:
+        password = make_url(url).password
+    except Exception:  # noqa: BLE001 - an unparsable URL: mask what may be its credentials wherever they appear
+        match = re.search(r"//([^/]*)@", url)
+        password = match.group(1) if match else None
+    return text.replace(str(password), "***") if password else text

@@ -299,7 +299,7 @@ class TableBuilds:
         try:
             return fn()
         except TaskKilled as exc:
-            job.fail(f"{name}: {exc.msg}")
+            job.fail_with(name, exc)
             self.measurer.failures.remember(exc, [cal.failure_key], message=f"step {name}: {exc.msg}")
             self._abandon(job)
             raise

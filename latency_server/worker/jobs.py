@@ -7,6 +7,7 @@ maximum count, so a long-running server's registry stays bounded.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -18,6 +19,8 @@ from typing import Any
 
 __all__ = ["Job", "JobRegistry"]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(eq=False)
 class Job:
@@ -26,6 +29,7 @@ class Job:
     A failing entry does not stop the others (they are stored, so a retry measures only what failed); the
     job ends ``failed`` with the first error once every entry has ended, ``done`` otherwise. A cancelled job
     (:meth:`cancel`) shows ``cancelled`` at once; its steps not started are dropped, what was stored stays.
+    The error served is the entry, a reason code and a request id; the exception itself is logged under that id.
     """
 
     kind: str
@@ -33,6 +37,8 @@ class Job:
     done: int = 0
     state: str = "queued"
     error: str | None = None
+    reason: str | None = None  # of the first failure: a code such as timeout, crash, error
+    request_id: str | None = None  # the first failure's details are logged under it
     params: dict[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     finished_at: float | None = None  # time.monotonic() when it ended
@@ -63,6 +69,12 @@ class Job:
             if self.state == "queued":
                 self.state = "running"
 
+    def fail_with(self, name: str, exc: BaseException) -> None:
+        """Record ``name``'s failure as the job's error (the first one wins), sanitised; the job ends ``failed``."""
+        with self._lock:
+            if self.error is None:
+                self._record_failure(name, exc)
+
     def fail(self, error: str) -> None:
         """Record ``error`` as the job's error (the first one wins); the job ends ``failed``."""
         with self._lock:
@@ -88,15 +100,21 @@ class Job:
                 if self.error is None and self.state != "cancelled":
                     self.error = f"{name}: cancelled"
             elif future.exception() is not None:
-                exc = future.exception()
                 if self.error is None:  # the job ends 'failed' once its other entries have ended
-                    self.error = f"{name}: {getattr(exc, 'msg', None) or f'{type(exc).__name__}: {exc}'}"
+                    self._record_failure(name, future.exception())
             else:
                 self.done += 1
                 if self.state == "queued":
                     self.state = "running"
         if remaining == 0:
             self._finish()
+
+    def _record_failure(self, name: str, exc: BaseException | None) -> None:
+        """Keep a reason code and a request id for clients; the exception's text (SQL, paths) goes to the log."""
+        self.reason = str(getattr(exc, "reason", None) or getattr(exc, "error_type", None) or "error")
+        self.request_id = uuid.uuid4().hex[:16]
+        self.error = f"{name}: {self.reason}; details in the server log under request id {self.request_id}"
+        log.error("job %s: %s failed (request id %s)", self.id, name, self.request_id, exc_info=exc)
 
     def _finish(self) -> None:
         with self._lock:

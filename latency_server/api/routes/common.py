@@ -20,9 +20,13 @@ def settings_query(
 
 #: the answers besides 200 and 422 that every measuring endpoint may give
 MEASURING_RESPONSES: dict[int | str, dict] = {
-    400: {"model": ErrorResponse, "description": "the body is not UTF-8 text"},
+    400: {"model": ErrorResponse, "description": "Host is not a name of this server (loopback names, the bind "
+          "address, LATENCY_SERVER_ALLOWED_HOSTS), or the body is not UTF-8 text"},
     401: {"model": ErrorResponse, "description": "a token is configured and the request lacks it"},
+    403: {"model": ErrorResponse, "description": "a cross-site request (Origin not this server, or Sec-Fetch-Site "
+          "cross-site), or a server without a token reached on a non-loopback address"},
     413: {"model": ErrorResponse, "description": "the body exceeds LATENCY_SERVER_MAX_BODY_BYTES"},
+    415: {"model": ErrorResponse, "description": "the body is not Content-Type: application/json"},
     429: {"model": ErrorResponse, "description": "the measurement queue is full (interactive tasks: "
           "LATENCY_SERVER_MAX_QUEUED_TASKS; table-build tasks: LATENCY_SERVER_QUEUE_MAX_BACKGROUND), this client "
           "has LATENCY_SERVER_QUEUE_MAX_PER_CLIENT measurements waiting (a client is its token's hash, or its "

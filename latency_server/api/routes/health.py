@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from latency_server.admission.device_lock import device_status
 from latency_server.api.deps import ServiceDep
+from latency_server.api.privacy import may_see_work, public_error
 from shared.api_schemas import DatabaseHealth, HealthResponse, QueueHealth, WorkerHealth
 
 router = APIRouter(tags=["health"])
@@ -21,7 +22,8 @@ async def healthz(service: ServiceDep, request: Request) -> JSONResponse:
     """200 when the measurement worker is alive and answers a ping, no task is stuck past its time limit, the
     thread that restarts the worker is alive, and the database answers ``SELECT 1`` and accepts writes; 503
     otherwise, with the reasons in ``reasons``. Also reports the queue's depth, the age of its oldest task, and
-    whether the server serves read-only (another server holds this device)."""
+    whether the server serves read-only (another server holds this device). With a token configured, a reader
+    without it sees the worker's last error's reason only, not the task it names."""
     health = await run_in_threadpool(service.health)
     worker = health.worker
     body = HealthResponse(
@@ -29,7 +31,9 @@ async def healthz(service: ServiceDep, request: Request) -> JSONResponse:
         worker=WorkerHealth(state=worker.state, alive=worker.alive, answered_ping=worker.answered_ping, pid=worker.pid,
                             rss_mb=None if worker.rss_bytes is None else round(worker.rss_bytes / 2**20, 1),
                             tasks=worker.tasks, restarts=worker.restarts, recycles=worker.recycles,
-                            uptime_s=worker.uptime_s, last_error=worker.last_error),
+                            uptime_s=worker.uptime_s,
+                            last_error=worker.last_error if await may_see_work(request)
+                            else public_error(worker.last_error)),
         database=DatabaseHealth(reachable=health.database_error is None, error=health.database_error),
         queue=QueueHealth(depth=health.queue_depth, capacity=health.queue_capacity, oldest_age_s=health.oldest_age_s),
         reasons=health.reasons,

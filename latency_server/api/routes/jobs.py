@@ -22,7 +22,8 @@ def _job(service: ServiceDep, job_id: str) -> Job:
 
 
 def _status(job: Job) -> JobStatus:
-    return JobStatus(id=job.id, state=job.state, done=job.done, total=job.total, error=job.error)
+    return JobStatus(id=job.id, state=job.state, done=job.done, total=job.total, error=job.error, reason=job.reason,
+                     request_id=job.request_id)
 
 
 def _loopback(request: Request) -> bool:
@@ -35,7 +36,8 @@ def _loopback(request: Request) -> bool:
 @router.get("/jobs/{job_id}", response_model=JobStatus,
             responses={404: {"model": ErrorResponse, "description": "no such job on this server process"}})
 async def get_job(job_id: str, service: ServiceDep) -> JobStatus:
-    """State, progress and error of a job started by this server process (finished jobs expire)."""
+    """State, progress and error of a job started by this server process (finished jobs expire); a failed job
+    gives a reason code and a request id, under which the server log has the details."""
     return _status(_job(service, job_id))
 
 

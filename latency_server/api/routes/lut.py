@@ -72,7 +72,7 @@ def _stale_body(
     "/lut",
     response_model=LutResponse,
     responses={202: {"model": JobAccepted, "description": "table incomplete: build started or joined"},
-               **{status: answer for status, answer in MEASURING_RESPONSES.items() if status != 400}},
+               **{status: answer for status, answer in MEASURING_RESPONSES.items() if status not in (413, 415)}},
 )
 async def get_lut(
     service: ServiceDep,

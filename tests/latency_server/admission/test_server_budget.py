@@ -84,3 +84,49 @@ def test_a_table_build_costs_its_entries_and_calibration_networks() -> None:
     assert total.seconds == pytest.approx(sum(c.seconds for c in blocks + rounds))
     assert total.parameters == max(c.parameters for c in blocks + rounds) < LIMITS.max_parameters
     assert total.seconds < LIMITS.max_request_s  # the default limits let a 224 table be built at the default speed
+
+
+def _conv_macs(module, resolution: int) -> int:  # noqa: ANN001
+    """Multiply-adds of every convolution and linear layer in one forward pass, counted by hooks."""
+    import torch
+
+    total = 0
+
+    def count(layer, _inputs, output) -> None:  # noqa: ANN001
+        nonlocal total
+        if isinstance(layer, torch.nn.Conv2d):
+            total += output.numel() * layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1]
+        else:
+            total += layer.in_features * layer.out_features
+
+    hooks = [m.register_forward_hook(count) for m in module.modules()
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        module.eval()(torch.randn(1, 3, resolution, resolution))
+    for hook in hooks:
+        hook.remove()
+    return total
+
+
+def test_strides_past_output_stride_32_are_dilations_as_timm_builds_them() -> None:
+    # eight stride-2 stages: after the stem and four of them the network is at stride 32, and timm dilates the rest
+    stages = ", ".join(f"['ir_r1_k5_s2_e6_c{c}']" for c in (24, 40, 64, 96, 128, 160, 192))
+    arch = f"[['ds_r1_k3_s2_e1_c16'], {stages}]"
+    cost = task_cost(NetworkTask(ONE, (parse_arch(arch),), 128, METHOD), 1e9)
+    assert cost.macs == pytest.approx(_conv_macs(build_network(arch), 128), rel=0.1)
+
+
+def test_a_deep_stride_2_stack_at_1024_px_is_refused_by_cost() -> None:
+    arch = parse_arch("[[" + ", ".join(["'ir_r1_k11_s2_e8_c256'"] * 44) + "]]")
+    limits = Limits(**{**LIMITS.__dict__, "task_timeout_s": 900.0})
+    with pytest.raises(OverBudget, match="LATENCY_SERVER_"):
+        Budget(limits, DeviceSpeed(2e9)).check([(NetworkTask(ONE, (arch,), 1024, METHOD, rounds=25), ("body", "arch"))])
+
+
+def test_work_over_the_task_timeout_is_refused_before_it_is_queued() -> None:
+    key = HARDCORENAS.all_keys(224)[0]
+    task = BlockTask(ONE, str(key), Method(warmup=10, min_repeats=30, budget_s=5.0))
+    assert task_cost(task, 2e9).seconds > 5.0
+    Budget(Limits(**{**LIMITS.__dict__, "task_timeout_s": 3600.0}), DeviceSpeed(2e9)).check([(task, ("body",))])
+    with pytest.raises(OverBudget, match="LATENCY_SERVER_TASK_TIMEOUT_S"):
+        Budget(Limits(**{**LIMITS.__dict__, "task_timeout_s": 5.0}), DeviceSpeed(2e9)).check([(task, ("body",))])

@@ -183,6 +183,25 @@ def corpus() -> Iterator[Case]:
         yield Case("bad query values", "GET", DEVICE, needle, params=params)
 
 
+def _browser_corpus() -> Iterator[Case]:
+    """What a web page could send: non-JSON bodies, a rebound Host, a foreign Origin, an ``<img>`` load, and a
+    body of a megabyte of empty items."""
+    token = {"Authorization": f"Bearer {TOKEN}"}
+    body = json.dumps({"blocks": [BLOCK]}).encode()
+    for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""):
+        yield Case("browser", "POST", BLOCKS, "Content-Type", raw=body, headers={**token, "content-type": kind},
+                   status=415)
+    yield Case("browser", "POST", NETWORK, "Host", raw=json.dumps({"arch": NET}).encode(),
+               headers={**token, "Host": "attacker.example"}, status=400)
+    yield Case("browser", "GET", LUT, "Host", params={"resolution": "32", "threads": "7"},
+               headers={**token, "Host": "attacker.example:80"}, status=400)
+    yield Case("browser", "POST", BLOCKS, "Origin", raw=body, headers={**token, "Origin": "http://attacker.example"},
+               status=403)
+    yield Case("browser", "GET", LUT, "Sec-Fetch-Site", params={"resolution": "32", "threads": "7"},
+               headers={**token, "Sec-Fetch-Site": "cross-site"}, status=403)
+    yield _body("browser", BLOCKS, json.dumps({"blocks": [{}] * ((1 << 20) // 4 - 16)}), "blocks", status=422)
+
+
 AUTH_CASES = [
     ({}, "Authorization"),
     ({"Authorization": "Bearer wrong"}, "Authorization"),
@@ -207,7 +226,7 @@ def _send(client: httpx.Client, case: Case) -> httpx.Response:
     headers = {"Authorization": f"Bearer {TOKEN}"} if case.headers is None else dict(case.headers)
     if case.method == "GET":
         return client.get(case.path, params=case.params, headers=headers)
-    headers["content-type"] = "application/json"
+    headers.setdefault("content-type", "application/json")
     body = case.raw or b""
     if case.stream:  # chunks, no Content-Length
         return client.post(case.path, content=(body[i:i + 65536] for i in range(0, len(body), 65536)), headers=headers)
@@ -221,7 +240,7 @@ def _counters(server: LocalServer) -> dict:
 
 @pytest.mark.slow  # a live server and the whole corpus
 def test_hostile_corpus_gets_small_json_4xx_naming_the_field(module_server: LocalServer) -> None:
-    cases = list(corpus()) + list(_auth_corpus())
+    cases = list(corpus()) + list(_auth_corpus()) + list(_browser_corpus())
     categories = {case.category for case in cases}
     assert len(cases) >= 150 and len(categories) >= 12, (len(cases), categories)
     before = _counters(module_server)

@@ -56,7 +56,8 @@ def test_lut_builds_through_jobs_resumes_after_kill_and_is_reused(live_server, t
         again = client.get("/v1/lut", params={"resolution": RES})
         assert again.status_code == 202 and again.json()["job_id"] == accepted["job_id"]  # joined, not restarted
         job = _wait_job(client, resp.headers["location"], until_done=11)  # the reference, then 10 entries
-        assert job["state"] in ("running", "done") and set(job) == {"id", "state", "done", "total", "error"}
+        assert job["state"] in ("running", "done") and set(job) == {"id", "state", "done", "total", "error", "reason",
+                                                                      "request_id"}
     first.kill()
     stored = _stored_blocks(db_path)
     assert 10 <= stored < total, "the kill should interrupt the build"

@@ -57,7 +57,7 @@ def test_the_server_process_never_imports_torch(tmp_path: Path) -> None:
         from latency_server.config import Settings
 
         settings = Settings(db="sqlite:///{tmp_path / 'db.sqlite'}", warmup=10, min_repeats=3, budget_s=0.001,
-                            log_level="warning")
+                            log_level="warning", allowed_hosts="testserver")
         with TestClient(create_app(settings)) as client:
             spec = {{"type": "cn", "in_chs": 8, "out_chs": 16, "stride": 1, "resolution": 8, "kernel": 1}}
             assert client.post("/v1/latency/blocks", json={{"blocks": [spec]}}).status_code == 200
@@ -71,7 +71,8 @@ def test_the_server_process_never_imports_torch(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_an_unreachable_database_makes_health_and_requests_answer_503(tmp_path: Path) -> None:
-    settings = Settings(db=f"sqlite:///{tmp_path}", log_level="warning")  # a folder: no database opens there
+    # a folder: no database opens there (and Starlette's TestClient sends Host: testserver)
+    settings = Settings(db=f"sqlite:///{tmp_path}", log_level="warning", allowed_hosts="testserver")
     service = LatencyService(settings, Store(settings.database_url()))
     with TestClient(create_app(settings, service=service, migrate=False)) as client:
         health = client.get("/healthz")
@@ -79,6 +80,7 @@ def test_an_unreachable_database_makes_health_and_requests_answer_503(tmp_path: 
         body = health.json()
         assert body["database"] == {"reachable": False, "error": "unreachable (OperationalError)"}
         assert body["worker"]["alive"] and body["worker"]["answered_ping"]  # only the database is down
-        device = client.get("/v1/device")
-        assert device.status_code == 503 and int(device.headers["retry-after"]) >= 1
-        assert device.json()["detail"][0]["type"] == "database_unavailable"
+        assert client.get("/v1/device").status_code == 200  # a query that stores nothing needs no database
+        lut = client.get("/v1/lut", params={"resolution": 32})
+        assert lut.status_code == 503 and int(lut.headers["retry-after"]) >= 1
+        assert lut.json()["detail"][0]["type"] == "database_unavailable"
