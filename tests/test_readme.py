@@ -72,15 +72,29 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("line", [c for c in readme_commands() if c.startswith("curl ")])
-def test_curl_lines_answer(line: str, server: LocalServer) -> None:
+def test_curl_lines_answer(line: str, server: LocalServer, tmp_path: Path) -> None:
     argv = [a.replace("http://127.0.0.1:8000", server.url) for a in shlex.split(line)]
     argv.insert(1, "--write-out")
     argv.insert(2, "\n%{http_code}")
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True).stdout
+    if "file=@child.onnx" in argv:  # the upload names the file `nas export --onnx child.onnx` writes
+        _export_child_onnx(tmp_path / "child.onnx")
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=True, cwd=tmp_path).stdout
     body, _, status = out.rpartition("\n")
     assert status in ("200", "202"), (line, status, body[-500:])
     if "-i" not in argv:
         json.loads(body)
+
+
+def _export_child_onnx(path: Path, resolution: int = 32) -> None:
+    """A searched-size network as ONNX: the published A at a small resolution."""
+    import torch
+
+    from shared.builders import build_network
+    from shared.published import PUBLISHED
+
+    net = build_network(PUBLISHED["A"].arch, num_classes=10).eval()
+    torch.onnx.export(net, (torch.randn(1, 3, resolution, resolution),), str(path), dynamo=False, opset_version=18,
+                      input_names=["input"], output_names=["logits"])
 
 
 BENCH_SCRIPTS = sorted(set(re.findall(r"python (bench/\w+\.py)", README)))
