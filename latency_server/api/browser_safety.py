@@ -105,8 +105,10 @@ class BrowserSafetyMiddleware:
             media_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if media_type != "application/json" and not (
                     media_type == "multipart/form-data" and scope["path"] in UPLOAD_PATHS):
+                kinds = "'application/json' or 'multipart/form-data'" if scope["path"] in UPLOAD_PATHS else \
+                    "'application/json'"
                 return (415, ["header", "content-type"], f"Content-Type: {media_type[:64] or 'none'!r} is not "
-                        "supported; send the body as 'Content-Type: application/json'", "unsupported_media_type")
+                        f"supported; send the body as Content-Type {kinds}", "unsupported_media_type")
         return None
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:

@@ -13,8 +13,12 @@ import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import Match
 
 from latency_server.admission.validate import InputError
 from latency_server.api.metrics import refused
@@ -90,8 +94,23 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return fault_response(request, exc)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """FastAPI's answer, but a 405 lists every method the path takes: Starlette names only those of the first
+    route on the path (``GET /v1/jobs/{id}`` and ``DELETE /v1/jobs/{id}`` are two routes)."""
+    if exc.status_code == 405:
+        allowed = [method for method in _METHODS if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.router.routes)]
+        if allowed:
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
+    return await http_exception_handler(request, exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer validation and input errors (422) and unexpected exceptions (500) as described above."""
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(Exception, _unexpected)

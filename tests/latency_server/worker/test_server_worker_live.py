@@ -86,9 +86,9 @@ def test_budgets_refuse_the_examples_before_any_work(held: tuple[LocalServer, Pa
         assert "LATENCY_SERVER_MAX_PARAMETERS" in item["msg"] and "G parameters" in item["msg"]
         table = client.get("/v1/lut", params={"resolution": 1024, "batch_size": 256})
         assert table.status_code == 422 and "LATENCY_SERVER_MAX_ACTIVATION_ELEMENTS" in table.text
-        # each block within the per-model limits, together hours of measuring
-        slow = [{"type": "cn", "in_chs": 256, "out_chs": 256 + i, "stride": 1, "resolution": 512, "kernel": 11}
-                for i in range(8)]
+        # each block within the per-model limits and the task timeout (about 9 minutes each), together over an hour
+        slow = [{"type": "cn", "in_chs": 256, "out_chs": 256 + i, "stride": 1, "resolution": 96, "kernel": 11}
+                for i in range(10)]
         blocks = client.post("/v1/latency/blocks", json={"blocks": slow})
         assert blocks.status_code == 422 and "LATENCY_SERVER_MAX_REQUEST_S" in blocks.text
     stats = _stats(server)
