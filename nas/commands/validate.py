@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 
+from nas.commands._json_answer import emit_json
 from nas.errors import UserError
 
 
@@ -106,15 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if args.latency_endpoint:
         out["latency_ms"] = measure_latency_ms(args.latency_endpoint, arch, args.latency_resolution)
         out["latency_resolution"] = args.latency_resolution
-    if args.json and args.json != "-":
-        try:
-            with open(args.json, "w") as f:
-                json.dump(out, f, indent=1)
-        except OSError as exc:
-            raise UserError(f"--json: cannot write {args.json}: {exc}") from None
-    if args.json == "-":
-        print(json.dumps(out))
-    else:
+    if not emit_json(args.json, out):
         print(
             f"top-1 {out['top1']:.2f}  top-5 {out['top5']:.2f}  loss {out['loss']:.4f}  on {out['images']} images "
             f"({out['params_m']} M parameters)"

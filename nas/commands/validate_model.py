@@ -6,8 +6,8 @@ Not a sub-command of its own (no ``register``): :mod:`nas.commands.validate` han
 from __future__ import annotations
 
 import argparse
-import json
 
+from nas.commands._json_answer import emit_json
 from nas.errors import UserError
 
 __all__ = ["run_model"]
@@ -34,14 +34,7 @@ def run_model(args: argparse.Namespace) -> int:
     except LatencyTableError as exc:
         raise UserError(f"latency endpoint {args.latency_endpoint}: {exc}") from None
     out = answer.model_dump(mode="json")
-    if args.json and args.json != "-":
-        try:
-            with open(args.json, "w") as f:
-                json.dump(out, f, indent=1)
-        except OSError as exc:
-            raise UserError(f"--json: cannot write {args.json}: {exc}") from None
-    if args.json == "-":
-        print(json.dumps(out))
+    if emit_json(args.json, out):
         return 0
     print(f"{answer.model} at {answer.resolution} px: {answer.parameters / 1e6:.3f} M parameters, "
           f"{answer.macs / 1e6:.1f} M MACs, peak memory {_mb(answer.peak_memory_bytes)}"
