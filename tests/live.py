@@ -7,6 +7,8 @@ Every test that needs a server starts ``latency-server serve`` through :class:`n
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import httpx
 from nas.latency.client import LatencyClient
 from nas.latency.local_server import LocalServer
 
-__all__ = ["FAST_SERVER_ENV", "TOKEN", "fast_settings", "start_server", "wait_table"]
+__all__ = ["FAST_SERVER_ENV", "TOKEN", "fast_settings", "server_stats", "start_server", "until", "wait_table"]
 
 #: Measurement settings that keep tiny-resolution tables to a few seconds (``LATENCY_SERVER_*`` variables).
 FAST_SERVER_ENV = {
@@ -59,3 +61,19 @@ def wait_table(client: httpx.Client, resolution: int) -> dict:
     app's ``TestClient``."""
     with LatencyClient(str(client.base_url), http=client) as typed:
         return typed.wait_for_table(resolution=resolution, poll_interval_s=0.1).model_dump(mode="json")
+
+
+def until(probe: Callable[[], object], what: str, timeout_s: float = 180.0) -> object:
+    """Poll ``probe`` until it returns something true (the machine may be slow: this only bounds a hang)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def server_stats(server: LocalServer) -> dict:
+    """A live server's ``GET /v1/stats``."""
+    return httpx.get(f"{server.url}/v1/stats", timeout=60).json()

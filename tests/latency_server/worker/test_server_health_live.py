@@ -5,25 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.live import start_server
-
-
-def _until(probe: Callable[[], object], what: str, timeout_s: float = 180.0) -> object:
-    """Poll ``probe`` until it returns something true (this only bounds a hang)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.live import start_server, until
 
 
 @pytest.mark.slow  # a live server process
@@ -37,18 +24,18 @@ def test_a_worker_that_cannot_start_fails_health_and_builds_at_once(tmp_path: Pa
         assert health().status_code == 200 and health().json()["reasons"] == []
         fail.touch()
         os.kill(health().json()["worker"]["pid"], signal.SIGKILL)
-        down = _until(lambda: (r := health()).status_code == 503 and "could not be started" in r.text and r,
+        down = until(lambda: (r := health()).status_code == 503 and "could not be started" in r.text and r,
                       "/healthz to answer 503 naming the failed start")
         assert any("could not be started" in reason for reason in down.json()["reasons"]), down.text
         with server.client() as client:
             start = client.get("/v1/lut", params={"resolution": 32})
             assert start.status_code == 202, start.text
             job = start.json()["job_id"]
-            ended = _until(lambda: (s := client.get(f"/v1/jobs/{job}").json())["state"] in ("done", "failed") and s,
+            ended = until(lambda: (s := client.get(f"/v1/jobs/{job}").json())["state"] in ("done", "failed") and s,
                            "the build to end", timeout_s=120.0)
             assert ended["state"] == "failed" and "could not be started" in ended["error"], ended
         fail.unlink()
-        _until(lambda: health().status_code == 200, "the worker to start again")
+        until(lambda: health().status_code == 200, "the worker to start again")
     finally:
         fail.unlink(missing_ok=True)
         server.stop()

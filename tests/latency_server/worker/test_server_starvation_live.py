@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,22 +18,7 @@ import pytest
 
 from nas.latency.local_server import LocalServer
 from shared.published import PUBLISHED
-from tests.live import start_server
-
-
-def _until(probe: Callable[[], object], what: str, timeout_s: float = 180.0) -> object:
-    """Poll ``probe`` until it returns something true (this only bounds a hang)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _stats(server: LocalServer) -> dict:
-    return httpx.get(f"{server.url}/v1/stats", timeout=60).json()
+from tests.live import server_stats, start_server, until
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +43,15 @@ def _released(held: tuple[LocalServer, Path]) -> Iterator[None]:
 
 def _hold_worker(server: LocalServer, hold: Path) -> None:
     """Kill the worker and keep it down until the hold file goes: queued work waits for it."""
-    _until(lambda: httpx.get(f"{server.url}/healthz", timeout=60).status_code == 200, "the worker to be up")
+    until(lambda: httpx.get(f"{server.url}/healthz", timeout=60).status_code == 200, "the worker to be up")
     hold.touch()
     os.kill(httpx.get(f"{server.url}/healthz", timeout=60).json()["worker"]["pid"], signal.SIGKILL)
-    _until(lambda: httpx.get(f"{server.url}/healthz", timeout=60).status_code == 503, "the worker to be down")
+    until(lambda: httpx.get(f"{server.url}/healthz", timeout=60).status_code == 503, "the worker to be down")
 
 
 def _release_worker(server: LocalServer, hold: Path) -> None:
     hold.unlink(missing_ok=True)
-    _until(lambda: httpx.get(f"{server.url}/healthz", timeout=60).status_code == 200, "the worker to restart")
+    until(lambda: httpx.get(f"{server.url}/healthz", timeout=60).status_code == 200, "the worker to restart")
 
 
 @pytest.mark.slow  # a live server process
@@ -78,8 +62,8 @@ def test_builds_are_limited_joined_and_cancelled(held: tuple[LocalServer, Path])
         first = client.get("/v1/lut", params={"resolution": 32})
         assert first.status_code == 202, first.text
         job = first.json()["job_id"]
-        _until(lambda: _stats(server)["current_task"], "the build's first step to wait for the worker")
-        queued = _stats(server)["queued"]
+        until(lambda: server_stats(server)["current_task"], "the build's first step to wait for the worker")
+        queued = server_stats(server)["queued"]
         assert queued > 1
         # the same table: joined, not refused
         again = client.get("/v1/lut", params={"resolution": 32})
@@ -92,7 +76,7 @@ def test_builds_are_limited_joined_and_cancelled(held: tuple[LocalServer, Path])
         cancel = client.delete(f"/v1/jobs/{job}")
         assert cancel.status_code == 200, cancel.text
         assert cancel.json()["state"] == "cancelled"
-        assert _stats(server)["queued"] == 1  # only the step waiting for the worker is left
+        assert server_stats(server)["queued"] == 1  # only the step waiting for the worker is left
         assert client.get(f"/v1/jobs/{job}").json()["state"] == "cancelled"
         assert client.delete(f"/v1/jobs/{job}").status_code == 200  # idempotent
         assert client.delete("/v1/jobs/no-such-job").status_code == 404
@@ -101,16 +85,16 @@ def test_builds_are_limited_joined_and_cancelled(held: tuple[LocalServer, Path])
         assert other.status_code == 202, other.text
         assert client.delete(f"/v1/jobs/{other.json()['job_id']}").json()["state"] == "cancelled"
     _release_worker(server, hold)
-    _until(lambda: _stats(server)["queued"] == 0, "the running step to end")
+    until(lambda: server_stats(server)["queued"] == 0, "the running step to end")
     with server.client() as client:
         assert client.get(f"/v1/jobs/{job}").json()["state"] == "cancelled"
-        assert _stats(server)["active_jobs"] == 0
+        assert server_stats(server)["active_jobs"] == 0
 
 
 @pytest.mark.slow
 def test_verdicts_differing_only_in_confidence_are_measured_once(held: tuple[LocalServer, Path]) -> None:
     server, hold = held
-    before = _stats(server)["network_measurements"]
+    before = server_stats(server)["network_measurements"]
     _hold_worker(server, hold)
     answers: list[httpx.Response] = []
 
@@ -123,13 +107,13 @@ def test_verdicts_differing_only_in_confidence_are_measured_once(held: tuple[Loc
     for thread in threads:
         thread.start()
     # all ten have arrived: as ten tasks, or as ten waiters of one
-    _until(lambda: (s := _stats(server))["queued"] == 10 or (s["current_task"] or {}).get("waiters") == 10,
+    until(lambda: (s := server_stats(server))["queued"] == 10 or (s["current_task"] or {}).get("waiters") == 10,
            "the ten requests to be queued")
-    assert _stats(server)["queued"] == 1
+    assert server_stats(server)["queued"] == 1
     _release_worker(server, hold)
     for thread in threads:
         thread.join(600)
     assert len(answers) == 10 and all(a.status_code == 200 for a in answers), [a.text for a in answers]
-    assert _stats(server)["network_measurements"] == before + 1
+    assert server_stats(server)["network_measurements"] == before + 1
     verdicts = {round(a.json()["verdict"]["confidence"], 12) for a in answers}
     assert len(verdicts) == 10  # each answer bounds at the confidence it asked for

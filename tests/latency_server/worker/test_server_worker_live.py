@@ -7,8 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ import pytest
 from nas.latency.client import LatencyClient, LatencyServerError
 from nas.latency.local_server import LocalServer
 from shared.published import PUBLISHED
-from tests.live import start_server
+from tests.live import server_stats, start_server, until
 
 RES = 32
 
@@ -27,23 +26,12 @@ def _block(i: int) -> dict:
     return {"type": "cn", "in_chs": 8, "out_chs": 8 + i, "stride": 1, "resolution": 8, "kernel": 1}
 
 
-def _until(probe: Callable[[], object], what: str, timeout_s: float = 180.0) -> object:
-    """Poll ``probe`` until it returns something true (the machine may be slow: this only bounds a hang)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _health(server: LocalServer) -> httpx.Response:
     return httpx.get(f"{server.url}/healthz", timeout=60)
 
 
-def _stats(server: LocalServer) -> dict:
-    return httpx.get(f"{server.url}/v1/stats", timeout=60).json()
 
 
 def _kill_worker(server: LocalServer) -> int:
@@ -91,7 +79,7 @@ def test_budgets_refuse_the_examples_before_any_work(held: tuple[LocalServer, Pa
                 for i in range(10)]
         blocks = client.post("/v1/latency/blocks", json={"blocks": slow})
         assert blocks.status_code == 422 and "LATENCY_SERVER_MAX_REQUEST_S" in blocks.text
-    stats = _stats(server)
+    stats = server_stats(server)
     assert stats["measurements"] == 0 and stats["queued"] == 0 and stats["active_jobs"] == 0
 
 
@@ -109,7 +97,7 @@ def test_a_killed_worker_is_restarted_and_the_queue_stays_bounded(held: tuple[Lo
     # 1. killed while idle (and held down): /healthz answers 503, cached figures are still served
     hold.touch()
     pid = _kill_worker(server)
-    down = _until(lambda: (r := _health(server)).status_code == 503 and not r.json()["worker"]["alive"] and r,
+    down = until(lambda: (r := _health(server)).status_code == 503 and not r.json()["worker"]["alive"] and r,
                   "/healthz to answer 503 with the worker dead")
     assert down.json()["status"] == "unavailable" and down.json()["worker"]["state"] == "down"
     assert down.headers["retry-after"]
@@ -120,13 +108,14 @@ def test_a_killed_worker_is_restarted_and_the_queue_stays_bounded(held: tuple[Lo
     # 2. requests queue up while the worker is down; one whose client gives up is never measured
     answers: list[httpx.Response] = []
     waiting = [_post_in_thread(server, {"blocks": [_block(1)]}, answers)]
-    _until(lambda: (s := _stats(server))["queued"] == 1 and s["current_task"], "the first task to wait for a worker")
-    assert "block" in _stats(server)["current_task"]["label"]
+    until(lambda: (s := server_stats(server))["queued"] == 1 and s["current_task"],
+          "the first task to wait for a worker")
+    assert "block" in server_stats(server)["current_task"]["label"]
     with server.client(timeout_s=2.0) as impatient, pytest.raises(httpx.TimeoutException):
         impatient.post("/v1/latency/blocks", json={"blocks": [_block(2)]})
-    _until(lambda: _stats(server)["abandoned"] == 1, "the abandoned task to be cancelled")
+    until(lambda: server_stats(server)["abandoned"] == 1, "the abandoned task to be cancelled")
     waiting.append(_post_in_thread(server, {"blocks": [_block(3)]}, answers))
-    _until(lambda: _stats(server)["queued"] == 2, "two tasks queued")
+    until(lambda: server_stats(server)["queued"] == 2, "two tasks queued")
     assert _health(server).json()["queue"]["oldest_age_s"] >= 0
 
     # 3. the queue is full: 429 with Retry-After, naming the limit
@@ -137,12 +126,12 @@ def test_a_killed_worker_is_restarted_and_the_queue_stays_bounded(held: tuple[Lo
 
     # 4. released: a new worker starts, the waiting requests are answered, the abandoned block was never measured
     hold.unlink()
-    up = _until(lambda: (r := _health(server)).status_code == 200 and r.json(), "the worker to restart")
+    up = until(lambda: (r := _health(server)).status_code == 200 and r.json(), "the worker to restart")
     assert up["worker"]["pid"] != pid and up["worker"]["restarts"] >= 1
     for thread in waiting:
         thread.join(600)
     assert [r.status_code for r in answers] == [200, 200]
-    stats = _stats(server)
+    stats = server_stats(server)
     assert stats["block_measurements"] == 3 and stats["queued"] == 0 and stats["worker_restarts"] >= 1
 
 
@@ -185,12 +174,12 @@ def test_a_task_over_its_time_limit_is_killed_and_not_retried_in_a_loop(live_ser
         (item,) = killed.json()["detail"]
         assert item["type"] == "measurement_timeout" and "LATENCY_SERVER_TASK_TIMEOUT_S" in item["msg"]
         assert "cn:in8:out9" in item["msg"]
-        assert _until(lambda: _health(server).status_code == 503, "/healthz to report the worker down")
+        assert until(lambda: _health(server).status_code == 503, "/healthz to report the worker down")
         cached = client.post("/v1/latency/blocks", json={"blocks": [_block(0)]})  # served without the worker
         assert cached.status_code == 200 and cached.json()["results"][0]["cached"] is True
         again = client.post("/v1/latency/blocks", json={"blocks": [_block(1)]})  # refused at once: no new kill
         assert again.status_code == 504 and "not retried" in again.text and int(again.headers["retry-after"]) > 1
-        assert _stats(server)["failures"] == {"timeout": 1}
+        assert server_stats(server)["failures"] == {"timeout": 1}
 
     # the typed search client against these answers: 5xx retried (honouring Retry-After, capped), 4xx never
     typed, sent = _typed_client(server)
@@ -204,24 +193,24 @@ def test_a_task_over_its_time_limit_is_killed_and_not_retried_in_a_loop(live_ser
     assert refused.value.status_code == 422 and sent.calls == 1
     assert "LATENCY_SERVER_MAX_PARAMETERS" in str(refused.value)
     hold.unlink()
-    _until(lambda: _health(server).status_code == 200, "the worker to restart")
+    until(lambda: _health(server).status_code == 200, "the worker to restart")
     typed, sent = _typed_client(server)
     with typed, pytest.raises(LatencyServerError) as timed_out:
         typed.measure_network(PUBLISHED["A"].arch, resolution=RES)  # killed once; the retries are refused at once
     assert timed_out.value.status_code == 504 and sent.calls == 3 and "not retried" in str(timed_out.value)
-    assert _stats(server)["failures"] == {"timeout": 2}
+    assert server_stats(server)["failures"] == {"timeout": 2}
 
     # a table build that kills the worker ends at the first kill, and is not restarted by the next request
-    _until(lambda: _health(server).status_code == 200, "the worker to restart")
+    until(lambda: _health(server).status_code == 200, "the worker to restart")
     with server.client() as client:
         started = client.get("/v1/lut", params={"resolution": RES})
         assert started.status_code == 202
         location = started.headers["location"]
-        job = _until(lambda: (j := client.get(location).json())["state"] == "failed" and j, "the build to fail")
+        job = until(lambda: (j := client.get(location).json())["state"] == "failed" and j, "the build to fail")
         assert job["reason"] == "timeout" and "reference:start" in job["error"]
         retried = client.get("/v1/lut", params={"resolution": RES})
         assert retried.status_code == 504 and "not retried" in retried.text and "reference:start" in retried.text
-    stats = _stats(server)
+    stats = server_stats(server)
     assert stats["failures"] == {"timeout": 3} and stats["measurements"] == 0 and stats["active_jobs"] == 0
 
 
@@ -237,11 +226,11 @@ def test_a_task_over_its_memory_limit_is_killed_and_the_worker_dies_with_its_ser
         (item,) = killed.json()["detail"]
         assert item["type"] == "measurement_memory" and "LATENCY_SERVER_TASK_MEMORY_MB" in item["msg"]
         assert client.post("/v1/latency/blocks", json={"blocks": [_block(0)]}).json()["results"][0]["cached"]
-        up = _until(lambda: (r := _health(server)).status_code == 200 and r.json(), "the worker to restart")
-        assert up["worker"]["restarts"] == 1 and _stats(server)["failures"] == {"memory": 1}
+        up = until(lambda: (r := _health(server)).status_code == 200 and r.json(), "the worker to restart")
+        assert up["worker"]["restarts"] == 1 and server_stats(server)["failures"] == {"memory": 1}
     worker_pid = up["worker"]["pid"]
     server.kill()  # SIGKILL: no shutdown code runs in the server, the worker must still not live on
-    _until(lambda: not Path(f"/proc/{worker_pid}").exists() or "\tZ" in Path(f"/proc/{worker_pid}/status")
+    until(lambda: not Path(f"/proc/{worker_pid}").exists() or "\tZ" in Path(f"/proc/{worker_pid}/status")
            .read_text(errors="replace"), "the worker to end with its server")
 
 
@@ -252,18 +241,18 @@ def test_shutdown_answers_waiting_requests_and_ends_without_a_kill(live_server, 
                          LATENCY_SERVER_WORKER_START_TIMEOUT_S="600", LATENCY_SERVER_LOG_LEVEL="info")
     hold.touch()
     _kill_worker(server)
-    _until(lambda: _health(server).status_code == 503, "the worker to be down")
+    until(lambda: _health(server).status_code == 503, "the worker to be down")
     answers: list[httpx.Response] = []
 
     def queued(n: int) -> bool:
         if answers:  # answered before the server stopped: it must have waited for the worker instead
             pytest.fail(f"answered while the worker was down: {answers[0].status_code} {answers[0].text}")
-        return _stats(server)["queued"] == n
+        return server_stats(server)["queued"] == n
 
     waiting = [_post_in_thread(server, {"blocks": [_block(1)]}, answers)]
-    _until(lambda: queued(1), "a task waiting for the worker")
+    until(lambda: queued(1), "a task waiting for the worker")
     waiting.append(_post_in_thread(server, {"blocks": [_block(2)]}, answers))
-    _until(lambda: queued(2), "a second task queued")
+    until(lambda: queued(2), "a second task queued")
     server.stop(timeout_s=120)  # SIGTERM, then SIGKILL only if it has not ended
     assert "Finished server process" in server.log_path.read_text(errors="replace")  # its shutdown code ran
     for thread in waiting:
