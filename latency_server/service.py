@@ -99,7 +99,7 @@ class LatencyService:
         if self.measurer.device_reported(hello):
             log.warning("the measurement worker reports another device or software than before: %s; "
                         "figures are stored under new fingerprints from now on", hello.software)
-            self.tables.forget_bodies()
+            self.tables.bodies.clear()
 
     @property
     def available(self) -> list[str]:

@@ -66,7 +66,7 @@ class FastLutMiddleware:
             backend=backend, batch_size=int(query.get("batch_size", 1)), threads=int(query.get("threads", 1))
         )
         resolution = int(query.get("resolution", 224))
-        return service.tables.cached_body(measuring, query.get("space", "hardcorenas"), resolution)
+        return service.tables.bodies.get(measuring, query.get("space", "hardcorenas"), resolution)
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[dict]],
                        send: Callable[[dict], Awaitable[None]]) -> None:

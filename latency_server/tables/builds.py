@@ -1,15 +1,14 @@
-"""Latency tables: when a table is complete, the build job that completes it, and the served-table cache.
+"""Latency tables: when a table is complete, and the build job that completes it.
 
 This module owns a table's keys (fixed parts and searchable blocks of a space at a resolution), the test
 of completeness (every entry stored, plus the reference and correction the settings ask for), the build job
 (missing entries, the reference and calibration tasks of :mod:`latency_server.tables.calibration`, the fit, each
 queued at background priority and tracked by one :class:`~latency_server.worker.jobs.Job`; refused before any work
-when over budget or when the table's last build killed the worker, stopped at the first such kill), the views
-of a stored
-table (:class:`CompleteTable` to serve, :class:`~latency_server.tables.prediction.TableView` to predict from), and
-the cache of complete tables' serialised response bodies. The bodies are opaque bytes that the REST layer
-serialises once and stores here, so that the pure-ASGI fast path can answer from memory; they live here
-because this module knows when a table's metadata changes and a body must be forgotten.
+when over budget or when the table's last build killed the worker, stopped at the first such kill), and the views
+of a stored table (:class:`CompleteTable` to serve, :class:`~latency_server.tables.prediction.TableView` to predict
+from). It holds the served bodies (:mod:`latency_server.tables.served_bodies`), which the REST layer serialises once
+so that the pure-ASGI fast path can answer from memory, because it knows when a table's metadata changes and a body
+must be forgotten.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +26,7 @@ from latency_server.store.measurement_settings import calibration_settings, usab
 from latency_server.store.models import BlockMeasurement
 from latency_server.tables.calibration import BuildCalibration, Calibrator
 from latency_server.tables.prediction import TableView
+from latency_server.tables.served_bodies import ServedBodies
 from latency_server.worker.jobs import Job
 from latency_server.worker.queue import BACKGROUND
 from latency_server.worker.stats import Stats
@@ -44,8 +43,6 @@ __all__ = ["CompleteTable", "TableBuilds", "table_keys"]
 log = logging.getLogger(__name__)
 
 TableId = tuple[str, str, int]  # (fingerprint, space, resolution)
-#: serialised complete tables kept for the fast path (least recently stored dropped first)
-_BODIES_KEPT = 64
 
 
 def table_keys(space: SearchSpace, resolution: int) -> tuple[dict[str, BlockKey], list[BlockKey]]:
@@ -100,33 +97,8 @@ class TableBuilds:
         self.store = measurer.store
         self.calibrator = Calibrator(measurer)
         self._active: dict[TableId, Job] = {}
-        self._bodies: OrderedDict[TableId, bytes] = OrderedDict()
+        self.bodies = ServedBodies(measurer)  # the serialised complete tables, for the fast path
         self._lock = threading.Lock()
-
-    # -- served bodies --------------------------------------------------------------------------------
-    def cached_body(self, measuring: MeasureSettings, space: str, resolution: int) -> bytes | None:
-        """The serialised complete table if this process has served it before."""
-        fp = self.measurer.known_fingerprint(measuring)
-        if fp is None:
-            return None
-        return self._bodies.get((fp.id, space, resolution))
-
-    def keep_body(self, table: CompleteTable, body: bytes) -> None:
-        """Remember the serialised ``table`` for later requests (complete tables do not change)."""
-        with self._lock:
-            self._bodies[(table.fingerprint, table.space, table.resolution)] = body
-            while len(self._bodies) > _BODIES_KEPT:
-                self._bodies.popitem(last=False)
-
-    def forget_body(self, fp_id: str, space: str, resolution: int) -> None:
-        """Forget the serialised table (its metadata changed)."""
-        with self._lock:
-            self._bodies.pop((fp_id, space, resolution), None)
-
-    def forget_bodies(self) -> None:
-        """Forget every serialised table (the device's fingerprints changed)."""
-        with self._lock:
-            self._bodies.clear()
 
     # -- reading --------------------------------------------------------------------------------------
     def _stored(self, fp_id: str, space: SearchSpace, resolution: int) -> _StoredEntries:
@@ -267,7 +239,7 @@ class TableBuilds:
             elapsed = time.perf_counter() - started
             if done_job.state == "done":
                 self.store.mark_table_complete(table_id)
-                self.forget_body(*table)
+                self.bodies.forget(*table)
                 log.info("table build %s done: %d steps in %.1f s", done_job.id, done_job.total, elapsed)
             else:
                 log.warning("table build %s failed after %.1f s: %s", done_job.id, elapsed, done_job.error)
@@ -355,5 +327,5 @@ class TableBuilds:
             return {}
         meta = self.calibrator.fitted_meta(cal, stored.view({}), stored.searchable)
         self.store.update_table_meta(table_id, meta)
-        self.forget_body(cal.fp_id, cal.space.name, cal.resolution)
+        self.bodies.forget(cal.fp_id, cal.space.name, cal.resolution)
         return meta

@@ -53,7 +53,7 @@ def _body_or_job(
     if result is None or isinstance(result, Job):
         return result
     body = _lut_response(result).model_dump_json().encode()
-    service.tables.keep_body(result, body)
+    service.tables.bodies.keep(result.fingerprint, result.space, result.resolution, body)
     return body
 
 
@@ -92,7 +92,7 @@ async def get_lut(
     LATENCY_SERVER_MAX_CONCURRENT_BUILDS distinct builds run at once (429 beyond). A table measured under an older
     fingerprint (a library, the CPU governor, affinity, quota or OMP_*/MKL_* changed since) is not served as
     current: the request rebuilds it, unless ``allow_stale=true`` asks for that table (``"stale": true``)."""
-    cached = service.tables.cached_body(measuring, space, resolution)
+    cached = service.tables.bodies.get(measuring, space, resolution)
     if cached is not None:
         return Response(cached, media_type="application/json")
     check_settings(measuring, settings, service.available, where="query")
