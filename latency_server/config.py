@@ -113,6 +113,13 @@ class Settings(BaseSettings):
         1.5, gt=1.0, description="a verdict whose bound is above this many times its central figure carries a "
         "noise warning: the device's drift, the best bound reachable now and what would help"
     )
+    worker_cpus: str = Field(
+        "", pattern=r"^$|^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$", max_length=200,
+        description="pin the measurement worker (and so the drift reference timed beside each network) to these "
+        "CPUs, e.g. 1 or 2-3 (empty: not pinned); the CPU set enters the device fingerprint")
+    worker_nice: int = Field(
+        0, ge=-20, le=19, description="the measurement worker's nice value (negative raises its priority where the "
+        "server may, which needs CAP_SYS_NICE; 0: unchanged)")
     onnx_exporter: str = Field("torchscript", pattern="^(torchscript|dynamo)$")
     default_threads: int = Field(1, ge=1)
 

@@ -22,6 +22,7 @@ from latency_server.tables.builds import TableBuilds
 from latency_server.verdicts.models import ModelMeasurements
 from latency_server.verdicts.networks import NetworkMeasurements
 from latency_server.worker.child import WorkerConfig
+from latency_server.worker.discipline import parse_cpus
 from latency_server.worker.fingerprint import DeviceFingerprint
 from latency_server.worker.jobs import JobRegistry
 from latency_server.worker.queue import MeasurementQueue
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 
 def _worker(settings: Settings) -> MeasurementWorker:
     config = WorkerConfig(onnx_exporter=settings.onnx_exporter, default_threads=settings.default_threads,
-                          log_level=settings.log_level)
+                          log_level=settings.log_level, cpus=parse_cpus(settings.worker_cpus),
+                          nice=settings.worker_nice)
     limits = WorkerLimits(
         task_timeout_s=settings.task_timeout_s, task_memory_bytes=settings.task_memory_mb << 20,
         recycle_tasks=settings.worker_recycle_tasks, recycle_s=settings.worker_recycle_minutes * 60,

@@ -23,6 +23,9 @@ class WorkerConfig:
     #: backends (with their export caches) kept at once; the least recently used one goes first
     max_backends: int = 4
     log_level: str = "warning"
+    #: CPUs the worker is pinned to (empty: not pinned) and its ``nice`` (0: unchanged); see :mod:`.discipline`
+    cpus: tuple[int, ...] = ()
+    nice: int = 0
 
 
 def rss_bytes(pid: int) -> int | None:

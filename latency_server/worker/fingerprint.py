@@ -20,6 +20,8 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from latency_server.worker.discipline import parse_cpus
+
 __all__ = ["METHOD_VERSION", "DeviceFingerprint", "cpu_affinity", "cpu_governor", "cpu_model", "cpu_quota",
            "environment_info", "expand_cpus", "fingerprint_for", "gpu_info", "hardware_info", "software_info",
            "thread_env"]
@@ -111,11 +113,7 @@ def _ranges(cpus: list[int]) -> str:
 
 def expand_cpus(text: str) -> list[int]:
     """The CPUs of a list like ``0-3,6`` (the inverse of how :func:`cpu_affinity` writes them)."""
-    cpus: list[int] = []
-    for part in filter(None, text.split(",")):
-        first, _, last = part.partition("-")
-        cpus.extend(range(int(first), int(last or first) + 1))
-    return cpus
+    return list(parse_cpus(text))
 
 
 def cpu_affinity() -> str | None:

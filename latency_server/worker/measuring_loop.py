@@ -45,13 +45,15 @@ def _plain(info: dict[str, Any]) -> dict[str, Any]:
 class TaskRunner:
     """Runs measurement tasks with backends kept between tasks (least recently used ones dropped)."""
 
-    def __init__(self, config: WorkerConfig) -> None:
+    def __init__(self, config: WorkerConfig, discipline: dict[str, Any] | None = None) -> None:
         self.config = config
+        self.discipline = discipline or {}
         self._backends: OrderedDict[tuple[str, int], Backend] = OrderedDict()
         torch.set_num_threads(config.default_threads)
 
     def hello(self) -> WorkerHello:
-        software = {**software_info(), **runtime_settings()}
+        # how the worker holds the CPU is reported, not hashed: the CPU set it ends with is (``cpu_affinity``)
+        software = {**software_info(), **runtime_settings(), "worker_discipline": self.discipline}
         return WorkerHello(pid=os.getpid(), backends=available_backends(), hardware=_plain(hardware_info()),
                            software=_plain(software), rss_bytes=rss_bytes(os.getpid()) or 0)
 
@@ -103,13 +105,14 @@ def _answer_pings(control: Connection, busy: dict[str, Any]) -> None:
             os._exit(0)  # the server is gone (or stopped us): nothing may keep measuring on its own
 
 
-def serve(tasks: Connection, control: Connection, config: WorkerConfig) -> None:
+def serve(tasks: Connection, control: Connection, config: WorkerConfig,
+          discipline: dict[str, Any] | None = None) -> None:
     """The worker's main loop: hello, then (task id, task) -> (task id, ok, result or TaskFailure)."""
     logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s worker %(name)s: %(message)s")
     busy: dict[str, Any] = {"tasks": 0}
     threading.Thread(target=_answer_pings, args=(control, busy), name="worker-pings", daemon=True).start()
-    runner = TaskRunner(config)
+    runner = TaskRunner(config, discipline)
     tasks.send(runner.hello())
     while True:
         try:

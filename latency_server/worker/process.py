@@ -16,6 +16,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from latency_server.worker.child import WorkerConfig
+from latency_server.worker.discipline import apply_discipline
 from latency_server.worker.tasks import WorkerHello
 
 __all__ = ["WorkerProcess"]
@@ -23,9 +24,11 @@ __all__ = ["WorkerProcess"]
 def _entry(tasks: Connection, control: Connection, config: WorkerConfig) -> None:
     """The process's target; the measuring loop is imported here, in the child, so the server never imports torch."""
     os.setsid()  # signals to the server's process group (a terminal's Ctrl-C, SIGTERM) are the server's to handle
+    # before torch is imported: the threads it starts later inherit the CPU set and the priority
+    discipline = apply_discipline(config.cpus, config.nice)
     from latency_server.worker.measuring_loop import serve
 
-    serve(tasks, control, config)
+    serve(tasks, control, config, discipline)
 
 
 class WorkerProcess:
