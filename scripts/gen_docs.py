@@ -49,6 +49,9 @@ HEADLINE = {
     "reference_conditions": ["reference_after_pause_median_ms", "reference_inside_round_median_ms",
                              "reference_paired_median_ms"],
     "table_reproducibility": ["entries_median_pct", "networks_median_pct", "networks_worst_pct"],
+    "measurement_discipline": ["resolution", "baseline_between_rsd_pct", "pinned_between_rsd_pct",
+                               "priority_between_rsd_pct", "pinned_priority_between_rsd_pct",
+                               "longer_rounds_between_rsd_pct"],
 }
 
 
