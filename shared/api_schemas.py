@@ -31,6 +31,8 @@ __all__ = [
     "DeviceResponse",
     "INT_CAP",
     "MIN_EXP_RATIO",
+    "NETWORK_NUM_FEATURES",
+    "NETWORK_STEM_SIZE",
     "SPACE_NAMES",
     "ErrorItem",
     "ErrorResponse",
@@ -71,6 +73,10 @@ INT_CAP = 2**31 - 1
 MAX_BLOCKS_PER_REQUEST = 256
 #: The smallest expansion ratio a block spec takes (keys keep four decimals of it).
 MIN_EXP_RATIO = 0.01
+#: The stem width and head features a network request builds by default: those of timm's ``hardcorenas_*`` (and of
+#: :func:`shared.builders.build_network`'s defaults), which every table and stored figure was measured with.
+NETWORK_STEM_SIZE = 32
+NETWORK_NUM_FEATURES = 1280
 
 BackendName = Literal["onnxruntime", "torch-cpu", "torch-cuda"]
 SpaceName = Literal[SPACE_NAMES]  # type: ignore[valid-type]
@@ -211,6 +217,11 @@ class NetworkRequest(MeasureSettings):
     arch: str = Field(min_length=1, description="architecture string, e.g. [['ds_r1_k3_s1_e1_c16_nre'], ...]")
     resolution: Annotated[int, Field(ge=32, le=INT_CAP), BeforeValidator(_json_int)] = 224
     space: SpaceName = Field("hardcorenas", description="the search space whose table predicts the network")
+    stem_size: PositiveInt = Field(NETWORK_STEM_SIZE, description="the stem's output channels (timm's stem_size; "
+                                   "16 for mobilenetv3_small_100): a network with another stem or head than the "
+                                   "default gets no table prediction")
+    num_features: PositiveInt = Field(NETWORK_NUM_FEATURES, description="the head's features before the "
+                                      "classifier (timm's num_features; 1024 for mobilenetv3_small_100)")
     confidence: Annotated[float, Field(ge=0.5, le=0.9999), BeforeValidator(_no_bool)] = Field(
         0.95, description="the confidence of the verdict's upper bound: a later measurement is at most "
         "verdict.upper_ms with it (a search asks its k-th verdict at 1 - (1 - c) / 2^k)")

@@ -1,7 +1,9 @@
 """Torch modules from the shared vocabulary, built with timm's own classes and decoder.
 
 ``build_network`` turns an architecture string into a timm ``MobileNetV3`` configured exactly like timm's
-``hardcorenas_*`` models (stem 32, 1280 features, h-swish default, SE with ReLU and hard-sigmoid gate).
+``hardcorenas_*`` models (stem 32, 1280 features, h-swish default, SE with ReLU and hard-sigmoid gate). timm's
+``mobilenetv3_*_100`` share all of it but the stem and head, so their arch defs with ``stem_size=16`` and their
+``num_features`` (1024 for the small one) build the same networks.
 ``build_block`` turns one :class:`BlockKey` into the module that sits at that position of such a network, so
 a latency table measures the very modules the network runs.
 """
@@ -38,7 +40,7 @@ def build_network(
     drop_path_rate: float = 0.0,
     in_chans: int = 3,
 ) -> MobileNetV3:
-    """A timm MobileNetV3 for an architecture string, configured like timm's ``hardcorenas_*``."""
+    """A timm MobileNetV3 for an architecture string, configured like timm's ``hardcorenas_*`` (by default)."""
     if isinstance(arch, str):
         arch = parse_arch(arch)
     return MobileNetV3(

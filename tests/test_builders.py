@@ -1,4 +1,5 @@
-"""The builders reproduce timm's hardcorenas_a..f exactly, block by block."""
+"""The builders reproduce timm's hardcorenas_a..f exactly, block by block, and, with its stem and head, timm's
+mobilenetv3_small_100 from its arch def."""
 
 from __future__ import annotations
 
@@ -10,6 +11,14 @@ from shared.builders import block_input, build_block, build_network
 from shared.published import PUBLISHED
 from shared.search_space import HARDCORENAS
 
+#: timm's ``mobilenetv3_small_100``: its arch def as timm writes it (``_gen_mobilenet_v3``), stem and head widths
+MOBILENETV3_SMALL_ARCH = (
+    "[['ds_r1_k3_s2_e1_c16_se0.25_nre'], ['ir_r1_k3_s2_e4.5_c24_nre', 'ir_r1_k3_s1_e3.67_c24_nre'], "
+    "['ir_r1_k5_s2_e4_c40_se0.25', 'ir_r2_k5_s1_e6_c40_se0.25'], ['ir_r2_k5_s1_e3_c48_se0.25'], "
+    "['ir_r3_k5_s2_e6_c96_se0.25'], ['cn_r1_k1_s1_c576']]"
+)
+MOBILENETV3_SMALL_WIDTHS = {"stem_size": 16, "num_features": 1024}
+
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_published_network_equals_timm(name: str) -> None:
@@ -19,6 +28,19 @@ def test_published_network_equals_timm(name: str) -> None:
     assert list(ref_sd) == list(our_sd)
     assert all(ref_sd[k].shape == our_sd[k].shape for k in ref_sd)
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters())
+    ours.load_state_dict(ref_sd)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x), rtol=0, atol=0)
+
+
+def test_mobilenetv3_small_from_its_arch_def_equals_timm() -> None:
+    """The same class, squeeze-excite and default activation as hardcorenas_*: only the stem and head differ."""
+    reference = timm.create_model("mobilenetv3_small_100", pretrained=False).eval()
+    ours = build_network(MOBILENETV3_SMALL_ARCH, **MOBILENETV3_SMALL_WIDTHS).eval()
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters())
+    ref_sd, our_sd = reference.state_dict(), ours.state_dict()
+    assert list(ref_sd) == list(our_sd) and all(ref_sd[k].shape == our_sd[k].shape for k in ref_sd)
     ours.load_state_dict(ref_sd)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():

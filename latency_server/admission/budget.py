@@ -31,15 +31,12 @@ from latency_server.errors import OverBudget
 from latency_server.worker.model_tasks import ModelTask
 from latency_server.worker.stats import Method
 from latency_server.worker.tasks import BlockTask, NetworkTask
-from shared.api_schemas import MeasureSettings
+from shared.api_schemas import NETWORK_NUM_FEATURES, NETWORK_STEM_SIZE, MeasureSettings
 from shared.arch_string import ArchDef
 from shared.block_key import BlockKey
 
 __all__ = ["Budget", "Cost", "DeviceSpeed", "Limits", "block_figures", "request_cost", "task_cost"]
 
-#: how :func:`shared.builders.build_network` builds every network: stem width and head features
-STEM_CHS = 32
-NUM_FEATURES = 1280
 #: timm's ``EfficientNetBuilder(output_stride=32)``: a stride that would take the network past it becomes a
 #: dilation, so the block keeps its input's resolution
 OUTPUT_STRIDE = 32
@@ -113,10 +110,11 @@ def block_figures(key: BlockKey) -> _Figures:
                   key.se_ratio, key.num_classes)
 
 
-def _network_figures(arch: ArchDef, resolution: int, num_classes: int) -> _Figures:
+def _network_figures(arch: ArchDef, resolution: int, num_classes: int, stem_chs: int = NETWORK_STEM_SIZE,
+                     num_features: int = NETWORK_NUM_FEATURES) -> _Figures:
     """A whole network's figures per image, as ``build_network`` builds it (stem, blocks, head)."""
-    parts = [_block("stem", 3, STEM_CHS, 2, resolution, 1.0, 3, 0.0)]
-    chs, res, total_stride = STEM_CHS, -(-resolution // 2), 2
+    parts = [_block("stem", 3, stem_chs, 2, resolution, 1.0, 3, 0.0)]
+    chs, res, total_stride = stem_chs, -(-resolution // 2), 2
     for stage in arch.stages:
         for block in stage:
             out_chs = block.out_chs or chs
@@ -129,7 +127,7 @@ def _network_figures(arch: ArchDef, resolution: int, num_classes: int) -> _Figur
                                     max(*block.kernel, block.exp_kernel or 1, block.pw_kernel or 1),
                                     float(block.se_ratio or 0.0)))
                 chs, res = out_chs, -(-res // stride)
-    parts.append(_block("head", chs, NUM_FEATURES, 1, res, 1.0, 1, 0.0, num_classes))
+    parts.append(_block("head", chs, num_features, 1, res, 1.0, 1, 0.0, num_classes))
     return _Figures(sum(p.parameters for p in parts), sum(p.macs for p in parts), max(p.activations for p in parts),
                     sum(p.layers for p in parts))
 
@@ -154,7 +152,8 @@ def task_cost(task: BlockTask | NetworkTask | ModelTask, macs_per_s: float) -> C
         parts = [block_figures(BlockKey.parse(task.key))]
         rounds, setup_s = 1, _BLOCK_SETUP_S
     else:
-        parts = [_network_figures(arch, task.resolution, task.num_classes) for arch in task.archs]
+        parts = [_network_figures(arch, task.resolution, task.num_classes, *task.width(i))
+                 for i, arch in enumerate(task.archs)]
         rounds, setup_s = max(1, task.rounds), _NETWORK_SETUP_S
     weight_bytes = [p.parameters * _FLOAT_BYTES for p in parts]
     largest_activation = max(p.activations for p in parts) * batch

@@ -76,6 +76,8 @@ def check_network(req: NetworkRequest, settings: Settings) -> ArchDef:
     loc: tuple[str | int, ...] = ("body", "arch")
     _limit(len(req.arch), settings.max_arch_length, loc, "arch length", "MAX_ARCH_LENGTH")
     check_resolution(req.resolution, settings, ("body", "resolution"))
+    for field in ("stem_size", "num_features"):  # channel counts, like the blocks' (the stem and the head's width)
+        _limit(getattr(req, field), settings.max_channels, ("body", field), field, "MAX_CHANNELS")
     try:
         arch = parse_arch(req.arch)
     except ArchStringError as exc:
@@ -92,7 +94,8 @@ def check_network(req: NetworkRequest, settings: Settings) -> ArchDef:
             _limit(block.exp_ratio or 1.0, settings.max_exp_ratio, loc, f"{where}: expansion ratio", "MAX_EXP_RATIO")
     if not _compiled(arch_pattern(settings)).fullmatch(req.arch):
         raise InputError(loc, "arch: outside the accepted grammar: ir, er, ds, dsa or cn blocks with their options "
-                         "in the order r k s e c [noskip] [n] [se] (the OpenAPI schema has the pattern)")
+                         "in the order r k s e c [noskip] [n] [se] or, as timm writes them, [se] [n] (the OpenAPI "
+                         "schema has the pattern)")
     return arch  # its cost (parameters, activations, memory, time) is budgeted by latency_server.admission.budget
 
 
@@ -128,7 +131,8 @@ def _ratio(high: int) -> str:
 
 
 def arch_pattern(settings: Settings) -> str:
-    """The arch strings this server accepts (``ir``/``er``/``ds``/``dsa``/``cn`` blocks, canonical option order).
+    """The arch strings this server accepts (``ir``/``er``/``ds``/``dsa``/``cn`` blocks, canonical option order, or
+    the squeeze-excite ratio before the activation as timm's own arch defs write it: ``..._se0.25_nre``).
 
     Counts, channels, kernels and ratios stay within the limits; what one pattern cannot bound (the total
     block count, the expanded width, the activation size) is checked after parsing.
@@ -138,7 +142,8 @@ def arch_pattern(settings: Settings) -> str:
     chs = int_range_regex(1, settings.max_channels)
     head = f"_r{reps}_k{kernel}_s[12]"
     act = "(?:_n(?:re|r6|hs|sw))?"
-    tail = f"(?:_noskip)?{act}(?:_noskip)?(?:_se{_ratio(1)})?"
+    se = f"_se{_ratio(1)}"
+    tail = f"(?:_noskip)?(?:{act}(?:_noskip)?(?:{se})?|{se}_n(?:re|r6|hs|sw))"
     block = (f"(?:(?:ir|er){head}_e{_ratio(settings.max_exp_ratio)}_c{chs}{tail}"
              f"|dsa?{head}(?:_e{_ratio(settings.max_exp_ratio)})?_c{chs}{tail}"
              f"|cn{head}_c{chs}(?:_skip)?{act})")

@@ -60,6 +60,8 @@ def _network_request(spec: dict[str, Any], settings: Settings) -> None:
     props["arch"]["maxLength"] = settings.max_arch_length
     props["arch"]["pattern"] = arch_pattern(settings)
     props["resolution"]["maximum"] = settings.max_resolution
+    for name in ("stem_size", "num_features"):
+        props[name]["maximum"] = settings.max_channels
     _across_fields(spec, f"at most {settings.max_network_blocks} blocks in all (repeats counted); batch_size x the "
                          f"widest channel count x (resolution/2)^2 is at most {settings.max_activation_elements}")
 

@@ -43,7 +43,7 @@ from latency_server.verdicts.noise_warning import noise_warning
 from latency_server.worker.queue import INTERACTIVE
 from latency_server.worker.stats import NetworkFigure, RoundSeries
 from latency_server.worker.tasks import NetworksResult, NetworkTask
-from shared.api_schemas import MeasureSettings
+from shared.api_schemas import NETWORK_NUM_FEATURES, NETWORK_STEM_SIZE, MeasureSettings
 from shared.arch_string import ArchDef, format_arch
 from shared.search_space import SearchSpace
 
@@ -51,9 +51,20 @@ if TYPE_CHECKING:
     from latency_server.admission.measurer import Measurer
     from latency_server.tables.builds import TableBuilds
 
-__all__ = ["NetworkMeasurements", "NetworkResult"]
+__all__ = ["DEFAULT_WIDTH", "NetworkMeasurements", "NetworkResult", "network_key"]
 
 log = logging.getLogger(__name__)
+
+#: (stem_size, num_features) of the space's networks: the only stem and head the tables predict
+DEFAULT_WIDTH = (NETWORK_STEM_SIZE, NETWORK_NUM_FEATURES)
+
+
+def network_key(arch: ArchDef, width: tuple[int, int] = DEFAULT_WIDTH) -> str:
+    """The network's one string form: its failure key and its key in the store. Another stem or head is part of
+    the key, so the same arch with another head never shares the default's figures, repeats or failures; the
+    default keeps the bare arch string (the keys stored so far)."""
+    text = format_arch(arch)
+    return text if width == DEFAULT_WIDTH else f"{text} stem_size={width[0]} num_features={width[1]}"
 
 
 @dataclass(frozen=True)
@@ -131,14 +142,16 @@ class NetworkMeasurements:
         self.last_verdict: dict[str, Any] | None = None  # the newest verdict's figures, no arch string
 
     def task(self, measuring: MeasureSettings, archs: list[ArchDef], resolution: int, space: SearchSpace,
-             *, rounds: int = 1, first_round: int = 0) -> NetworkTask:
-        """The worker task that times ``archs`` (a network, then the reference) over ``rounds`` rounds."""
+             *, rounds: int = 1, first_round: int = 0, width: tuple[int, int] = DEFAULT_WIDTH) -> NetworkTask:
+        """The worker task that times ``archs`` (a network with ``width``'s stem and head, then the reference with
+        the default's) over ``rounds`` rounds."""
         return NetworkTask(measuring, tuple(archs), resolution, self.measurer.method,
-                           rounds=rounds, num_classes=space.num_classes, first_round=first_round)
+                           rounds=rounds, num_classes=space.num_classes, first_round=first_round,
+                           widths=() if width == DEFAULT_WIDTH else (width,))
 
     def submit(
         self, measuring: MeasureSettings, arch: ArchDef, resolution: int, space: SearchSpace, *,
-        confidence: float = 0.95,
+        confidence: float = 0.95, width: tuple[int, int] = DEFAULT_WIDTH,
     ) -> Future:
         """Queue a whole-network measurement (merged with an identical pending one, whatever its confidence: the
         rounds do not depend on it, so take the result's :meth:`NetworkResult.at_confidence`); refused before any
@@ -146,16 +159,17 @@ class NetworkMeasurements:
         the worker."""
         measurer, settings = self.measurer, self.settings
         fp_id = measurer.fingerprint(measuring).id
-        key = format_arch(arch)  # the network's one string form: its failure key and its key in the store
+        key = network_key(arch, width)
         failure_key = ("network", fp_id, key, resolution, space.name)
         measurer.failures.refuse_if_recent(failure_key, f"the network at {resolution} px", ("body", "arch"))
         archs = [arch] + ([reference_network(space)] if settings.drift_reference else [])
         rounds = max(settings.verdict_max_rounds, settings.network_rounds) if settings.drift_reference \
             else settings.network_rounds
-        measurer.budget.check([(self.task(measuring, archs, resolution, space, rounds=rounds), ("body", "arch"))])
+        task = self.task(measuring, archs, resolution, space, rounds=rounds, width=width)
+        measurer.budget.check([(task, ("body", "arch"))])
         return measurer.queue.submit(
             failure_key,
-            lambda: self._measure(measuring, fp_id, arch, key, resolution, space, confidence, failure_key),
+            lambda: self._measure(measuring, fp_id, arch, key, resolution, space, confidence, failure_key, width),
             priority=INTERACTIVE, label=f"network at {resolution} px",
         )
 
@@ -213,10 +227,11 @@ class NetworkMeasurements:
 
     def _measure(
         self, measuring: MeasureSettings, fp_id: str, arch: ArchDef, key: str, resolution: int, space: SearchSpace,
-        confidence: float, failure_key: tuple,
+        confidence: float, failure_key: tuple, width: tuple[int, int] = DEFAULT_WIDTH,
     ) -> NetworkResult:
         measurer = self.measurer
-        choice = choice_in(space, arch, resolution)
+        # the tables hold the space's stem and head only: another one is a network outside the space
+        choice = choice_in(space, arch, resolution) if width == DEFAULT_WIDTH else None
         view = None if choice is None else self.tables.view(measuring, space, resolution)
         prediction = None if choice is None or view is None else predict(view, space, choice, resolution)
         reference = reference_arch(space) if self.settings.drift_reference else None
@@ -225,8 +240,8 @@ class NetworkMeasurements:
         elasticity = self.elasticity(fp_id, reference, resolution) if reference else None
         archs = [arch] + ([reference_network(space)] if reference else [])
         series = RoundSeries(len(archs), batch_size=measuring.batch_size, warmup=measurer.method.warmup)
-        last = self._rounds(self.task(measuring, archs, resolution, space), series, past, reference is not None,
-                            failure_key, moving_ratio)
+        last = self._rounds(self.task(measuring, archs, resolution, space, width=width), series, past,
+                            reference is not None, failure_key, moving_ratio)
         figures = series.figures()
         figure = figures[0]
         measurer.add_counts(networks=1, backend=measuring.backend)

@@ -89,7 +89,7 @@ class TaskRunner:
         backend = self.backend(task.measuring)
         nets = NetworkSet(backend, list(task.archs), task.resolution, task.method,
                           batch_size=task.measuring.batch_size, num_classes=task.num_classes, seed=task.seed,
-                          first_round=task.first_round)
+                          first_round=task.first_round, widths=task.widths)
         for _ in range(max(1, task.rounds)):
             nets.measure_round()
         return NetworksResult(nets.figures(), _plain(backend.describe()), nets.pooled)

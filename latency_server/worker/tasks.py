@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latency_server.worker.stats import Method, NetworkFigure, Stats
-from shared.api_schemas import MeasureSettings
+from shared.api_schemas import NETWORK_NUM_FEATURES, NETWORK_STEM_SIZE, MeasureSettings
 from shared.arch_string import ArchDef
 
 __all__ = ["BlockResult", "BlockTask", "NetworkTask", "NetworksResult", "TaskFailure", "WorkerHello"]
@@ -45,6 +45,8 @@ class NetworkTask:
     Each network is exported once (and kept in the worker's export cache for later tasks); each round opens a
     fresh session of every network in turn, the order alternating with the round's index (``first_round``
     continues the alternation of earlier tasks of the same set, as a table build's calibration rounds do).
+    ``widths`` gives networks a stem and head of their own (a timm model written as an arch string); the drift
+    reference and the space's networks keep the defaults.
     """
 
     measuring: MeasureSettings
@@ -55,6 +57,12 @@ class NetworkTask:
     num_classes: int = 1000
     first_round: int = 0
     seed: int = 0
+    #: per network (input order), its (stem_size, num_features); networks past the end get the defaults
+    widths: tuple[tuple[int, int], ...] = ()
+
+    def width(self, index: int) -> tuple[int, int]:
+        """The (stem_size, num_features) the ``index``-th network is built with."""
+        return self.widths[index] if index < len(self.widths) else (NETWORK_STEM_SIZE, NETWORK_NUM_FEATURES)
 
     @property
     def label(self) -> str:

@@ -19,6 +19,7 @@ from torch import nn
 
 from latency_server.worker.backends import Backend, Runner
 from latency_server.worker.stats import Method, NetworkFigure, RoundSeries, Stats
+from shared.api_schemas import NETWORK_NUM_FEATURES, NETWORK_STEM_SIZE
 from shared.arch_string import ArchDef
 from shared.block_key import BlockKey
 from shared.builders import block_input, build_block, build_network
@@ -137,17 +138,23 @@ class NetworkSet:
         num_classes: int = 1000,
         seed: int = 0,
         first_round: int = 0,
+        widths: Sequence[tuple[int, int]] = (),
     ) -> None:
         torch.manual_seed(seed)
         example = torch.randn(batch_size, 3, resolution, resolution)
         self.method = method
         self.batch_size = batch_size
         self.factories = []
-        for arch in archs:
+        default = (NETWORK_STEM_SIZE, NETWORK_NUM_FEATURES)
+        for i, arch in enumerate(archs):
+            stem, features = widths[i] if i < len(widths) else default
             torch.manual_seed(seed)  # each network's weights depend only on (arch, seed): exports can be reused
+            # the default network's key is the one the model runner's reference uses, so they share an export
+            key = ("network", arch, resolution, batch_size, num_classes, seed) + (
+                () if (stem, features) == default else (stem, features))
             self.factories.append(backend.factory(
-                build_network(arch, num_classes=num_classes).eval(), example,
-                cache_key=("network", arch, resolution, batch_size, num_classes, seed),
+                build_network(arch, num_classes=num_classes, stem_size=stem, num_features=features).eval(), example,
+                cache_key=key,
             ))
         self.series = RoundSeries(len(self.factories), batch_size=batch_size, warmup=method.warmup)
         self.per_round, self.pooled = self.series.per_round, self.series.pooled

@@ -25,6 +25,8 @@ from pydantic import BaseModel, ValidationError
 
 from nas.latency.table import LatencyTable, LatencyTableError
 from shared.api_schemas import (
+    NETWORK_NUM_FEATURES,
+    NETWORK_STEM_SIZE,
     DeviceResponse,
     HealthResponse,
     JobAccepted,
@@ -271,12 +273,19 @@ class LatencyClient:
         threads: int = 1,
         space: str = HARDCORENAS.name,
         confidence: float = 0.95,
+        stem_size: int = NETWORK_STEM_SIZE,
+        num_features: int = NETWORK_NUM_FEATURES,
     ) -> NetworkResponse:
         """``POST /v1/latency/network``: the measured statistics, the verdict (central figure and upper bound at
-        ``confidence``) and the server's table prediction."""
+        ``confidence``) and the server's table prediction. ``stem_size`` and ``num_features`` build another stem
+        and head (a timm model's, e.g. 16 and 1024 for mobilenetv3_small_100; no table prediction then)."""
         body = _request(NetworkRequest, arch=arch, resolution=resolution, space=space, backend=backend,
-                        batch_size=batch_size, threads=threads, confidence=confidence)
-        response = self._send("POST", "/v1/latency/network", json=body.model_dump())
+                        batch_size=batch_size, threads=threads, confidence=confidence, stem_size=stem_size,
+                        num_features=num_features)
+        # the default stem and head are left out, so the body stays what servers without these fields accept
+        defaults = {name for name, value in (("stem_size", NETWORK_STEM_SIZE), ("num_features", NETWORK_NUM_FEATURES))
+                    if getattr(body, name) == value}
+        response = self._send("POST", "/v1/latency/network", json=body.model_dump(exclude=defaults))
         return self._parse(NetworkResponse, response)
 
     def measure_model(

@@ -86,7 +86,8 @@ async def measure_network(
     arch = check_network(req, settings)
     refuse_if_read_only(request.app)
     future = await run_in_threadpool(
-        functools.partial(service.networks.submit, req, arch, req.resolution, space, confidence=req.confidence))
+        functools.partial(service.networks.submit, req, arch, req.resolution, space, confidence=req.confidence,
+                          width=(req.stem_size, req.num_features)))
     (result,) = await results_or_release(request, service.queue, [future])
     result = result.at_confidence(req.confidence)  # one measurement serves every confidence asked meanwhile
     prediction = result.prediction

@@ -1,6 +1,7 @@
 """``POST /v1/latency/model`` on a real server: a timm model by name and an uploaded ONNX export get the same
-verdict as the same network written as an arch string (within the verdicts' own bounds); the same file is
-measured once; hostile uploads get a 4xx and leave nothing behind (no temporary file, the same worker alive)."""
+verdict as the same network written as an arch string (within the verdicts' own bounds; ``mobilenetv3_small_100``
+within 10 % of its arch def with its own stem and head, issue #32); the same file is measured once; hostile
+uploads get a 4xx and leave nothing behind (no temporary file, the same worker alive)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from shared.builders import build_network
 from shared.costs import count_macs, count_params
 from shared.published import PUBLISHED
 from tests.live import start_server
+from tests.test_builders import MOBILENETV3_SMALL_ARCH, MOBILENETV3_SMALL_WIDTHS
 
 RES = 64
 ARCH = PUBLISHED["A"].arch  # the same network as timm's hardcorenas_a (stem, head and squeeze-excite alike)
@@ -47,11 +49,20 @@ def arch_verdict(server: tuple[LocalServer, Path]) -> dict:
     return answer.json()["verdict"]
 
 
-def _agree(a: dict, b: dict) -> None:
-    """Each central figure within the other's interval [central / (bound / central), bound]."""
-    for one, other in ((a, b), (b, a)):
-        ratio = other["upper_ms"] / other["central_ms"]
-        assert other["central_ms"] / ratio <= one["central_ms"] <= other["upper_ms"], (a, b)
+def _agree(a: dict, b: dict, share: float = 0.10) -> None:
+    """The same network's two verdicts agree: ``a``'s central figure within ``share`` of ``b``'s (the arch
+    string's) or, on a loaded machine, apart by no more than their noise allows together.
+
+    Each verdict's bound is its central figure times ``r = upper / central``, ``log r`` a multiple of its log-sd;
+    the difference of two independent log figures has the root sum of squares of their sds, so the gap may reach
+    ``sqrt(log^2 r_a + log^2 r_b)``. (Asking each central to sit inside the other's interval failed on a busy
+    machine when one verdict was tight and the other noisy: 1.65 ms, bound 2.66, beside 1.39 ms, bound 1.52.)
+    """
+    if abs(a["central_ms"] / b["central_ms"] - 1) <= share:
+        return
+    gap = abs(math.log(a["central_ms"] / b["central_ms"]))
+    noise = math.hypot(math.log(a["upper_ms"] / a["central_ms"]), math.log(b["upper_ms"] / b["central_ms"]))
+    assert gap <= noise, (a, b)
 
 
 def _export(net: torch.nn.Module, resolution: int) -> bytes:
@@ -72,6 +83,22 @@ def test_a_timm_name_gets_the_verdict_of_its_arch_string(server: tuple[LocalServ
     assert answer.parameters == sum(p.numel() for p in net.parameters())
     assert answer.macs == count_macs(net, torch.randn(1, 3, RES, RES))
     assert answer.peak_memory_bytes is not None and answer.peak_memory_bytes > 0
+
+
+def test_mobilenetv3_small_by_name_gets_the_verdict_of_its_arch_def(server: tuple[LocalServer, Path]) -> None:
+    """timm's arch def with its stem (16) and head (1024 features) is the same network as the name (issue #32)."""
+    with LatencyClient(server[0].url) as client:
+        by_name = client.measure_model(timm="mobilenetv3_small_100", resolution=RES, backend="onnxruntime",
+                                       threads=1)
+        as_arch = client.measure_network(MOBILENETV3_SMALL_ARCH, resolution=RES, backend="onnxruntime", threads=1,
+                                         **MOBILENETV3_SMALL_WIDTHS)
+    assert by_name.verdict is not None and as_arch.verdict is not None
+    print(f"\nmobilenetv3_small_100 at {RES} px: by name central {by_name.verdict.central_ms:.4f} ms "
+          f"(upper {by_name.verdict.upper_ms:.4f}, {by_name.verdict.rounds} rounds); as arch string central "
+          f"{as_arch.verdict.central_ms:.4f} ms (upper {as_arch.verdict.upper_ms:.4f}, {as_arch.verdict.rounds} "
+          f"rounds); ratio {as_arch.verdict.central_ms / by_name.verdict.central_ms:.4f}")
+    assert as_arch.predicted_ms is None and as_arch.predicted_table_ms is None  # outside the space: no prediction
+    _agree(by_name.verdict.model_dump(), as_arch.verdict.model_dump())
 
 
 def test_mobilenetv3_small_by_name_with_its_profile(server: tuple[LocalServer, Path]) -> None:

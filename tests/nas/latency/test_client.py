@@ -110,6 +110,18 @@ def test_server_faults_are_retried_until_the_answer() -> None:
                     "backend": "onnxruntime", "batch_size": 1, "threads": 1}
 
 
+def test_another_stem_and_head_are_sent_and_the_defaults_left_out() -> None:
+    def network(request: Request, n: int) -> JSONResponse:
+        return JSONResponse(NETWORK_ANSWER)
+
+    with serve({("POST", "/v1/latency/network"): network}) as (fake, url), _client(url) as client:
+        client.measure_network("arch", resolution=64, stem_size=16, num_features=1024)
+        client.measure_network("arch", resolution=64, stem_size=16)
+    bodies = [httpx.Response(200, content=b).json() for b in fake.bodies]
+    assert (bodies[0]["stem_size"], bodies[0]["num_features"]) == (16, 1024)
+    assert bodies[1]["stem_size"] == 16 and "num_features" not in bodies[1]
+
+
 def test_rate_limits_are_retried_and_other_client_errors_are_not() -> None:
     def stats(request: Request, n: int) -> JSONResponse:
         if n == 0:
