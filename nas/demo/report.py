@@ -11,6 +11,7 @@ import json
 import statistics
 from typing import TYPE_CHECKING, Any
 
+from nas.demo.baselines import baselines_json, baselines_lines
 from nas.demo.fleet import fleet_json, fleet_lines
 from nas.demo.noise import noise_paragraph, noise_warnings
 
@@ -164,7 +165,7 @@ def write_report(run: DemoRun) -> list[dict[str, Any]]:
     warnings = noise_warnings([row["result"] for row in run.rows],
                               [row.get("final_measurement") for row in run.rows])
     noise = noise_paragraph(table, warnings)
-    versus_lines = _versus_random_lines(run) + fleet_lines(run)
+    versus_lines = _versus_random_lines(run) + baselines_lines(run) + fleet_lines(run)
     timing = "Stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in run.stage_seconds.items())
     (out / "results.md").write_text("# Demo results\n\n" + settings + "\n\n" + "\n".join(lines + noise) + "\n"
                                     + "\n".join(versus_lines) + "\n\n" + timing + "\n")
@@ -174,6 +175,7 @@ def write_report(run: DemoRun) -> list[dict[str, Any]]:
         "searches": searches_json(run, table),
         "random_sampling": run.versus_random.sampling if run.versus_random else None,
         "noise_warnings": warnings,
+        "published": baselines_json(run),
         "fleet": fleet_json(run),
         "stage_seconds": {k: round(v, 1) for k, v in run.stage_seconds.items()},
     }, indent=1))
