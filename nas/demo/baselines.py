@@ -19,6 +19,7 @@ from typing import Any
 from nas.demo.state import DemoRun
 from nas.latency.client import LatencyClient
 from nas.latency.compare import Entry, Measured, Settings, measure_entries
+from nas.latency.table import LatencyTableError
 
 __all__ = ["TIMM_FACTOR", "baselines_estimate_s", "baselines_json", "baselines_lines", "measure_baselines"]
 
@@ -73,10 +74,16 @@ def measure_baselines(run: DemoRun) -> str:
 
     settings = Settings(resolution=cfg.resolution, backend=cfg.backend, threads=cfg.threads)
     entries = [Entry(name=name, kind="timm", source=name) for name in names]
-    with LatencyClient(run.server.url) as client:
-        rows = measure_entries(client, entries, settings, before_each=fits)
+    rows: list[Measured] = []
     note = None
-    if stopped:
+    try:
+        with LatencyClient(run.server.url) as client:
+            measure_entries(client, entries, settings, before_each=fits, after_each=rows.append)
+    except LatencyTableError as exc:  # context for the searched networks: a refusal must not end the demo
+        failed = names[len(rows)]
+        stopped.extend(names[len(rows):])
+        note = f"stopped at {failed}: {' '.join(str(exc).split())}"
+    if stopped and note is None:
         slowest = max(m.seconds for m in rows) if rows else prior
         note = _skip_note(run, slowest, f"stopped before {', '.join(stopped)}")
     run.baselines = {"skipped": note, "models": rows, "not_measured": stopped}

@@ -66,6 +66,23 @@ def test_the_step_stops_before_a_model_that_no_longer_fits(tmp_path: Path, monke
     assert lines[-1].startswith("The published networks were stopped before hardcorenas_b")
 
 
+def test_a_refused_model_ends_the_step_not_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nas.latency.client import LatencyServerError
+
+    run = _run(tmp_path, time_budget_s=None, baselines=("hardcorenas_a", "no_such_model", "hardcorenas_c"))
+
+    def fake_measure(client: Any, entry: Any, settings: Any) -> Measured:
+        if entry.source == "no_such_model":
+            raise LatencyServerError("answered 422:\ntimm: 'no_such_model' is not a timm model", status_code=422)
+        return _measured(entry.source, 1.0)
+
+    monkeypatch.setattr("nas.latency.compare.measure_entry", fake_measure)
+    summary = measure_baselines(run)
+    assert [m.name for m in run.baselines["models"]] == ["hardcorenas_a"]
+    assert run.baselines["not_measured"] == ["no_such_model", "hardcorenas_c"]
+    assert "stopped at no_such_model: answered 422: timm: 'no_such_model' is not a timm model" in summary
+
+
 def test_the_table_json_and_plot_marks(tmp_path: Path) -> None:
     run = _run(tmp_path)
     run.baselines = {"skipped": None, "not_measured": [],
