@@ -182,22 +182,23 @@ def sort_by_latency(rows: Sequence[Measured]) -> list[Measured]:
     return sorted(rows, key=lambda r: (r.central_ms, r.upper_ms, r.name))
 
 
-def _count(value: int, unit: float, suffix: str) -> str:
-    return f"{value / unit:.2f} {suffix}"
+def _millions(value: int) -> str:
+    return f"{value / 1e6:.2f} M"
 
 
 def format_table(rows: Sequence[Measured]) -> str:
-    """The plain-text table ``nas compare`` prints: fastest first, searched networks marked ``*``."""
+    """The plain-text table ``nas compare`` prints: fastest first, searched networks marked ``*``, figures
+    right-aligned."""
     header = ("", "name", "central (ms)", "bound (ms)", "params", "MACs")
     cells = [header] + [("*" if r.searched else "", r.name, f"{r.central_ms:.3f}", f"{r.upper_ms:.3f}",
-                         _count(r.parameters, 1e6, "M"), _count(r.macs, 1e6, "M")) for r in sort_by_latency(rows)]
+                         _millions(r.parameters), _millions(r.macs)) for r in sort_by_latency(rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    right = {2, 3, 4, 5}
-    lines = ["  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths,
-                                                                                                  strict=True)))
-             .rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths,
+                                                                                             strict=True))).rstrip()
+
+    return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *map(line, cells[1:])])
 
 
 def comparison_json(rows: Sequence[Measured], settings: Settings, endpoint: str) -> dict[str, Any]:
