@@ -16,8 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run the whole pipeline end to end on the bundled data (make demo)",
         description="Start a latency server on a SQLite file, build the latency table, train the heaviest network "
         "and the supernet on digits, search at three latency limits, rank each searched network among "
-        "random networks of its latency band, fine-tune, validate and measure each result, then search one network "
-        "for two targets (onnxruntime and torch-cpu on the same server); write "
+        "random networks of its latency band, fine-tune, validate and measure each result, measure the published "
+        "networks beside them, then search one network for two targets (onnxruntime and torch-cpu on the same "
+        "server); write "
         "outputs/demo/results.{md,csv,json} and three plots. Options left out take the demo's settings.",
     )
     p.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (default outputs/demo)")
@@ -39,9 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="BCFW steps of the fleet step's search under both targets' limits (default 60)")
     p.add_argument("--no-fleet", action="store_true",
                    help="skip the fleet step (a second table, torch-cpu, and one search under both targets)")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="skip measuring the published networks (hardcorenas_a .. f, mobilenetv3_small_100 and "
+                   "mobilenetv3_large_100 by timm name) on the demo's server")
     p.add_argument("--time-budget", type=float, metavar="MIN",
-                   help="minutes of demo clock the fleet step must fit in, estimated from this run's own stage times "
-                   "(default 13.75, so that make demo stays within 15 minutes with its set-up; 0: no budget)")
+                   help="minutes of demo clock the baselines and fleet steps must fit in, each estimated from this "
+                   "run's own stage times (default 13.75, so that make demo stays within 15 minutes with its set-up; "
+                   "0: no budget)")
     p.add_argument("--seed", type=int)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
@@ -67,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     given = {name: getattr(args, name) for name in _CONFIG_OPTIONS if getattr(args, name) is not None}
     if args.no_fleet:
         given["fleet_backend"] = None
+    if args.no_baselines:
+        given["baselines"] = ()
     spread = given.get("spread_networks", 0)
     if spread != 0 and spread < 6:
         raise UserError("--spread-networks must be 0 or at least 6 (one per stratum of the range)")

@@ -11,7 +11,9 @@ import json
 import statistics
 from typing import TYPE_CHECKING, Any
 
+from nas.demo.baselines import baselines_json, baselines_lines
 from nas.demo.fleet import fleet_json, fleet_lines
+from nas.demo.noise import noise_paragraph, noise_warnings
 
 if TYPE_CHECKING:
     from nas.demo.state import DemoRun
@@ -160,15 +162,20 @@ def write_report(run: DemoRun) -> list[dict[str, Any]]:
                 "later measurement at the verdict's confidence, 1 - (1 - c) / 2^k for a search's k-th verdict, so "
                 "that the search as a whole holds c). Raw: the plain median of the search's rounds, ± half "
                 "their range. Re-measured: the same verdict taken again after fine-tuning.")
-    versus_lines = _versus_random_lines(run) + fleet_lines(run)
+    warnings = noise_warnings([row["result"] for row in run.rows],
+                              [row.get("final_measurement") for row in run.rows])
+    noise = noise_paragraph(table, warnings)
+    versus_lines = _versus_random_lines(run) + baselines_lines(run) + fleet_lines(run)
     timing = "Stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in run.stage_seconds.items())
-    (out / "results.md").write_text("# Demo results\n\n" + settings + "\n\n" + "\n".join(lines) + "\n"
+    (out / "results.md").write_text("# Demo results\n\n" + settings + "\n\n" + "\n".join(lines + noise) + "\n"
                                     + "\n".join(versus_lines) + "\n\n" + timing + "\n")
     (out / "results.json").write_text(json.dumps({
         "data": cfg.data,
         "resolution": cfg.resolution,
         "searches": searches_json(run, table),
         "random_sampling": run.versus_random.sampling if run.versus_random else None,
+        "noise_warnings": warnings,
+        "published": baselines_json(run),
         "fleet": fleet_json(run),
         "stage_seconds": {k: round(v, 1) for k, v in run.stage_seconds.items()},
     }, indent=1))
@@ -178,7 +185,7 @@ def write_report(run: DemoRun) -> list[dict[str, Any]]:
     for r in table:
         print(f"  limit {r['limit_ms']:.3f} ms -> verified {_ms(r['verified_central_ms'])} ms, bound "
               f"{_ms(r['verified_upper_ms'])} ms [{verdict(r)}], top-1 {r['top1']:.1f}%")
-    print("\n".join(versus_lines))
+    print("\n".join(noise + versus_lines))
     return table
 
 

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from nas.demo.baselines import measure_baselines
 from nas.demo.fleet import fleet_search
 from nas.demo.report import write_report
 from nas.demo.state import DemoConfig, DemoError, DemoRun, run_nas
@@ -207,6 +208,9 @@ def _stages(cfg: DemoConfig) -> list[tuple[str, str, Callable[[DemoRun], str]]]:
         ("finetune", "fine-tuning and validating each network (with distillation from the heaviest)",
          finetune_and_validate),
         ("measure", "measuring each network on this device", measure),
+        # the cheaper of the two budget-limited steps first (nas.demo.baselines says why)
+        *([("baselines", f"measuring {len(cfg.baselines)} published networks on this device (timm, by name, "
+            f"{cfg.resolution}px)", measure_baselines)] if cfg.baselines else []),
         *([("fleet", f"one network for two targets: {cfg.backend} and {cfg.fleet_backend} on this server, both "
             f"limits at {cfg.fleet_fraction:.0%} of their tables' ranges", fleet_search)] if cfg.fleet_backend else []),
     ]

@@ -1,7 +1,7 @@
 """What the demo's stages share: its settings (:class:`DemoConfig`), the record of one run (:class:`DemoRun`), the
 error a failed stage raises and :func:`run_nas`, which runs one ``nas`` command as a stage. The stages
-(:mod:`nas.demo.run`), the fleet step (:mod:`nas.demo.fleet`) and the report (:mod:`nas.demo.report`,
-:mod:`nas.demo.plots`) all import it, and it imports none of them."""
+(:mod:`nas.demo.run`), the baselines and fleet steps (:mod:`nas.demo.baselines`, :mod:`nas.demo.fleet`) and the
+report (:mod:`nas.demo.report`, :mod:`nas.demo.plots`) all import it, and it imports none of them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas.latency.compare import PUBLISHED_BASELINES
 from nas.latency.local_server import LocalServer
 
 __all__ = ["DemoConfig", "DemoError", "DemoRun", "run_nas"]
@@ -63,10 +64,13 @@ class DemoConfig:
     fleet_backend: str | None = "torch-cpu"
     fleet_fraction: float = 0.7  # torch-cpu's bound ran 1.3-1.7x its table at 32 px on a loaded 2-core box
     fleet_bcfw_steps: int = 60
-    #: seconds of demo clock the fleet step must fit in (None: no budget): the demo's other stages run 10-13 minutes
-    #: on a 2-core box and up to 1.3x longer when the box is slow; the fleet step (another table and a search, about
-    #: 2.5 minutes) runs only where its estimate from this run's own stage times fits, so that ``make demo`` with the
-    #: environment's set-up (about a minute) stays within 15 minutes
+    #: timm models measured beside the searched networks on the demo's server (nas.demo.baselines; (): none)
+    baselines: tuple[str, ...] = PUBLISHED_BASELINES
+    #: seconds of demo clock the baselines and fleet steps must fit in (None: no budget): the demo's other stages
+    #: run 10-13 minutes on a 2-core box and up to 1.3x longer when the box is slow; each of the two steps (8
+    #: verdicts, about a minute; another table and a search, about 2.5 minutes) runs only where its estimate from
+    #: this run's own stage times fits, so that ``make demo`` with the environment's set-up (about a minute) stays
+    #: within 15 minutes
     time_budget_s: float | None = 13.75 * 60
 
 
@@ -84,6 +88,7 @@ class DemoRun:
     supernet: Path | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)  # one per limit
     versus_random: Any = None  # nas.evaluation.versus_random.VersusRandom
+    baselines: dict[str, Any] | None = None  # the published networks' figures (nas.demo.baselines)
     fleet: dict[str, Any] | None = None  # the fleet step's result and costs (nas.demo.fleet)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)  # the demo clock's start

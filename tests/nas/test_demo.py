@@ -37,8 +37,8 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     ])
     assert code == 0
     printed = capsys.readouterr().out
-    for stage in range(1, 11):
-        assert f"[{stage}/10]" in printed
+    for stage in range(1, 12):
+        assert f"[{stage}/11]" in printed
     for name in ("results.md", "results.csv", "results.json", "versus_random.json", "accuracy_vs_latency.png",
                  "predicted_vs_measured.png", "search_trajectories.png", "lut.json"):
         assert (out / name).stat().st_size > 0, name
@@ -71,7 +71,7 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     summary = json.loads((out / "results.json").read_text())
     assert summary["data"] == "digits" and "Metropolis" in summary["random_sampling"]
     assert set(summary["stage_seconds"]) >= {"latency_table", "heaviest", "supernet", "search", "versus_random",
-                                             "finetune", "measure"}
+                                             "finetune", "measure", "baselines"}
     searches = summary["searches"]
     assert [s["latency_limit_ms"] for s in searches] == limits
     for s, row in zip(searches, rows, strict=True):
@@ -108,7 +108,13 @@ def test_demo_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         assert 0 < t["measured_latency_ms"] <= t["upper_latency_ms"]  # both verdicts taken
     assert fleet["table_seconds"] > 0 and fleet["search_seconds"] > 0 and -1.0 <= fleet["mean_spearman_of_tables"] <= 1
     assert "fleet" in summary["stage_seconds"]
+    # the published networks on the demo's server, measured before the fleet step (the cheaper step first)
+    published = summary["published"]
+    assert sorted(m["name"] for m in published["models"]) == sorted(DemoConfig().baselines)
+    assert all(0 < m["central_ms"] <= m["upper_ms"] for m in published["models"]) and published["resolution"] == 32
+    assert list(summary["stage_seconds"]).index("baselines") < list(summary["stage_seconds"]).index("fleet")
     md = (out / "results.md").read_text()
+    assert "## Published networks on this device" in md and "| hardcorenas_a |" in md
     assert "## One network for two targets" in md
     assert md.count("percentile of the searched network among them") == 3 and "Spearman" in md and "Stage times" in md
     assert "stopping the latency server" in printed
