@@ -86,8 +86,9 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, float]]:
                 with LatencyClient(servers[name].url, timeout_s=3600) as client:
                     for n, arch in enumerate(archs):
                         a = client.measure_network(arch, resolution=args.resolution, threads=args.threads)
+                        reference = a.reference.measured_ms if a.reference else None
                         records[name].append({
-                            "network": n, "raw_ms": a.measured.median_ms, "reference_ms": a.reference_ms,
+                            "network": n, "raw_ms": a.measured.median_ms, "reference_ms": reference,
                             "rounds": [r.median_ms for r in a.rounds],
                             "central_ms": a.verdict.central_ms if a.verdict else None,
                             "upper_ms": a.verdict.upper_ms if a.verdict else None})
