@@ -55,7 +55,9 @@ Wide families (``--wide N``, ``bench/wide_families.py``): each case draws how st
 spread), the step count (200 / 500 / 1000), the limit (10-90 % of the range) and the table; the worst cases are
 printed with the command that replays each (``--replay FAMILY:SEED``). The figures and the worst cases are in
 ``bench/results/search_quality/`` (``docs/benchmarks.md``); the tail comes from the gradients' information at high
-noise and few steps, not from the solvers (the LP oracle and the final MILP are exact). ``--prior latency``
+noise and few steps, not from the solvers (the LP oracle and the final MILP are exact); a family's step count is
+the steps asked, which the search extends while its gradients are too noisy (``BCFWConfig.noise_target``,
+``--step-cap 1`` turns that off); each case's row and the summary say how many steps ran. ``--prior latency``
 shrinks each option's estimate towards its block's line over log latency instead of the block's mean.
 """
 
@@ -181,7 +183,8 @@ def main() -> int:
                         help="with --targets 2: limit shares of the two tables' ranges")
     for name, kind in (("block_choice", str), ("step_schedule", str), ("max_step", float), ("step_offset", float),
                        ("momentum_schedule", str), ("momentum", float), ("momentum_power", float),
-                       ("averaging_offset", float), ("objective", str), ("final_score", str), ("prior", str)):
+                       ("averaging_offset", float), ("objective", str), ("final_score", str), ("prior", str),
+                       ("noise_target", float), ("step_cap", float), ("extend_from", int)):
         parser.add_argument("--" + name.replace("_", "-"), type=kind, help=f"override our BCFWConfig.{name}")
     parser.add_argument("--wide", type=int, metavar="N", help="N cases of the wide families (bench/wide_families.py): "
                         "utility's correlation with latency, depth preference, noise, steps and limit drawn per case; "

@@ -119,7 +119,8 @@ def run_wide_case(family: Family, seed: int, models: dict, configs: dict) -> dic
                         progress=False)
         row[name] = {"regret_pct": 100.0 * (best - obj.of(result.choice)) / (best - ref) if best > ref else 0.0,
                      "budget_used": model.choice_latency_ms(result.choice) / limit,
-                     "seconds": time.perf_counter() - t0}
+                     "seconds": time.perf_counter() - t0, "steps": len(result.trajectory),
+                     "noise_to_signal": result.step_budget.get("noise_to_signal_at_asked")}
     return row
 
 
@@ -145,8 +146,8 @@ def wide_main(args, ours, old=None) -> dict:
     for family, seed in cases:
         row = run_wide_case(family, seed, models, configs)
         rows.append(row)
-        print(f"{family.name}:{seed}  " + "  ".join(f"{k} {row[k]['regret_pct']:6.2f} % ({row[k]['seconds']:.2f} s)"
-                                                   for k in configs), flush=True)
+        print(f"{family.name}:{seed}  " + "  ".join(f"{k} {row[k]['regret_pct']:6.2f} % ({row[k]['seconds']:.2f} s, "
+                                                   f"{row[k]['steps']} steps)" for k in configs), flush=True)
     report: dict = {"cases": len(rows), "wide": True, "seconds": round(time.perf_counter() - t0, 1)}
     for k in configs:
         regrets = [r[k]["regret_pct"] for r in rows]
@@ -155,6 +156,9 @@ def wide_main(args, ours, old=None) -> dict:
                        f"{prefix}worst_regret_pct": max(regrets), f"{prefix}mean_regret_pct": statistics.fmean(regrets),
                        f"{prefix}over_5_pct": sum(x > 5.0 for x in regrets),
                        f"{prefix}seconds_total": sum(r[k]["seconds"] for r in rows)})
+        report[f"{prefix}extended_cases"] = sum(r[k]["steps"] > f.steps for (f, _), r in zip(cases, rows, strict=True))
+        report[f"{prefix}steps_ran_per_asked"] = (sum(r[k]["steps"] for r in rows)
+                                                  / max(sum(f.steps for f, _ in cases), 1))
     if old is not None:
         report["time_ratio_vs_old"] = report["seconds_total"] / max(report["old_seconds_total"], 1e-9)
     report["max_budget_used"] = max(r["ours"]["budget_used"] for r in rows)
@@ -168,11 +172,12 @@ def wide_main(args, ours, old=None) -> dict:
         print(f"by {axis:<11} (median / worst % / cases): " + "  ".join(f"{g}: {m:.2f}/{w:.2f}/{n}"
                                                                      for g, (m, w, n) in by_axis[axis].items()))
     worst = sorted(rows, key=lambda r: -r["ours"]["regret_pct"])[:10]
-    report["worst_cases"] = [{"case": f"{r['family']}:{r['seed']}", "regret_pct": round(r["ours"]["regret_pct"], 3)}
-                             for r in worst]
+    report["worst_cases"] = [{"case": f"{r['family']}:{r['seed']}", "regret_pct": round(r["ours"]["regret_pct"], 3),
+                              "steps_ran": r["ours"]["steps"]} for r in worst]
     print("worst cases (replay each with the command after it):")
     for r in worst:
-        print(f"  {r['ours']['regret_pct']:6.2f} %  python bench/search_quality.py --replay {r['family']}:{r['seed']}")
+        print(f"  {r['ours']['regret_pct']:6.2f} % ({r['ours']['steps']} steps)  python bench/search_quality.py "
+              f"--replay {r['family']}:{r['seed']}")
     report["by_axis"] = by_axis
     print(json.dumps(report))
     return report

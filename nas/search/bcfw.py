@@ -95,6 +95,13 @@ class BCFWConfig:
     #: "latency" (its block's line over the options' log latency; on the wide planted families a wash: better where
     #: utility follows latency closely, worse where it does not -- ``bench/search_quality.py --wide``)
     prior: Literal["latency", "block"] = "block"
+    #: adaptive step budget (:func:`nas.search.driver.search`): after the steps asked, the search goes on while the
+    #: averaged gradients' noise-to-signal ratio (:meth:`BCFW.noise_to_signal`) is above ``noise_target``, up to
+    #: ``step_cap`` times the steps asked (1: never extend). Runs asked for fewer than ``extend_from`` steps are
+    #: smoke or time-boxed runs (the demo's) whose owner chose speed, and keep their count.
+    noise_target: float = 0.01
+    step_cap: float = 4.0
+    extend_from: int = 100
 
     def __post_init__(self) -> None:
         if self.block_choice not in ("random", "alternate"):
@@ -115,6 +122,12 @@ class BCFWConfig:
         for name in ("step_offset", "averaging_offset"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: expected a positive value, got {getattr(self, name)}")
+        if not self.noise_target > 0.0:
+            raise ValueError(f"noise_target: expected a positive value, got {self.noise_target}")
+        if not self.step_cap >= 1.0:
+            raise ValueError(f"step_cap: expected a value of at least 1, got {self.step_cap}")
+        if self.extend_from < 0:
+            raise ValueError(f"extend_from: expected a non-negative step count, got {self.extend_from}")
         if not 0.0 <= self.momentum_power <= 1.0:
             raise ValueError(f"momentum_power: expected a value in [0, 1], got {self.momentum_power}")
 
@@ -229,15 +242,8 @@ class BCFW:
         depth's own contribution plus its blocks' expected ones (under the alpha the gradients saw), which the
         options already account for.
         """
-        option = self._option_estimate()
-        seen = np.einsum("sjo,sjo->sj", self.m_point, option)[:, :, None]
-        # empirical Bayes: an option's difference from its block's seen mean is shrunk by signal / (signal +
-        # noise); the noise is each block's own (the variance of its estimates), the signal variance is pooled
-        # over the blocks, weighted by how often they ran, so blocks the search hardly ran cannot inflate it
-        per_run = self.m_residual_sq / self.m_activity_all if self.m_activity_all > 0 else 0.0
-        noise = per_run * self.m_weight_sq / np.maximum(self.m_active, ACTIVITY_FLOOR) ** 2
-        spread = ((option - seen) ** 2).mean(axis=-1)
-        signal = max(float(np.sum(self.m_active * (spread - noise)) / max(np.sum(self.m_active), 1e-300)), 0.0)
+        option, seen, noise, signal = self._noise_and_signal()
+        # empirical Bayes: an option's difference from its block's seen mean is shrunk by signal / (signal + noise)
         if self.config.prior == "latency":
             centre = self._latency_line(option, noise)
             spread = ((option - centre) ** 2).mean(axis=-1)
@@ -249,6 +255,36 @@ class BCFW:
         shrink = np.divide(signal, total, out=np.ones_like(total), where=total > 0)[:, :, None]
         option = centre + (option - centre) * shrink
         return NetworkScore(option, -self.m_beta - seen[:, :, 0] @ self.model.block_weight)
+
+    def _noise_and_signal(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """The unshrunk option estimates, each block's seen mean of them, each block's noise variance of an
+        estimate, and the signal variance (the options' spread about their block's mean less the noise).
+
+        The noise is each block's own; the signal is pooled over the blocks, weighted by how often they ran, so
+        blocks the search hardly ran cannot inflate it.
+        """
+        option = self._option_estimate()
+        seen = np.einsum("sjo,sjo->sj", self.m_point, option)[:, :, None]
+        per_run = self.m_residual_sq / self.m_activity_all if self.m_activity_all > 0 else 0.0
+        noise = per_run * self.m_weight_sq / np.maximum(self.m_active, ACTIVITY_FLOOR) ** 2
+        spread = ((option - seen) ** 2).mean(axis=-1)
+        signal = max(float(np.sum(self.m_active * (spread - noise)) / max(np.sum(self.m_active), 1e-300)), 0.0)
+        return option, seen, noise, signal
+
+    def noise_to_signal(self) -> float:
+        """How noisy the averaged gradients still are: the activity-weighted mean noise variance of an option's
+        estimate over the signal variance between options (0 without noise, ``inf`` when no signal is seen yet).
+
+        Under the running mean the noise variance falls as one over the gradients averaged, so this ratio says how
+        many more gradients would bring it to a given level.
+        """
+        if self.k < 2:
+            return math.inf
+        _, _, noise, signal = self._noise_and_signal()
+        mean_noise = float(np.sum(self.m_active * noise) / max(float(np.sum(self.m_active)), 1e-300))
+        if mean_noise <= 0.0:
+            return 0.0
+        return mean_noise / signal if signal > 0.0 else math.inf
 
     def _latency_line(self, option: np.ndarray, noise: np.ndarray) -> np.ndarray:
         """Each block's least-squares line of its options' estimates over their log table latency, its slope

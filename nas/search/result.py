@@ -89,6 +89,13 @@ class SearchResult:
     judge: Callable[[ArchChoice], tuple[float, float]] | None = None
     #: parameter/MAC limits (:class:`~nas.search.resource_limits.ResourceLimit`) every iterate and the network meet
     resources: tuple = ()
+    #: how many steps were asked and ran, and why (:func:`nas.search.driver.step_budget`; empty: not recorded)
+    step_budget: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def extended_steps(self) -> bool:
+        """Whether the search ran more steps than asked (its gradients were too noisy for the steps asked)."""
+        return self.step_budget.get("ran", 0) > self.step_budget.get("asked", 0)
 
     @property
     def choice(self) -> ArchChoice:
@@ -117,6 +124,7 @@ class SearchResult:
             "latency_limit_ms": s.latency_limit_ms,
             "lut_fingerprint": self.lut_fingerprint,
             "steps": len(self.trajectory),
+            **({"step_budget": self.step_budget} if self.step_budget else {}),
             "seed": s.seed,
             "budget_used": self.expected_latency_ms / s.latency_limit_ms,
             "relaxed_expected_latency_ms": self.relaxed_latency_ms,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import astuple, replace
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nas.search.bcfw import check_limit
-from nas.search.driver import search
+from nas.search.driver import search, step_note
 from nas.search.fleet import Target, check_distinct, check_fleet
 from nas.search.fleet_guarantee import fleet_guarantee
 from nas.search.guarantee import measured_guarantee
@@ -134,6 +135,8 @@ def _search_and_verify(data, settings, space, tables, models, targets, clients, 
     result = search(models[0], grads, settings, space=space, lut_fingerprint=tables[0].fingerprint,
                     progress=progress, others=[(m, t.limit_ms) for m, t in zip(models[1:], targets[1:], strict=True)],
                     judge=judge, resources=resources)
+    if result.extended_steps:
+        print(step_note(result.step_budget), file=sys.stderr, flush=True)
     result.extra.update({"data": data, "supernet": str(supernet_path) if supernet_path else None,
                          "num_classes": classes, "held_out_images": len(held_out), "skipped_batches": grads.skipped})
     result.target_info = [_describe(t, table) for t, table in zip(targets, tables, strict=True)]
