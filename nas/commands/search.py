@@ -67,7 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--supernet", metavar="CKPT", help="trained supernet checkpoint (default: fresh, with a warning)")
     steps = SearchSettings(1.0).bcfw_steps
     p.add_argument("--bcfw-steps", type=int, default=steps,
-                   help=f"BCFW steps, one supernet pass each (default {steps})")
+                   help=f"BCFW steps, one supernet pass each (default {steps}); from --extend-from steps on, a floor: "
+                   "the search goes on while its averaged gradients are too noisy, up to --step-cap times as many")
     p.add_argument("--batch-size", type=int, default=16, help="held-out images per gradient (default 16)")
     p.add_argument("--aggregate-batches", type=int, default=1, help="batches per gradient (default 1)")
     p.add_argument(
@@ -105,6 +106,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "running mean of all gradients); fixed: momentum --momentum (the original)",
                    choices=["fixed", "decaying"])
     optimizer_flag("momentum", "weight of the old average under --momentum-schedule fixed", type=float)
+    optimizer_flag("step_cap", "most steps run, as a multiple of --bcfw-steps, while the averaged gradients' "
+                   "noise-to-signal ratio is above the target (1: exactly --bcfw-steps)", type=float)
+    optimizer_flag("extend_from", "runs asked for fewer steps keep their count", type=int)
     optimizer_flag("final_score", "what the returned network maximises among all networks within the limit (found "
                    "exactly): linearised = the loss model fitted to the averaged gradients, probability = the "
                    "network's probability under the final distribution", choices=["linearised", "probability"])
@@ -242,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
                 momentum_schedule=args.momentum_schedule,
                 momentum=args.momentum,
                 final_score=args.final_score,
+                step_cap=args.step_cap,
+                extend_from=args.extend_from,
             ),
             aggregate_batches=args.aggregate_batches,
             bn_statistics=args.bn_statistics,
