@@ -9,7 +9,7 @@ configuration:
 
 - jitter: the spread of one request's rounds (median over requests of the rounds' relative standard deviation);
 - between requests: each network's relative standard deviation of its raw figures across passes (the median over
-  networks), and of its figures over the drift reference's (what the verdict's ratio sees);
+  networks), and of its ratio to the drift reference (what the verdict's central figure rests on);
 - the verdict's bound over its central figure (median over requests).
 
 Each is also given as a ratio to the baseline measured in the same passes. A change is worth keeping when it
@@ -54,12 +54,12 @@ def _rsd(values: list[float]) -> float:
 
 
 def summarise(records: list[dict[str, Any]]) -> dict[str, float]:
-    """One configuration's figures from its requests (each with network, raw, reference, rounds, central, upper)."""
+    """One configuration's figures from its requests (each with network, raw, ratio, rounds, central, upper)."""
     by_network: dict[int, list[dict[str, Any]]] = {}
     for r in records:
         by_network.setdefault(r["network"], []).append(r)
     between = [_rsd([r["raw_ms"] for r in rs]) for rs in by_network.values()]
-    ratio = [_rsd([r["raw_ms"] / r["reference_ms"] for r in rs if r["reference_ms"]]) for rs in by_network.values()]
+    ratio = [_rsd([r["ratio"] for r in rs if r["ratio"]]) for rs in by_network.values()]
     return {
         "jitter_rsd_pct": 100 * statistics.median(_rsd(r["rounds"]) for r in records),
         "between_rsd_pct": 100 * float(np.nanmedian(between)),
@@ -86,9 +86,9 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, float]]:
                 with LatencyClient(servers[name].url, timeout_s=3600) as client:
                     for n, arch in enumerate(archs):
                         a = client.measure_network(arch, resolution=args.resolution, threads=args.threads)
-                        reference = a.reference.measured_ms if a.reference else None
                         records[name].append({
-                            "network": n, "raw_ms": a.measured.median_ms, "reference_ms": reference,
+                            "network": n, "raw_ms": a.measured.median_ms,
+                            "ratio": a.verdict.ratio if a.verdict else None,
                             "rounds": [r.median_ms for r in a.rounds],
                             "central_ms": a.verdict.central_ms if a.verdict else None,
                             "upper_ms": a.verdict.upper_ms if a.verdict else None})
