@@ -1,4 +1,4 @@
-"""The demo's "budget used" column explained when the device was noisy (issue #33).
+"""The demo's "budget used" column explained when it is low: by the device's noise or by the search's choice.
 
 The search accepts a network only when the device's verified *bound* is under the limit, while the table's "budget
 used" column divides the *central* figure by the limit. When the bound stands far above the central figure (the
@@ -47,40 +47,60 @@ def noise_warnings(results: Iterable[dict[str, Any]], answers: Iterable[Any] = (
     return list(dict.fromkeys(found))
 
 
+def _chosen_light(row: dict[str, Any]) -> bool:
+    """The table itself puts the network well under the limit: the search chose it, the verdict did not push it."""
+    table = row.get("table_ms")
+    return table is not None and table < LOW_BOUND_SHARE * row["limit_ms"]
+
+
+def _row_text(r: dict[str, Any]) -> str:
+    ratio, used = _ratio(r), r.get("budget_used")
+    if ratio is None:
+        return f"limit {r['limit_ms']:.3f} ms: no verdict"
+    share = "" if used is None else f", budget used {100 * used:.0f} %"
+    return (f"limit {r['limit_ms']:.3f} ms: bound {r['verified_upper_ms']:.3f} / central "
+            f"{r['verified_central_ms']:.3f} = {ratio:.2f}x{share}")
+
+
 def noise_paragraph(rows: Sequence[dict[str, Any]], warnings: Sequence[str] = ()) -> list[str]:
     """Lines of plain words on why the budget used is low, or ``[]`` when every row is quiet (bound / central at
     most :data:`NOISY_RATIO` and budget used at least :data:`LOW_BUDGET_USED`). ``rows`` are the results table's
-    rows (``limit_ms``, ``verified_central_ms``, ``verified_upper_ms``, ``budget_used``)."""
+    rows (``limit_ms``, ``table_ms``, ``verified_central_ms``, ``verified_upper_ms``, ``budget_used``).
+
+    Three causes are told apart, since only the first is the device's: a bound far above the central figure (the
+    guarantee holds back the share between them), a network the table itself puts well under the limit (the search
+    chose it, e.g. as the most accurate of its candidates), and a search that settled lower than its bound needs
+    (re-runs steer by a bound that moves with the noise)."""
     if not any(_noisy(r) for r in rows):
         return []
-    parts = []
-    for r in rows:
-        ratio, used = _ratio(r), r.get("budget_used")
-        if ratio is None:
-            parts.append(f"limit {r['limit_ms']:.3f} ms: no verdict")
-            continue
-        parts.append(f"limit {r['limit_ms']:.3f} ms: bound {r['verified_upper_ms']:.3f} / central "
-                     f"{r['verified_central_ms']:.3f} = {ratio:.2f}x"
-                     + ("" if used is None else f", budget used {100 * used:.0f} %"))
+    noisy = any((_ratio(r) or 0.0) > NOISY_RATIO for r in rows)
     worst = max((x for x in map(_ratio, rows) if x), default=None)
-    reach = "" if worst is None else (f" With the bound {worst:.2f}x the central figure, a network whose bound "
-                                      f"sits right at the limit uses only about {100 / worst:.0f} % of it by the "
-                                      "central figure.")
+    text = ("**Why the budget used is low" + (": the device was noisy.**" if noisy else ".**")
+            + " Each search's verdict (" + "; ".join(map(_row_text, rows)) + "). The search accepts a network only "
+            "when its bound, the figure a later measurement stays under at the stated confidence, is under the "
+            "limit; the central figure is not enough, so the share of the limit between the central figure and the "
+            "bound is held back by the guarantee.")
+    if worst is not None:
+        text += (f" With the bound {worst:.2f}x the central figure, a network whose bound sits right at the limit "
+                 f"uses about {100 / worst:.0f} % of it by the central figure.")
     low = [r for r in rows if _ratio(r) and r["verified_upper_ms"] < LOW_BOUND_SHARE * r["limit_ms"]]
-    lower = "" if not low else (
-        " Where the bound itself sits well under the limit (" + "; ".join(
+    chosen = [r for r in low if _chosen_light(r)]
+    settled = [r for r in low if not _chosen_light(r)]
+    if chosen:
+        text += (" Where the table itself puts the network well under the limit (" + "; ".join(
+            f"limit {r['limit_ms']:.3f} ms: table {100 * r['table_ms'] / r['limit_ms']:.0f} %, bound at "
+            f"{100 * r['verified_upper_ms'] / r['limit_ms']:.0f} %" for r in chosen) + "), the search chose a "
+            "lighter network than the limit allows (the most accurate of its candidates on held-out images); the "
+            "device's verdict did not hold it back.")
+    if settled:
+        text += (" Where the bound sits well under the limit although the table put the network near it (" + "; ".join(
             f"limit {r['limit_ms']:.3f} ms: bound at {100 * r['verified_upper_ms'] / r['limit_ms']:.0f} %"
-            for r in low) + "), the gap is not all the guarantee's: the search settled lower than the bound alone "
-        "requires, which noisy verdicts also cause (each re-run steers by a bound that moves with the noise).")
-    text = ("**Why the budget used is low: the device was noisy.** While the searches ran, this device's timings "
-            "spread widely, and the verified bound stood well above the central figure (" + "; ".join(parts) + "). "
-            "The search accepts a network only when its bound, the figure a later measurement stays under at the "
-            "stated confidence, is under the limit; the central figure is not enough. So the noisier the device, "
-            "the further under the limit the accepted network's central figure sits: the share of the limit "
-            "between the central figure and the bound is held back by the guarantee." + reach + lower
-            + " What would help: run at a quieter moment (nothing else busy on the machine), pin the latency "
-            "server's worker to a core of its own, or measure with fewer threads; the bound then comes down "
-            "towards the central figure and the searches use more of each limit.")
+            for r in settled) + "), the search settled lower than the bound alone requires, which noisy verdicts "
+            "cause (each re-run steers by a bound that moves with the noise).")
+    if noisy or settled:
+        text += (" What would help: run at a quieter moment (nothing else busy on the machine), pin the latency "
+                 "server's worker to a core of its own, or measure with fewer threads; the bound then comes down "
+                 "towards the central figure and the searches use more of each limit.")
     lines = ["", text]
     if warnings:
         lines += ["", "The latency server's own warning" + ("s" if len(warnings) > 1 else "") + ":", ""]
