@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.latency.compare import PUBLISHED_BASELINES
 from nas.latency.local_server import LocalServer
 
-_DEMO_ORDER = ("hardcorenas_a", "mobilenetv3_large_100", "hardcorenas_f", "mobilenetv3_small_100", "hardcorenas_c",
-               "hardcorenas_b", "hardcorenas_d", "hardcorenas_e")
+#: the published networks (:data:`~nas.latency.compare.PUBLISHED_BASELINES`) in the demo's order
+DEMO_BASELINES = ("hardcorenas_a", "mobilenetv3_large_100", "hardcorenas_f", "mobilenetv3_small_100", "hardcorenas_c",
+                  "hardcorenas_b", "hardcorenas_d", "hardcorenas_e")
 
 __all__ = ["DemoConfig", "DemoError", "DemoRun", "run_nas"]
 
@@ -69,7 +69,7 @@ class DemoConfig:
     fleet_bcfw_steps: int = 60
     #: timm models measured beside the searched networks on the demo's server (nas.demo.baselines; (): none), the
     #: published range's ends first, so that a budget with room for only some of them still spans it
-    baselines: tuple[str, ...] = tuple(sorted(PUBLISHED_BASELINES, key=_DEMO_ORDER.index))
+    baselines: tuple[str, ...] = DEMO_BASELINES
     #: seconds of demo clock the baselines and fleet steps must fit in (None: no budget): the demo's other stages
     #: run 10-13 minutes on a 2-core box and up to 1.3x longer when the box is slow; each of the two steps (8
     #: verdicts, about a minute; another table and a search, about 2.5 minutes) runs only where its estimate from

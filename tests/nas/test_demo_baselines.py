@@ -15,7 +15,7 @@ import pytest
 from nas.demo.baselines import baselines_estimate_s, baselines_json, baselines_lines, measure_baselines
 from nas.demo.plots import _accuracy_vs_latency, short_name
 from nas.demo.state import DemoConfig, DemoRun
-from nas.latency.compare import Measured
+from nas.latency.compare import PUBLISHED_BASELINES, Measured
 from tests.live import start_server
 
 
@@ -30,6 +30,10 @@ def _run(tmp_path: Path, **cfg: Any) -> DemoRun:
     run.rows = [{}, {}, {}]  # three searched networks measured in the measure stage
     run.stage_seconds = {"measure": 30.0}
     return run
+
+
+def test_the_demo_measures_every_published_network() -> None:
+    assert sorted(DemoConfig().baselines) == sorted(PUBLISHED_BASELINES)
 
 
 def test_the_estimate_scales_the_measure_stage() -> None:

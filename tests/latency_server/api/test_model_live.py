@@ -1,6 +1,6 @@
 """``POST /v1/latency/model`` on a real server: a timm model by name and an uploaded ONNX export get the same
-verdict as the same network written as an arch string (within the verdicts' own bounds; ``mobilenetv3_small_100``
-within 10 % of its arch def with its own stem and head, issue #32); the same file is measured once; hostile
+verdict as the same network written as an arch string (within 10 % or the two verdicts' joint noise;
+``mobilenetv3_small_100`` against its arch def with its own stem and head); the same file is measured once; hostile
 uploads get a 4xx and leave nothing behind (no temporary file, the same worker alive)."""
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def test_a_timm_name_gets_the_verdict_of_its_arch_string(server: tuple[LocalServ
 
 
 def test_mobilenetv3_small_by_name_gets_the_verdict_of_its_arch_def(server: tuple[LocalServer, Path]) -> None:
-    """timm's arch def with its stem (16) and head (1024 features) is the same network as the name (issue #32)."""
+    """timm's arch def with its stem (16) and head (1024 features) is the same network as the name."""
     with LatencyClient(server[0].url) as client:
         by_name = client.measure_model(timm="mobilenetv3_small_100", resolution=RES, backend="onnxruntime",
                                        threads=1)
