@@ -14,9 +14,10 @@ coverage says whether it covers).
 The searches use synthetic gradients that prefer large networks (so every limit binds) instead of a trained
 supernet: this bench is about the latency verdict, not accuracy. Between re-measurements the device measures a
 random network of the space (other work); ``--load`` also runs a training process beside the server for the whole
-bench (the "machine with a training run beside it" condition).
+bench (the "machine with a training run beside it" condition; ``--load-pattern bursty`` stops and resumes it every
+minute, a load that comes and goes).
 
-    python bench/guarantee_holds.py --resolution 224 [--minutes 10] [--remeasure 10] [--load]
+    python bench/guarantee_holds.py --resolution 224 [--minutes 10] [--remeasure 10] [--load [--load-pattern bursty]]
     python bench/guarantee_holds.py --resolution 32 --endpoint http://127.0.0.1:8000
 
 The last line printed is one JSON object with the overall figures.
@@ -29,14 +30,13 @@ import json
 import math
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from background_load import add_load_arguments, background_load, describe
 from record import add_state_argument, machine_state, write_result
 from scipy import stats
 
@@ -157,33 +157,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--remeasure", type=int, default=10, help="least re-measurements of each network")
     parser.add_argument("--minutes", type=float, default=10.0, help="least minutes of re-measurement")
     parser.add_argument("--endpoint", help="a running latency server (default: start one on a temporary database)")
-    parser.add_argument("--load", action="store_true", help="run a training process beside the server throughout")
+    add_load_arguments(parser)
     parser.add_argument("--json", type=Path, help="also write the per-network records here")
     add_state_argument(parser)
     args = parser.parse_args(argv)
-    server = load = None
+    server = None
     with tempfile.TemporaryDirectory() as tmp:
         try:
             if args.endpoint is None:
                 server = LocalServer(f"sqlite:///{tmp}/bench.db", log_path=Path(tmp) / "server.log").start()
-            if args.load:
-                load = subprocess.Popen([sys.executable, "-m", "nas", "train-heaviest", "digits", "--epochs", "1000",
-                                         "--resolution", "32", "--threads", "1", "--no-progress", "--output",
-                                         f"{tmp}/train"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            with LatencyClient(args.endpoint or server.url, timeout_s=3600) as client:
+            with background_load(args.load_pattern if args.load else None, args.load_period), \
+                    LatencyClient(args.endpoint or server.url, timeout_s=3600) as client:
                 found = run_searches(client, args)
                 remeasure(client, found, args)
         finally:
-            if load is not None:
-                load.terminate()
-                load.wait(30)
             if server is not None:
                 server.stop()
     summary = report(found, args)
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "networks": found}, indent=1))
     print(json.dumps(summary))
-    state = machine_state(args.state, bench_label="loaded" if args.load else None, sd_drift=summary["sd_drift"],
+    state = machine_state(args.state, bench_label="loaded" if args.load else None, load=describe(args),
+                          sd_drift=summary["sd_drift"],
                           sd_jitter=summary["sd_jitter"], sd_ratio_drift=summary["sd_ratio_drift"])
     figures = {k: summary[k] for k in ("resolution", "load", "confidence", "networks", "remeasurements",
                                        "share_raw_under_limit", "share_central_under_limit", "median_budget_used",
@@ -200,4 +195,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -6,8 +6,13 @@ median), and compares with the server's prediction (corrected and drift-compensa
 alone and the naive block sum. Prints count, mean absolute % error, share within +-2/5/10 %, worst case,
 Spearman rank correlation and the noise of the truth; writes a predicted-vs-measured PNG and a CSV.
 
-    python bench/latency_accuracy.py --latency-endpoint http://127.0.0.1:8000 --n 50 --rounds 3
-    python bench/latency_accuracy.py --latency-endpoint URL --repeat 10   # RSD of one repeated request
+    python bench/latency_accuracy.py --n 50 --rounds 3   # against a fresh server of its own
+    python bench/latency_accuracy.py --n 50 --rounds 3 --load --load-pattern bursty   # a noisy device
+    python bench/latency_accuracy.py --latency-endpoint http://127.0.0.1:8000 --repeat 10   # one request's RSD
+
+Without ``--latency-endpoint`` the bench starts a fresh server on a temporary database (the table is built in the
+run). ``--load`` runs a training process beside the server for the whole run, the table's build included
+(``bench/background_load.py``).
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ import argparse
 import csv
 import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from background_load import add_load_arguments, background_load, describe
 from record import add_state_argument, machine_state, write_result
 from scipy.stats import spearmanr
 
@@ -29,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from latency_server.tables.correction import sample_choices  # noqa: E402
 from latency_server.verdicts.drift_elasticity import pooled_slope  # noqa: E402
 from nas.latency.client import LatencyClient  # noqa: E402
+from nas.latency.local_server import LocalServer  # noqa: E402
 from nas.progress import table_build_bar  # noqa: E402
 from shared.search_space import get_space  # noqa: E402
 
@@ -231,7 +239,8 @@ def run_repeat(args: argparse.Namespace, client: LatencyClient) -> dict[str, Any
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--latency-endpoint", required=True, metavar="URL")
+    p.add_argument("--latency-endpoint", metavar="URL",
+                   help="a running latency server (default: start a fresh one on a temporary database)")
     p.add_argument("--token", default=None)
     p.add_argument("--backend", default="onnxruntime")
     p.add_argument("--threads", type=int, default=1)
@@ -243,11 +252,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=0, help="instead: repeat one network request N times, report RSD")
     p.add_argument("--out", default=None, help="output directory (default bench/out/latency_accuracy_...)")
     p.add_argument("--quiet", action="store_true")
+    add_load_arguments(p)
     add_state_argument(p)
     args = p.parse_args(argv)
     args.out = args.out or str(ROOT / "bench" / "out" / f"latency_accuracy_{args.backend}_{args.resolution}")
-    with LatencyClient(args.latency_endpoint, token=args.token, timeout_s=3600) as client:
-        result = run_repeat(args, client) if args.repeat else run_accuracy(args, client)
+    with tempfile.TemporaryDirectory() as tmp, background_load(args.load_pattern if args.load else None,
+                                                               args.load_period):
+        server = None
+        if args.latency_endpoint is None:
+            server = LocalServer(f"sqlite:///{tmp}/accuracy.db", log_path=Path(tmp) / "server.log").start()
+            args.latency_endpoint = server.url
+        try:
+            with LatencyClient(args.latency_endpoint, token=args.token, timeout_s=3600) as client:
+                result = run_repeat(args, client) if args.repeat else run_accuracy(args, client)
+        finally:
+            if server is not None:
+                server.stop()
     print(json.dumps(result, indent=1))
     _record(args, result)
     return 0
@@ -260,7 +280,8 @@ def _record(args: argparse.Namespace, result: dict[str, Any]) -> None:
         figures = {**settings, "mode": "repeat", "repeats": result["repeats"],
                    "normalized_rsd_pct": result["normalized_rsd_pct"], "raw_rsd_pct": result["rsd_pct"],
                    "reference_rsd_pct": result["reference_rsd_pct"]}
-        state = machine_state(args.state, reference_rsd_pct=result["reference_rsd_pct"])
+        state = machine_state(args.state, bench_label="loaded" if args.load else None, load=describe(args),
+                              reference_rsd_pct=result["reference_rsd_pct"])
         write_result("latency_accuracy", figures, state=state, args=args)
         return
     pred = result["predicted (corrected, drift-compensated)"]
@@ -275,7 +296,8 @@ def _record(args: argparse.Namespace, result: dict[str, Any]) -> None:
                "correction_loo_mape_pct": result["settings"]["correction"].get("loo_mape_pct"),
                **{k: v for k, v in result["error_split"].items() if k != "prediction_signed_pct"}}
     noise = result["truth_noise"]
-    state = machine_state(args.state, truth_median_rsd_pct=noise["median_rsd_between_rounds_pct"],
+    state = machine_state(args.state, bench_label="loaded" if args.load else None, load=describe(args),
+                          truth_median_rsd_pct=noise["median_rsd_between_rounds_pct"],
                           truth_max_rsd_pct=noise["max_rsd_between_rounds_pct"], drift_ratio=result["drift_ratio"])
     write_result("latency_accuracy", figures, state=state, args=args)
 
