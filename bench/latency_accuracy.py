@@ -58,17 +58,23 @@ def error_summary(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 
 def error_split(truth: np.ndarray, pred: np.ndarray, table_pred: np.ndarray, normalized: np.ndarray,
-                rsd: np.ndarray, normalized_rsd: np.ndarray) -> dict[str, float]:
+                rsd: np.ndarray, normalized_rsd: np.ndarray,
+                table_factor: np.ndarray | None = None) -> dict[str, float]:
     """Where the prediction's signed error comes from, in %: the table's level (the corrected table against the
-    drift-normalised figure, the device's speed taken out), the drift compensation (the server's drift factor,
-    prediction over table, against the factor the figures moved by, raw over normalised) and the noise (the median
-    spread between requests, raw and normalised). The first two add up to about the prediction's mean signed
-    error."""
-    applied = pred / table_pred
+    drift-normalised figure, the device's speed taken out: as built, and times the level the server followed from
+    other networks' measurements), the drift compensation (the server's drift factor, prediction over the followed
+    table, against the factor the figures moved by, raw over normalised) and the noise (the median spread between
+    requests, raw and normalised). The followed table level and the drift compensation add up to about the
+    prediction's mean signed error."""
+    table_factor = np.ones_like(pred) if table_factor is None else table_factor
+    followed = table_pred * table_factor
+    applied = pred / followed
     actual = truth / normalized
     return {
         "prediction_signed_pct": float(100 * np.mean(pred / truth - 1)),
         "table_level_signed_pct": float(100 * np.mean(table_pred / normalized - 1)),
+        "table_level_followed_signed_pct": float(100 * np.mean(followed / normalized - 1)),
+        "table_level_factor_median": float(np.median(table_factor)),
         "drift_compensation_signed_pct": float(100 * np.mean(applied / actual - 1)),
         "drift_factor_applied_median": float(np.median(applied)),
         "drift_factor_actual_median": float(np.median(actual)),
@@ -114,6 +120,9 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
     truth = np.array([statistics.median(a.measured.median_ms for a in net) for net in rows])
     pred = np.array([statistics.median(a.predicted_ms for a in net) for net in rows])
     table_pred = np.array([statistics.median(a.predicted_table_ms for a in net) for net in rows])
+    # the level the server followed from other networks' measurements of the table (1 on a server without it)
+    table_factor = np.array([statistics.median(a.table_level_factor or 1.0 for a in net)
+                             for net in rows])
     naive = np.array([net[0].predicted_naive_ms for net in rows])
     drift = np.array([statistics.median((a.drift_ratio or 1.0) for a in net) for net in rows])
     # the same requests compensated by their own reference's drift ratio (exponent 1, no smoothing): the baseline
@@ -145,7 +154,7 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
         "corrected table, no drift compensation": error_summary(table_pred, truth),
         "naive block sum": error_summary(naive, truth),
         "corrected table vs drift-normalised figure": error_summary(table_pred, normalized),
-        "error_split": error_split(truth, pred, table_pred, normalized, rsd, normalized_rsd),
+        "error_split": error_split(truth, pred, table_pred, normalized, rsd, normalized_rsd, table_factor),
         "truth_noise": {
             "median_rsd_between_rounds_pct": float(100 * np.median(rsd)),
             "max_rsd_between_rounds_pct": float(100 * np.max(rsd)),
@@ -170,10 +179,10 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
     with (out / "networks.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["arch", "truth_ms", "predicted_ms", "predicted_table_ms", "naive_ms", "drift_ratio",
-                    "normalized_ms", "error_pct", "rsd_between_rounds_pct", "round_medians_ms",
+                    "normalized_ms", "table_level_factor", "error_pct", "rsd_between_rounds_pct", "round_medians_ms",
                     "reference_ms_per_request", "rounds_network_ms", "rounds_reference_ms"])
         for i, arch in enumerate(archs):
-            w.writerow([arch, truth[i], pred[i], table_pred[i], naive[i], drift[i], normalized[i],
+            w.writerow([arch, truth[i], pred[i], table_pred[i], naive[i], drift[i], normalized[i], table_factor[i],
                         100 * (pred[i] - truth[i]) / truth[i], 100 * rsd[i],
                         " ".join(f"{a.measured.median_ms:.4f}" for a in rows[i]),
                         " ".join(f"{a.reference.measured_ms:.4f}" for a in rows[i] if a.reference is not None),

@@ -277,7 +277,8 @@ class NetworkResponse(BaseModel):
     fingerprint: str
     measured: LatencyStats
     #: the table's prediction now: corrected and drift-compensated,
-    #: ``predicted_table_ms * drift_level_ms / reference.table_ms`` (a lasting change of speed followed in full)
+    #: ``predicted_table_ms * table_level_factor * drift_level_ms / reference.table_ms`` (a lasting change of speed
+    #: followed in full, and the table's level as other networks measure it now)
     predicted_ms: float | None
     #: each independent round's statistics (one entry unless the server measures several rounds)
     rounds: list[LatencyStats] = Field(default_factory=list)
@@ -300,6 +301,10 @@ class NetworkResponse(BaseModel):
     drift_level_ms: float | None = None
     drift_level_source: str | None = None
     drift_level_figures: int | None = None
+    #: the table's level now: other networks' recent figures (normalised by their own reference rounds) over the
+    #: table's, their mean shrunk by their count; ``predicted_ms`` includes it. 1 until other networks are measured
+    table_level_factor: float | None = None
+    table_level_networks: int | None = None
     reference: ReferenceFigure | None = None
     #: the figure at the speed the device had when the table was built, comparable across time: the reference's
     #: table latency times the median over rounds of (network / reference), each round timing both back to back

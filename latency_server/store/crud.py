@@ -10,19 +10,18 @@ write and skipped on read (:mod:`latency_server.store.figure_checks`).
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, not_, select
 from sqlalchemy.exc import IntegrityError
 
 from latency_server.store.database import make_engine, make_sessionmaker, session_scope
-from latency_server.store.figure_checks import check_figures, sane_figures, sane_number
+from latency_server.store.figure_checks import check_figures, sane_figures
 from latency_server.store.measurement_settings import settings_hash as method_hash
 from latency_server.store.models import BlockMeasurement, Fingerprint, LutTable, NetworkMeasurement, utcnow
+from latency_server.store.network_history import NetworkHistory
 from latency_server.worker.fingerprint import DeviceFingerprint
 from latency_server.worker.stats import Stats
 from shared.block_key import BlockKey
@@ -58,7 +57,7 @@ def _stats_columns(stats: Stats) -> dict[str, Any]:
     }
 
 
-class Store:
+class Store(NetworkHistory):
     """The latency store on one database."""
 
     def __init__(self, url_or_engine: str | Engine, *, method: Mapping[str, Any] | None = None) -> None:
@@ -257,57 +256,7 @@ class Store:
                             NetworkMeasurement.arch == arch, NetworkMeasurement.resolution == resolution), 1, None)
         return dict(rows[0][0] or {}) if rows else None
 
-    def _newest(self, columns: Sequence[Any], conditions: Sequence[Any], limit: int,
-                since: datetime | None) -> list[Any]:
-        """The newest ``limit`` network rows meeting ``conditions`` (and measured with this store's settings, at or
-        after ``since``), newest first."""
-        query = (select(*columns)
-                 .where(*conditions, NetworkMeasurement.settings_hash == self.settings_hash,
-                        *sane_figures(NetworkMeasurement))
-                 .order_by(NetworkMeasurement.measured_at.desc(), NetworkMeasurement.id.desc())
-                 .limit(limit))
-        if since is not None:
-            query = query.where(NetworkMeasurement.measured_at >= since)
-        with self.sessions() as session:
-            return list(session.execute(query))
-
-    def network_ratios(
-        self, fp_id: str, reference: str, resolution: int, *, limit: int = 500, since: datetime | None = None
-    ) -> list[tuple[str, float, float]]:
-        """The newest ``limit`` verdicts at ``resolution`` under ``fp_id`` against the drift reference ``reference``,
-        measured with this store's settings:
-        per measurement, its network, log ratio to the reference and that log ratio's estimation variance
-        (``sd_ratio^2 / rounds``)."""
-        rows = self._newest((NetworkMeasurement.arch, NetworkMeasurement.method),
-                            (NetworkMeasurement.fingerprint_id == fp_id, NetworkMeasurement.resolution == resolution,
-                             NetworkMeasurement.arch != reference), limit, since)
-        found = []
-        for arch, method in rows:
-            verdict = (method or {}).get("verdict") or {}
-            try:
-                ratio, sd_ratio, rounds = float(verdict["ratio"]), float(verdict["sd_ratio"]), int(verdict["rounds"])
-            except (KeyError, TypeError, ValueError):
-                continue
-            if sane_number(ratio) and rounds > 0 and math.isfinite(sd_ratio):
-                found.append((arch, math.log(ratio), sd_ratio**2 / rounds))
-        return found
-
-    def network_reference_pairs(
-        self, fp_id: str, reference: str, resolution: int, *, limit: int = 500, since: datetime | None = None
-    ) -> list[list[tuple[float, float]]]:
-        """The newest ``limit`` network measurements at ``resolution`` under ``fp_id`` with this store's settings,
-        grouped by network: each measurement's raw figure and the drift reference's figure timed beside it."""
-        rows = self._newest((NetworkMeasurement.arch, NetworkMeasurement.median_ms, NetworkMeasurement.method),
-                            (NetworkMeasurement.fingerprint_id == fp_id, NetworkMeasurement.resolution == resolution,
-                             NetworkMeasurement.arch != reference), limit, since)
-        groups: dict[str, list[tuple[float, float]]] = {}
-        for arch, median_ms, method in rows:
-            ref_ms = (method or {}).get("reference_ms")
-            if sane_number(ref_ms):
-                groups.setdefault(arch, []).append((float(median_ms), float(ref_ms)))
-        return list(groups.values())
-
-    # -- the drift reference's history ------------------------------------------------------------------
+    # -- the drift reference's history (read in latency_server.store.network_history) ------------------
     def save_reference_figures(
         self, fp_id: str, arch: str, resolution: int, figures: Sequence[Stats], method: dict[str, Any]
     ) -> None:
@@ -322,16 +271,3 @@ class Store:
                 for stats in figures]
         with session_scope(self.sessions) as session:
             session.add_all(rows)
-
-    def reference_history(
-        self, fp_id: str, arch: str, resolution: int, *, limit: int = 200, since: datetime | None = None
-    ) -> list[tuple[float, str]]:
-        """The newest ``limit`` reference rounds (median ms) of ``arch`` at ``resolution`` under ``fp_id``, measured
-        with this store's settings, oldest first, each with its series (a figure kept without one is a series of its
-        own). Only the server's own reference rounds count: a client's measurement of the same network does not."""
-        rows = self._newest((NetworkMeasurement.median_ms, NetworkMeasurement.method, NetworkMeasurement.id),
-                            (NetworkMeasurement.fingerprint_id == fp_id, NetworkMeasurement.arch == arch,
-                             NetworkMeasurement.resolution == resolution, NetworkMeasurement.role == "reference"),
-                            limit, since)
-        return [(value, str((method or {}).get("series") or f"row {row_id}")) for value, method, row_id in rows[::-1]]
-

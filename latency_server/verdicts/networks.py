@@ -40,6 +40,7 @@ from latency_server.verdicts.bound import (
 from latency_server.verdicts.drift_elasticity import Elasticity, estimate_elasticity
 from latency_server.verdicts.drift_level import DriftLevel, drift_level
 from latency_server.verdicts.noise_warning import noise_warning
+from latency_server.verdicts.table_level import TableLevel, table_level
 from latency_server.worker.queue import INTERACTIVE
 from latency_server.worker.stats import NetworkFigure, RoundSeries
 from latency_server.worker.tasks import NetworksResult, NetworkTask
@@ -80,6 +81,7 @@ class NetworkResult:
     verdict: VerdictStats | None = None
     elasticity: Elasticity | None = None  # the between-request slope: a diagnostic, not applied
     level: DriftLevel | None = None  # the reference's smoothed level now, which the prediction follows
+    table: TableLevel | None = None  # the table's level against other networks' recent measurements
     #: the bound's arguments but the confidence: one measurement answers requests at any confidence
     bound_inputs: dict[str, Any] | None = dataclasses.field(default=None, repr=False, compare=False)
     #: the too-noisy warning's arguments, so a bound at another confidence is judged the same way
@@ -201,6 +203,15 @@ class NetworkMeasurements:
                                                        limit=self.settings.verdict_history, since=since)
         return drift_level(window, request_ms)
 
+    def table_level(self, fp_id: str, resolution: int, prediction: Prediction, key: str) -> TableLevel | None:
+        """How far other networks' recent normalised figures sit from this table (:mod:`.table_level`)."""
+        if not prediction.reference_ms:
+            return None
+        since = datetime.now(timezone.utc) - timedelta(seconds=self.settings.table_level_window_s)
+        residuals = self.measurer.store.table_residuals(fp_id, resolution, prediction.reference_ms, since=since)
+        return table_level(residuals, exclude=key, prior_sd=self.settings.table_level_prior_sd,
+                           max_repeats=self.settings.pooled_repeats_per_network)
+
     def _rounds(self, task: NetworkTask, series: RoundSeries, past: list[tuple[float, str]], with_reference: bool,
                 failure_key: tuple, moving_ratio: RatioDrift | None = None) -> NetworksResult:
         """Rounds, spread out in time, until the sequential rule stops (a fixed count without a reference)."""
@@ -262,20 +273,28 @@ class NetworkMeasurements:
             level = self.level(fp_id, reference, resolution, [r.median_ms for r in ref_rounds])
             measurer.store.save_reference_figures(fp_id, reference, resolution, ref_rounds,
                                                  {**method, "source": "network measurement"})
+        table = None if prediction is None or not reference else self.table_level(fp_id, resolution, prediction, key)
         result = NetworkResult(fp_id, figure, None, prediction, reference, figures[1] if reference else None,
-                               verdict, elasticity, level, bound_inputs if reference else None,
+                               verdict, elasticity, level, table, bound_inputs if reference else None,
                                warning_inputs if reference else None)
         predicted = None
         if prediction is not None:
-            # a lasting shift followed in full, the reference's noise averaged out (latency_server.verdicts.drift_level)
-            predicted = prediction.corrected_ms * (level.factor(prediction.reference_ms) if level else 1.0)
+            # a lasting shift followed in full, the reference's noise averaged out (verdicts.drift_level), and the
+            # table's level as other networks measure it now (verdicts.table_level)
+            predicted = (prediction.corrected_ms * (table.factor if table else 1.0)
+                         * (level.factor(prediction.reference_ms) if level else 1.0))
         result = dataclasses.replace(result, predicted_ms=predicted)
+        check = None
+        if prediction is not None and result.normalized_ms and prediction.corrected_ms > 0:
+            check = {"log_residual": math.log(result.normalized_ms / prediction.corrected_ms),
+                     "table_reference_ms": prediction.reference_ms}
         self._observe(measuring, resolution, result)
         measurer.store.save_network(fp_id, key, resolution, figure.stats,
                                    {**method, "rounds": len(figure.rounds), "spread_ms": figure.spread_ms,
                                     "drift_ratio": result.drift_ratio,
                                     "drift_elasticity": None if elasticity is None else elasticity.to_dict(),
                                     "drift_level": None if level is None else level.to_dict(),
+                                    "table_level": None if table is None else table.to_dict(), "table_check": check,
                                     "reference_ms": None if result.reference is None
                                     else result.reference.stats.median_ms,
                                     "normalized_ms": result.normalized_ms,

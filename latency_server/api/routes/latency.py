@@ -109,6 +109,8 @@ async def measure_network(
         drift_level_ms=None if result.level is None else result.level.level_ms,
         drift_level_source=None if result.level is None else result.level.source,
         drift_level_figures=None if result.level is None else result.level.figures,
+        table_level_factor=None if result.table is None else result.table.factor,
+        table_level_networks=None if result.table is None else result.table.networks,
         reference=reference,
         normalized_ms=result.normalized_ms,
         normalized_spread_ms=result.normalized_spread_ms,

@@ -132,3 +132,17 @@ def test_upgrade_marks_the_servers_own_reference_rounds(tmp_path: Path) -> None:
     store = Store(url, method=METHOD)
     assert [value for value, _ in store.reference_history(FP.id, REFERENCE, 32)] == [2.0]
     store.close()
+
+
+def test_the_tables_level_reads_only_checks_of_the_same_table(store: Store) -> None:
+    """A check of the table built at reference level 2.0 counts for that table only: one of a rebuilt table (another
+    level), a check without figures and a reference round count for nothing."""
+    for arch, residual, built in (("[[ir_r1_k3_s1_e3_c16]]", 0.05, 2.0), ("[[ir_r1_k5_s1_e3_c16]]", -0.02, 2.0),
+                                  ("[[ir_r1_k3_s1_e6_c16]]", 0.3, 2.5), ("[[ir_r1_k5_s1_e6_c16]]", math.nan, 2.0)):
+        store.save_network(FP.id, arch, 32, _stats(1.0), {**METHOD, "table_check": {
+            "log_residual": residual, "table_reference_ms": built}}, None)
+    store.save_network(FP.id, "[[ds_r1_k5_s1_e1_c16]]", 32, _stats(1.0), {**METHOD, "table_check": None}, None)
+    store.save_reference_figures(FP.id, REFERENCE, 32, [_stats(1.0)], METHOD)
+    assert store.table_residuals(FP.id, 32, 2.0) == [("[[ir_r1_k5_s1_e3_c16]]", -0.02),
+                                                     ("[[ir_r1_k3_s1_e3_c16]]", 0.05)]
+    assert store.table_residuals(FP.id, 64, 2.0) == []

@@ -5,6 +5,7 @@ bound on the network is under the limit."""
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -83,6 +84,8 @@ def test_correction_drift_and_measured_guarantee(live_server, tmp_path: Path) ->
     # the shift counts in full, on the reference's smoothed level (the build's sessions and these rounds)
     assert answer.drift_elasticity == 1.0 and answer.drift_elasticity_source == "level"
     assert answer.drift_level_source == "window" and answer.drift_level_figures > len(answer.rounds)
+    # the first network measured against this table: no other network says where the table's level sits now
+    assert answer.table_level_factor == 1.0 and answer.table_level_networks == 0
     assert answer.predicted_ms == pytest.approx(
         answer.predicted_table_ms * answer.drift_level_ms / answer.reference.table_ms)
     assert answer.drift_level_ms / answer.reference.table_ms > 1.2
@@ -104,7 +107,12 @@ def test_correction_drift_and_measured_guarantee(live_server, tmp_path: Path) ->
         settings = SearchSettings(latency_limit_ms=limit0, bcfw_steps=40, resolution=RES, seed=0,
                                   bcfw=BCFWConfig(max_step=0.5))
         result = search(model, prefer_large_networks(0), settings, space=HARDCORENAS, progress=False)
-        probe = client.measure_network(result.arch, resolution=RES).verdict
+        probe_answer = client.measure_network(result.arch, resolution=RES)
+        probe = probe_answer.verdict
+        if result.arch != arch:  # the table's level rests on the one other network measured: its residual, halved
+            assert probe_answer.table_level_networks == 1
+            assert probe_answer.table_level_factor == pytest.approx(
+                math.sqrt(answer.normalized_ms / answer.predicted_table_ms))
         lightest = client.measure_network(str(HARDCORENAS.arch_from_choice(HARDCORENAS.lightest())),
                                           resolution=RES).verdict
         # halfway (geometrically) between the lightest network's bound and the found network's central figure: the
