@@ -125,9 +125,12 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
                              for net in rows])
     naive = np.array([net[0].predicted_naive_ms for net in rows])
     drift = np.array([statistics.median((a.drift_ratio or 1.0) for a in net) for net in rows])
-    # the same requests compensated by their own reference's drift ratio (exponent 1, no smoothing): the baseline
-    # for the server's smoothed level, measured in the same run
+    # the same requests compensated by their own reference's drift ratio without the table's followed level, and
+    # by the reference's smoothed level (the median of its recent figures) instead: baselines measured in the same run
     full = np.array([statistics.median(a.predicted_table_ms * (a.drift_ratio or 1.0) for a in net) for net in rows])
+    smoothed = np.array([statistics.median(a.predicted_table_ms * ((a.drift_level_ms / a.reference.table_ms)
+                                                                  if a.drift_level_ms and a.reference else 1.0)
+                                           for a in net) for net in rows])
     exponents = [a.drift_elasticity for net in rows for a in net if a.drift_elasticity is not None]
     sources = [a.drift_elasticity_source for net in rows for a in net if a.drift_elasticity_source]
     # each request's figure at the device speed of the table's build (network/reference ratio per round): set
@@ -151,6 +154,7 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
                                                                     "loo_mape_pct", "networks", "seed")}},
         "predicted (corrected, drift-compensated)": error_summary(pred, truth),
         "corrected table, full drift compensation": error_summary(full, truth),
+        "corrected table, smoothed reference level": error_summary(smoothed, truth),
         "corrected table, no drift compensation": error_summary(table_pred, truth),
         "naive block sum": error_summary(naive, truth),
         "corrected table vs drift-normalised figure": error_summary(table_pred, normalized),
@@ -300,6 +304,8 @@ def _record(args: argparse.Namespace, result: dict[str, Any]) -> None:
                "worst_pct": pred["worst_pct"], "mean_signed_pct": pred["mean_signed_pct"],
                "spearman": pred["spearman"],
                "full_drift_mape_pct": result["corrected table, full drift compensation"]["mape_pct"],
+               "smoothed_level_mape_pct": result["corrected table, smoothed reference level"]["mape_pct"],
+               "smoothed_level_signed_pct": result["corrected table, smoothed reference level"]["mean_signed_pct"],
                "no_drift_mape_pct": result["corrected table, no drift compensation"]["mape_pct"],
                "naive_sum_mape_pct": result["naive block sum"]["mape_pct"],
                "correction_loo_mape_pct": result["settings"]["correction"].get("loo_mape_pct"),

@@ -92,17 +92,17 @@ class Settings(BaseSettings):
     )
     drift_elasticity_prior: float = Field(
         0.75, ge=0.0, le=1.0, description="prior of the between-request slope of log(network) on log(reference), "
-        "reported with each stored measurement as a diagnostic (predictions follow the smoothed reference level "
-        "with exponent 1)"
+        "reported with each stored measurement as a diagnostic (predictions follow this request's reference with "
+        "exponent 1)"
     )
     drift_elasticity_prior_sd: float = Field(
         0.15, ge=0.0, description="how far the estimate from repeated networks may move from that prior (its "
         "standard deviation in the shrinkage; 0 pins the exponent at the prior)"
     )
     drift_level_window_s: float = Field(
-        900.0, gt=0.0, description="predictions follow the median of the drift reference's figures within this "
-        "many seconds (every measurement's rounds, this request's included): the reference's noise averaged out, a "
-        "lasting change of the device's speed followed in full"
+        900.0, gt=0.0, description="the device's smoothed level, reported beside each answer and drawn on the "
+        "dashboard: the median of the drift reference's figures within this many seconds (every measurement's "
+        "rounds, this request's included); predictions follow this request's own reference"
     )
     table_level_window_s: float = Field(
         3600.0, gt=0.0, description="predictions follow the table's level as other networks measured within this "

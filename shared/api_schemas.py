@@ -276,9 +276,9 @@ class Verdict(BaseModel):
 class NetworkResponse(BaseModel):
     fingerprint: str
     measured: LatencyStats
-    #: the table's prediction now: corrected and drift-compensated,
-    #: ``predicted_table_ms * table_level_factor * drift_level_ms / reference.table_ms`` (a lasting change of speed
-    #: followed in full, and the table's level as other networks measure it now)
+    #: the table's prediction now: corrected and drift-compensated, ``predicted_table_ms * table_level_factor *
+    #: drift_ratio`` (the device's speed as the reference timed beside this network shows it, in full, and the
+    #: table's level as other networks measure it now)
     predicted_ms: float | None
     #: each independent round's statistics (one entry unless the server measures several rounds)
     rounds: list[LatencyStats] = Field(default_factory=list)
@@ -290,12 +290,12 @@ class NetworkResponse(BaseModel):
     predicted_naive_ms: float | None = None
     #: the reference network now over its latency when the table was built (``None`` when not measured)
     drift_ratio: float | None = None
-    #: the exponent of the drift compensation in ``predicted_ms``: 1 on the smoothed reference level ("level"),
-    #: since a lasting change of the device's speed moves every network in full and the level, not the exponent,
-    #: filters the reference's noise
+    #: the exponent of the drift compensation in ``predicted_ms``: 1 on this request's own reference ("request"),
+    #: since a change of the device's speed moves every network in full
     drift_elasticity: float | None = None
     drift_elasticity_source: str | None = None
-    #: the reference's smoothed level now (the median of its recent figures, this request's rounds included), how
+    #: the reference's smoothed level now, for comparison with this request's (the median of its recent figures,
+    #: this request's rounds included), how
     #: many figures it rests on, and where they came from: "window" (several measurements within the server's
     #: window) or "request" (this request's rounds alone)
     drift_level_ms: float | None = None

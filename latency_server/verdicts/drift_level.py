@@ -1,11 +1,11 @@
-"""The device's speed now, as a prediction follows it: a smoothed level of the drift reference's recent figures.
+"""The device's smoothed speed: a level of the drift reference's recent figures, reported beside each answer.
 
-A prediction is the table's corrected figure times ``level now / reference level at the build``, exponent 1. A
-lasting change of the device's speed moves every network as it moves the reference, so it must count in full.
-What must not count is the reference's own noise: one request's reference figure jumps by more than the networks
-timed beside it. Filtering that noise with an exponent below 1 (the slope of log network on log reference fitted
-between requests) under-follows every lasting shift: that slope is pulled below 1 by the reference's own noise
-(regression dilution), not by the networks. Averaging removes the noise without the bias: the level is the median
+Predictions follow this request's own reference in full (``drift_ratio``, exponent 1): on the recorded runs the
+reference timed back to back with the network tracked a device whose speed changed within minutes better than any
+smoothed level, and no worse on a quiet one (``docs/design/drift-elasticity.md``). The level stays as the device's
+speed over the window, for the dashboard and for comparison. Filtering the reference's noise with an exponent
+below 1 under-follows every lasting shift: that slope is pulled below 1 by the reference's own noise (regression
+dilution), not by the networks. Averaging removes the noise without the bias: the level is the median
 of the reference's figures over a recent time window, the rounds of every measurement in it (this request's, other
 requests', table builds') together, so its noise shrinks with the figures averaged while a shift that lasts is
 followed in full within one window. The median, not the mean, since the reference's sessions can land in two

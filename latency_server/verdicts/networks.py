@@ -80,7 +80,7 @@ class NetworkResult:
     reference: NetworkFigure | None = None
     verdict: VerdictStats | None = None
     elasticity: Elasticity | None = None  # the between-request slope: a diagnostic, not applied
-    level: DriftLevel | None = None  # the reference's smoothed level now, which the prediction follows
+    level: DriftLevel | None = None  # the reference's smoothed level now: reported beside the request's own
     table: TableLevel | None = None  # the table's level against other networks' recent measurements
     #: the bound's arguments but the confidence: one measurement answers requests at any confidence
     bound_inputs: dict[str, Any] | None = dataclasses.field(default=None, repr=False, compare=False)
@@ -279,10 +279,9 @@ class NetworkMeasurements:
                                warning_inputs if reference else None)
         predicted = None
         if prediction is not None:
-            # a lasting shift followed in full, the reference's noise averaged out (verdicts.drift_level), and the
-            # table's level as other networks measure it now (verdicts.table_level)
-            predicted = (prediction.corrected_ms * (table.factor if table else 1.0)
-                         * (level.factor(prediction.reference_ms) if level else 1.0))
+            # the device's speed now as the reference timed beside this network shows it, in full (exponent 1), and
+            # the table's level as other networks measure it now (verdicts.table_level)
+            predicted = prediction.corrected_ms * (table.factor if table else 1.0) * (result.drift_ratio or 1.0)
         result = dataclasses.replace(result, predicted_ms=predicted)
         check = None
         if prediction is not None and result.normalized_ms and prediction.corrected_ms > 0:

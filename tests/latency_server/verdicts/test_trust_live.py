@@ -81,13 +81,13 @@ def test_correction_drift_and_measured_guarantee(live_server, tmp_path: Path) ->
     assert answer.reference.table_ms == pytest.approx(ref["median_ms"] / SLOWDOWN)
     assert answer.drift_ratio == pytest.approx(answer.reference.measured_ms / answer.reference.table_ms)
     assert answer.drift_ratio > 1.2
-    # the shift counts in full, on the reference's smoothed level (the build's sessions and these rounds)
-    assert answer.drift_elasticity == 1.0 and answer.drift_elasticity_source == "level"
+    # the shift counts in full, on this request's own reference; the smoothed level (the build's sessions and these
+    # rounds) is reported beside it
+    assert answer.drift_elasticity == 1.0 and answer.drift_elasticity_source == "request"
     assert answer.drift_level_source == "window" and answer.drift_level_figures > len(answer.rounds)
     # the first network measured against this table: no other network says where the table's level sits now
     assert answer.table_level_factor == 1.0 and answer.table_level_networks == 0
-    assert answer.predicted_ms == pytest.approx(
-        answer.predicted_table_ms * answer.drift_level_ms / answer.reference.table_ms)
+    assert answer.predicted_ms == pytest.approx(answer.predicted_table_ms * answer.drift_ratio)
     assert answer.drift_level_ms / answer.reference.table_ms > 1.2
     assert 5 <= len(answer.rounds) <= 9  # between the least rounds and the most (the sequential rule)
     # the verdict: its raw rounds are the response's, the history holds the build's reference figures and these
