@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     verdict_history: int = Field(
         200, ge=2, description="newest figures of the drift reference that describe the device's variability"
     )
+    verdict_drift_floor: float = Field(
+        0.03, ge=0.0, le=1.0, description="the least drift of the device's level between measurements (log-sd) a "
+        "verdict's bound counts: a history of a few minutes can look steadier than the device will be after the "
+        "verdict (a load that starts later); 0 takes the history's estimate as it is"
+    )
     verdict_history_hours: float = Field(24.0, gt=0.0, description="oldest figure of that history, in hours")
     time_scale: float = Field(1.0, gt=0, description="test hook: multiplies every timed duration (1 in use)")
 

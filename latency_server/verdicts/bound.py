@@ -127,12 +127,13 @@ def _sd(values: np.ndarray, floor: float) -> float:
 
 
 def device_spread(
-    history_log: np.ndarray, series: Sequence[Hashable] | None, sd_floor: float = 0.005
+    history_log: np.ndarray, series: Sequence[Hashable] | None, sd_floor: float = 0.005, drift_floor: float = 0.0
 ) -> DeviceSpread:
     """Split the history's variance (logs) by ``series`` (one label per figure; None: every figure on its own).
 
     The one-way random-effects moment estimates: jitter from the pooled spread inside the series, drift from the
-    spread of the series' means beyond what the jitter explains (ANOVA with unequal series sizes)."""
+    spread of the series' means beyond what the jitter explains (ANOVA with unequal series sizes). ``drift_floor``
+    is the least log-sd of the drift counted (:func:`prediction_bound`)."""
     x = np.asarray(history_log, dtype=np.float64)
     n = x.size
     labels = list(range(n)) if series is None else list(series)
@@ -148,14 +149,14 @@ def device_spread(
     big = means[sizes >= 3]
     jitter_df = int(n - n_series)
     if jitter_df < 2 or n_series < 3:  # no within-series spread to speak of: all of it is drift (cautious)
-        total = _sd(x, sd_floor) ** 2
+        total = max(_sd(x, sd_floor), drift_floor) ** 2
         return DeviceSpread(total, 0.0, max(1, n - 1), 0, 1.0 / n, big, False)
     ssw = sum(float(np.sum((g - m) ** 2)) for g, m in zip(groups, means, strict=True))
     msw = ssw / jitter_df
     grand = float(x.mean())
     msb = float(np.sum(sizes * (means - grand) ** 2)) / (n_series - 1)
     n0 = (n - float(np.sum(sizes**2)) / n) / (n_series - 1)
-    drift = max((msb - msw) / n0, sd_floor**2)
+    drift = max((msb - msw) / n0, sd_floor**2, drift_floor**2)
     jitter = max(msw, sd_floor**2)
     return DeviceSpread(drift, jitter, n_series - 1, jitter_df, float(np.sum(sizes**2)) / n**2, big, True)
 
@@ -177,6 +178,7 @@ def prediction_bound(
     sd_floor: float = 0.005,
     history_series: Sequence[Hashable] | None = None,
     drift_of_ratio: RatioDrift | None = None,
+    drift_floor: float = 0.0,
 ) -> VerdictStats:
     """The verdict of paired rounds (``network_ms[i]`` and ``reference_ms[i]`` timed back to back) against the
     reference's history (``history_ms``, which should include this verdict's reference rounds).
@@ -186,7 +188,9 @@ def prediction_bound(
     is for (default: as many as now). ``sd_floor`` keeps a bound from collapsing on a handful of identical figures.
     ``drift_of_ratio`` is the ratio's drift between measurements from repeated networks (:func:`ratio_drift`);
     without enough repeats the ratio moves as much as the device's speed, drift and jitter together (the cautious
-    reading).
+    reading). ``drift_floor`` is the least log-sd of the device's drift between measurements the bound counts: a
+    history of a few minutes can show a device steadier than it will be over the next ones (a load that starts after
+    the verdict), so a shared machine's drift is not taken below it.
     """
     if not 0.5 <= confidence < 1.0:
         raise ValueError(f"confidence: expected a value in [0.5, 1), got {confidence}")
@@ -201,7 +205,7 @@ def prediction_bound(
     log_ratio = net - ref
     mean_ratio = float(log_ratio.mean())
     sd_ratio = _sd(log_ratio, sd_floor)
-    device = device_spread(hist, history_series, sd_floor)
+    device = device_spread(hist, history_series, sd_floor, drift_floor)
     centre = mean_ratio + float(hist.mean())
     typical = float(np.median(hist))
     ratio_var = sd_ratio**2 * (1.0 / k + _MEDIAN_VARIANCE / kf)

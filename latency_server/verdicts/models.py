@@ -108,7 +108,7 @@ class ModelMeasurements:
                                      [v for v, _ in past] + [r.median_ms for r in ref_rounds],
                                      history_series=[label for _, label in past] + ["this"] * len(ref_rounds),
                                      confidence=confidence, future_rounds=settings.network_rounds,
-                                     drift_of_ratio=moving_ratio)
+                                     drift_of_ratio=moving_ratio, drift_floor=settings.verdict_drift_floor)
             verdict = Verdict(**stats.to_dict(), network_rounds_ms=[r.median_ms for r in figure.rounds],
                               reference_rounds_ms=[r.median_ms for r in ref_rounds])
             measurer.store.save_reference_figures(fp_id, reference, resolution, ref_rounds,

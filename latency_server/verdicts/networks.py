@@ -223,7 +223,8 @@ class NetworkMeasurements:
         kept = [(v, series) for v, series in past if v > 0]
         sd_device = None
         if len(kept) >= 3:
-            spread = device_spread(np.log([v for v, _ in kept]), [label for _, label in kept])
+            spread = device_spread(np.log([v for v, _ in kept]), [label for _, label in kept],
+                                   drift_floor=settings.verdict_drift_floor)
             ratio_var, _, _ = ratio_drift_or_prior(moving_ratio, spread)
             sd_device = math.sqrt(spread.later_sd(settings.network_rounds) ** 2 + ratio_var)
         while True:
@@ -267,7 +268,8 @@ class NetworkMeasurements:
                                 reference_ms=[r.median_ms for r in ref_rounds],
                                 history_ms=[v for v, _ in past] + [r.median_ms for r in ref_rounds],
                                 history_series=[label for _, label in past] + ["this"] * len(ref_rounds),
-                                future_rounds=self.settings.network_rounds, drift_of_ratio=moving_ratio)
+                                future_rounds=self.settings.network_rounds, drift_of_ratio=moving_ratio,
+                                drift_floor=self.settings.verdict_drift_floor)
             verdict = prediction_bound(**bound_inputs, confidence=confidence)
             verdict = dataclasses.replace(verdict, noise_warning=noise_warning(verdict, **warning_inputs))
             level = self.level(fp_id, reference, resolution, [r.median_ms for r in ref_rounds])
