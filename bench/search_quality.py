@@ -53,12 +53,14 @@ its budget (both bind at 0.3:0.3 and 0.5:0.5).
 Wide families (``--wide N``, ``bench/wide_families.py``): each case draws how strongly utility follows latency
 (correlation -0.5 .. 1), the depth preference (shallow / flat / deep), the gradient noise (0 .. 4 x the utilities'
 spread), the step count (200 / 500 / 1000), the limit (10-90 % of the range) and the table; the worst cases are
-printed with the command that replays each (``--replay FAMILY:SEED``). The figures and the worst cases are in
-``bench/results/search_quality/`` (``docs/benchmarks.md``); the tail comes from the gradients' information at high
-noise and few steps, not from the solvers (the LP oracle and the final MILP are exact); a family's step count is
-the steps asked, which the search extends while its gradients are too noisy (``BCFWConfig.noise_target``,
-``--step-cap 1`` turns that off); each case's row and the summary say how many steps ran. ``--prior latency``
-shrinks each option's estimate towards its block's line over log latency instead of the block's mean.
+printed with the command that replays each (``--replay FAMILY:SEED``). ``--draw SEED`` draws another set of
+families (default 2026); a case's seed is its index, so its name and seed replay it whatever the draw. The figures
+and the worst cases are in ``bench/results/search_quality/`` (``docs/benchmarks.md``); the tail comes from the
+gradients' information at high noise and few steps, not from the solvers (the LP oracle and the final MILP are
+exact); a family's step count is the steps asked, which the search extends while its gradients are too noisy
+(``BCFWConfig.noise_target``, ``--step-cap 1`` turns that off); each case's row and the summary say how many steps
+ran. ``--prior latency`` shrinks each option's estimate towards its block's line over log latency instead of the
+block's mean.
 """
 
 from __future__ import annotations
@@ -189,6 +191,9 @@ def main() -> int:
     parser.add_argument("--wide", type=int, metavar="N", help="N cases of the wide families (bench/wide_families.py): "
                         "utility's correlation with latency, depth preference, noise, steps and limit drawn per case; "
                         "ours, and with --old-prior ours with that BCFWConfig.prior on the same cases (time ratio)")
+    parser.add_argument("--draw", type=int, default=2026, metavar="SEED",
+                        help="with --wide: the seed that draws the cases' families (default 2026); a case replays "
+                        "by its family and seed alone, whatever the draw")
     parser.add_argument("--replay", action="append", metavar="FAMILY:SEED", help="one wide case again (repeatable)")
     parser.add_argument("--old-prior", help="with --wide: also run ours with this BCFWConfig.prior, for comparison")
     add_state_argument(parser)
@@ -204,8 +209,8 @@ def main() -> int:
             args.steps = "200/500/1000"
             figures = {"targets": args.targets, "steps": args.steps, "methods": ",".join(args.methods),
                        **{k: v for k, v in report.items() if isinstance(v, (int, float)) and k != "wide"}}
-            notes = ("wide planted families (bench/wide_families.py); rows: the worst cases, each replayed by python "
-                     "bench/search_quality.py --replay CASE; median / worst % / cases by axis: "
+            notes = (f"wide planted families (bench/wide_families.py), draw {args.draw}; rows: the worst cases, each "
+                     "replayed by python bench/search_quality.py --replay CASE; median / worst % / cases by axis: "
                      + json.dumps(report["by_axis"]))
             write_result("search_quality", figures, args=args, rows=report["worst_cases"], notes=notes)
         return 0
