@@ -59,8 +59,8 @@ and the worst cases are in ``bench/results/search_quality/`` (``docs/benchmarks.
 gradients' information at high noise and few steps, not from the solvers (the LP oracle and the final MILP are
 exact); a family's step count is the steps asked, which the search extends while its gradients are too noisy
 (``BCFWConfig.noise_target``, ``--step-cap 1`` turns that off); each case's row and the summary say how many steps
-ran. ``--prior latency`` shrinks each option's estimate towards its block's line over log latency instead of the
-block's mean.
+ran. ``--depth-floor 0`` turns off the search's exploration of every depth (``BCFWConfig.depth_floor``). ``--prior
+latency`` shrinks each option's estimate towards its block's line over log latency instead of the block's mean.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ from nas.search.fleet import FleetInfeasibleError, check_fleet  # noqa: E402
 from nas.search.start import fleet_start, gibbs_for_latency, max_entropy_start  # noqa: E402
 
 PAPER = BCFWConfig(block_choice="random", step_schedule="fixed", max_step=0.002, momentum_schedule="fixed",
-                   momentum=0.9, objective="momentum")
+                   momentum=0.9, objective="momentum", depth_floor=0.0)
 PAPER_STEPS = 1000
 STARTS = {"entropy": max_entropy_start, "projection": projection_start, "segment": segment_start}
 
@@ -186,7 +186,7 @@ def main() -> int:
     for name, kind in (("block_choice", str), ("step_schedule", str), ("max_step", float), ("step_offset", float),
                        ("momentum_schedule", str), ("momentum", float), ("momentum_power", float),
                        ("averaging_offset", float), ("objective", str), ("final_score", str), ("prior", str),
-                       ("noise_target", float), ("step_cap", float), ("extend_from", int)):
+                       ("depth_floor", float), ("noise_target", float), ("step_cap", float), ("extend_from", int)):
         parser.add_argument("--" + name.replace("_", "-"), type=kind, help=f"override our BCFWConfig.{name}")
     parser.add_argument("--wide", type=int, metavar="N", help="N cases of the wide families (bench/wide_families.py): "
                         "utility's correlation with latency, depth preference, noise, steps and limit drawn per case; "
