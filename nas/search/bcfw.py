@@ -67,16 +67,16 @@ def check_limit(model: LatencyModel, limit_ms: float) -> float:
 class BCFWConfig:
     """Optimizer and final-step settings.
 
-    Step size of a block's ``k``-th step (``k`` counts that block's own steps): ``fixed``: ``max_step``;
-    ``decaying``: ``max_step * c / (k + c)`` with ``c = step_offset``. Gradient averaging after the ``t``-th
-    gradient (both blocks' averages take every gradient): ``m <- (1 - rho) m + rho g`` with ``rho = 1 - momentum``
-    (``fixed``, the original's momentum) or ``rho = (a / (t + a)) ** momentum_power`` with ``a = averaging_offset``
-    (``decaying``; the first gradient replaces the empty average). Stochastic Frank-Wolfe's recipe is decaying steps
-    with a more slowly decaying averaging weight (Mokhtari, Hassani and Karbasi 2018: ``2 / (t + 8)`` and
-    ``(8 / (t + 8)) ** (2/3)``). The defaults -- steps ``4 / (k + 8)``, averaging weight ``1 / (t + 1)``, the running
-    mean of all gradients -- recovered planted optima best and leave the distribution near a stationary point
-    (``bench/search_quality.py``): the averages feed an additive loss model (:meth:`BCFW.surrogate`) rather than
-    being used raw, which is what makes a long average pay off, and a first step of 0.5 keeps part of the start so
+    Step size of a block's ``k``-th step (``k`` counts that block's own steps): ``fixed``: ``max_step``; ``decaying``:
+    ``max_step * c / (k + c)`` with ``c = step_offset``. Gradient averaging after the ``t``-th gradient (both blocks'
+    averages take every gradient): ``m <- (1 - rho) m + rho g`` with ``rho = 1 - momentum`` (``fixed``, the original's
+    momentum) or ``rho = (a / (t + a)) ** momentum_power`` with ``a = averaging_offset`` (``decaying``; the first
+    gradient replaces the empty average). Stochastic Frank-Wolfe's recipe is decaying steps with a more slowly decaying
+    averaging weight (Mokhtari, Hassani and Karbasi 2018: ``2 / (t + 8)`` and ``(8 / (t + 8)) ** (2/3)``). The defaults
+    -- steps ``4 / (k + 8)``, averaging weight ``1 / (t + 1)``, the running mean of all gradients -- recovered planted
+    optima best and leave the distribution near a stationary point (of the problem whose beta keeps ``depth_floor`` on
+    every depth; ``bench/search_quality.py``): the averages feed an additive loss model (:meth:`BCFW.surrogate`) rather
+    than being used raw, which is what makes a long average pay off, and a first step of 0.5 keeps part of the start so
     no block stops running after one noisy gradient.
     """
 
