@@ -135,7 +135,7 @@ def main() -> int:
     grads_b = rng.normal(size=(args.steps, 5, 3))
     for label, config in (("the original's fixed step 0.002", BCFWConfig(step_schedule="fixed", max_step=0.002,
                                                                           momentum_schedule="fixed",
-                                                                          objective="momentum")),
+                                                                          objective="momentum", depth_floor=0.0)),
                           ("this project's defaults", BCFWConfig())):
         opt = BCFW(model, limit, config, seed=args.seed)
         worst = -np.inf

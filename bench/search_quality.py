@@ -19,19 +19,19 @@ the same position) and the budget used (table latency / T). The last line printe
 "Gap" (in the JSON) is the Frank-Wolfe gap of the final distribution under the noise-free objective, in the
 same units as the regret: how far the distribution is from a stationary point.
 
-Figures (defaults: 500 steps; noise = the utilities' spread; 2-core machine shared with other jobs, load 2-4; one to
-two minutes): median / worst regret over each table's 50 cases, ours 0.13 % / 0.91 % (32 px) and 0.00 % / 0.59 %
-(224 px); paper 4.4 % / 46 % and 6.1 % / 25 %; random 32 % / 52 % and 35 % / 50 %. Ours has the lowest median and
-mean regret at every limit of both tables (its worst case is above the paper's only at 90 % on 224 px: 0.58 % vs
-0.38 %); every network is within its limit (largest table latency / T: 0.99997); median gap 0.12-0.17 % (paper
-24-25 %). Ours against its step count (``--methods ours --steps N``), median / worst regret over all 100 cases:
-60 steps 0.91 % / 7.7 %, 100: 0.45 / 5.1, 150: 0.31 / 2.0, 200: 0.31 / 2.1, 300: 0.18 / 2.0, 500: 0.03 / 0.91,
-1000: 0.00 / 1.8; noise-free 0 / 0 (gap 0); twice the noise 0.33 / 1.95. Variants at 500 steps: the original's
-fixed momentum 0.9: 3.4 / 16; Mokhtari et al.'s steps ``0.25 * 8 / (k + 8)`` with averaging ``(8 / (t + 8)) **
-(2/3)``: 2.3 / 13; averaging ``2 / (t + 2)``: 0.05 / 1.45, ``8 / (t + 8)``: 0.57 / 4.8; steps ``0.5 / (k + 1)``:
-the same regret, gap 4.5 %; the start (``--start projection|segment``), random block choice or the LPs on the raw
-averaged gradients (``--objective momentum``): median 0.03-0.04 %, worst 0.96-1.8 %; ``--final-score
-probability``: 2.1 / 31.
+Figures (defaults: 500 steps; noise = the utilities' spread; 2-core machine shared with other jobs, load 2-4; one to two
+minutes): median / worst regret over each table's 50 cases, ours 0.13 % / 0.91 % (32 px) and 0.00 % / 0.59 % (224 px);
+paper 4.4 % / 46 % and 6.1 % / 25 %; random 32 % / 52 % and 35 % / 50 %. Ours has the lowest median and mean regret at
+every limit of both tables (its worst case is above the paper's only at 90 % on 224 px: 0.58 % vs 0.38 %); every network
+is within its limit (largest table latency / T: 0.99997); median gap 0.12-0.17 % before the depth floor, 2.4-2.8 % with
+it (the floor's 5 % on every depth is held off the LP's vertices; the regrets did not change) (paper 24-25 %). Ours
+against its step count (``--methods ours --steps N``), median / worst regret over all 100 cases: 60 steps 0.91 % / 7.7
+%, 100: 0.45 / 5.1, 150: 0.31 / 2.0, 200: 0.31 / 2.1, 300: 0.18 / 2.0, 500: 0.03 / 0.91, 1000: 0.00 / 1.8; noise-free 0
+/ 0 (gap 0 before the depth floor); twice the noise 0.33 / 1.95. Variants at 500 steps: the original's fixed momentum
+0.9: 3.4 / 16; Mokhtari et al.'s steps ``0.25 * 8 / (k + 8)`` with averaging ``(8 / (t + 8)) ** (2/3)``: 2.3 / 13;
+averaging ``2 / (t + 2)``: 0.05 / 1.45, ``8 / (t + 8)``: 0.57 / 4.8; steps ``0.5 / (k + 1)``: the same regret, gap 4.5
+%; the start (``--start projection|segment``), random block choice or the LPs on the raw averaged gradients
+(``--objective momentum``): median 0.03-0.04 %, worst 0.96-1.8 %; ``--final-score probability``: 2.1 / 31.
 
     python bench/search_quality.py [--noise 1.0] [--seeds 10] [--limits 0.1,0.3,0.5,0.7,0.9] [--tables 32,224]
                                    [--steps N] [--methods ours,paper,random] [--start entropy|projection|segment]
@@ -53,12 +53,14 @@ its budget (both bind at 0.3:0.3 and 0.5:0.5).
 Wide families (``--wide N``, ``bench/wide_families.py``): each case draws how strongly utility follows latency
 (correlation -0.5 .. 1), the depth preference (shallow / flat / deep), the gradient noise (0 .. 4 x the utilities'
 spread), the step count (200 / 500 / 1000), the limit (10-90 % of the range) and the table; the worst cases are
-printed with the command that replays each (``--replay FAMILY:SEED``). The figures and the worst cases are in
-``bench/results/search_quality/`` (``docs/benchmarks.md``); the tail comes from the gradients' information at high
-noise and few steps, not from the solvers (the LP oracle and the final MILP are exact); a family's step count is
-the steps asked, which the search extends while its gradients are too noisy (``BCFWConfig.noise_target``,
-``--step-cap 1`` turns that off); each case's row and the summary say how many steps ran. ``--prior latency``
-shrinks each option's estimate towards its block's line over log latency instead of the block's mean.
+printed with the command that replays each (``--replay FAMILY:SEED``). ``--draw SEED`` draws another set of
+families (default 2026); a case's seed is its index, so its name and seed replay it whatever the draw. The figures
+and the worst cases are in ``bench/results/search_quality/`` (``docs/benchmarks.md``); the tail comes from the
+gradients' information at high noise and few steps, not from the solvers (the LP oracle and the final MILP are
+exact); a family's step count is the steps asked, which the search extends while its gradients are too noisy
+(``BCFWConfig.noise_target``, ``--step-cap 1`` turns that off); each case's row and the summary say how many steps
+ran. ``--depth-floor 0`` turns off the search's exploration of every depth (``BCFWConfig.depth_floor``). ``--prior
+latency`` shrinks each option's estimate towards its block's line over log latency instead of the block's mean.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ from nas.search.fleet import FleetInfeasibleError, check_fleet  # noqa: E402
 from nas.search.start import fleet_start, gibbs_for_latency, max_entropy_start  # noqa: E402
 
 PAPER = BCFWConfig(block_choice="random", step_schedule="fixed", max_step=0.002, momentum_schedule="fixed",
-                   momentum=0.9, objective="momentum")
+                   momentum=0.9, objective="momentum", depth_floor=0.0)
 PAPER_STEPS = 1000
 STARTS = {"entropy": max_entropy_start, "projection": projection_start, "segment": segment_start}
 
@@ -184,11 +186,14 @@ def main() -> int:
     for name, kind in (("block_choice", str), ("step_schedule", str), ("max_step", float), ("step_offset", float),
                        ("momentum_schedule", str), ("momentum", float), ("momentum_power", float),
                        ("averaging_offset", float), ("objective", str), ("final_score", str), ("prior", str),
-                       ("noise_target", float), ("step_cap", float), ("extend_from", int)):
+                       ("depth_floor", float), ("noise_target", float), ("step_cap", float), ("extend_from", int)):
         parser.add_argument("--" + name.replace("_", "-"), type=kind, help=f"override our BCFWConfig.{name}")
     parser.add_argument("--wide", type=int, metavar="N", help="N cases of the wide families (bench/wide_families.py): "
                         "utility's correlation with latency, depth preference, noise, steps and limit drawn per case; "
                         "ours, and with --old-prior ours with that BCFWConfig.prior on the same cases (time ratio)")
+    parser.add_argument("--draw", type=int, default=2026, metavar="SEED",
+                        help="with --wide: the seed that draws the cases' families (default 2026); a case replays "
+                        "by its family and seed alone, whatever the draw")
     parser.add_argument("--replay", action="append", metavar="FAMILY:SEED", help="one wide case again (repeatable)")
     parser.add_argument("--old-prior", help="with --wide: also run ours with this BCFWConfig.prior, for comparison")
     add_state_argument(parser)
@@ -204,8 +209,8 @@ def main() -> int:
             args.steps = "200/500/1000"
             figures = {"targets": args.targets, "steps": args.steps, "methods": ",".join(args.methods),
                        **{k: v for k, v in report.items() if isinstance(v, (int, float)) and k != "wide"}}
-            notes = ("wide planted families (bench/wide_families.py); rows: the worst cases, each replayed by python "
-                     "bench/search_quality.py --replay CASE; median / worst % / cases by axis: "
+            notes = (f"wide planted families (bench/wide_families.py), draw {args.draw}; rows: the worst cases, each "
+                     "replayed by python bench/search_quality.py --replay CASE; median / worst % / cases by axis: "
                      + json.dumps(report["by_axis"]))
             write_result("search_quality", figures, args=args, rows=report["worst_cases"], notes=notes)
         return 0

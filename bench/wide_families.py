@@ -139,7 +139,7 @@ def wide_main(args, ours, old=None) -> dict:
     if args.replay:
         cases = [(parse_family(spec.rsplit(":", 1)[0]), int(spec.rsplit(":", 1)[1])) for spec in args.replay]
     else:
-        cases = wide_cases(args.wide)
+        cases = wide_cases(args.wide, seed=getattr(args, "draw", 2026))
     configs = {"ours": ours, **({"old": old} if old is not None else {})}
     t0 = time.perf_counter()
     rows = []
@@ -149,6 +149,8 @@ def wide_main(args, ours, old=None) -> dict:
         print(f"{family.name}:{seed}  " + "  ".join(f"{k} {row[k]['regret_pct']:6.2f} % ({row[k]['seconds']:.2f} s, "
                                                    f"{row[k]['steps']} steps)" for k in configs), flush=True)
     report: dict = {"cases": len(rows), "wide": True, "seconds": round(time.perf_counter() - t0, 1)}
+    if not args.replay:
+        report["draw"] = getattr(args, "draw", 2026)
     for k in configs:
         regrets = [r[k]["regret_pct"] for r in rows]
         prefix = "" if k == "ours" else f"{k}_"

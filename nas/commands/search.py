@@ -109,6 +109,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     optimizer_flag("step_cap", "most steps run, as a multiple of --bcfw-steps, while the averaged gradients' "
                    "noise-to-signal ratio is above the target (1: exactly --bcfw-steps)", type=float)
     optimizer_flag("extend_from", "runs asked for fewer steps keep their count", type=int)
+    optimizer_flag("depth_floor", "least probability every depth of every stage keeps while searching, so every block "
+                   "keeps running and its options keep being estimated (less where the latency limit cannot pay for "
+                   "it; 0: none)", type=float)
     optimizer_flag("final_score", "what the returned network maximises among all networks within the limit (found "
                    "exactly): linearised = the loss model fitted to the averaged gradients, probability = the "
                    "network's probability under the final distribution", choices=["linearised", "probability"])
@@ -248,6 +251,7 @@ def run(args: argparse.Namespace) -> int:
                 final_score=args.final_score,
                 step_cap=args.step_cap,
                 extend_from=args.extend_from,
+                depth_floor=args.depth_floor,
             ),
             aggregate_batches=args.aggregate_batches,
             bn_statistics=args.bn_statistics,

@@ -19,7 +19,7 @@ import numpy as np
 
 from nas.latency.expected_latency import LatencyModel
 from nas.search.discretize import NetworkScore
-from nas.search.lmo import solve_mck_lp
+from nas.search.lmo import InfeasibleError, solve_mck_lp
 from nas.search.multi_lmo import solve_multi_lp
 from nas.search.start import fleet_start
 
@@ -35,6 +35,10 @@ Block = Literal["alpha", "beta"]
 
 #: a block that (almost) never ran has its averaged gradient divided by at least this activity
 ACTIVITY_FLOOR = 1e-9
+
+#: the share of a beta step's latency room (above the lightest depths) that the depth floor may take at most; the
+#: rest stays the LP's to spend
+FLOOR_ROOM_SHARE = 0.5
 
 
 class LatencyLimitError(ValueError):
@@ -63,16 +67,16 @@ def check_limit(model: LatencyModel, limit_ms: float) -> float:
 class BCFWConfig:
     """Optimizer and final-step settings.
 
-    Step size of a block's ``k``-th step (``k`` counts that block's own steps): ``fixed``: ``max_step``;
-    ``decaying``: ``max_step * c / (k + c)`` with ``c = step_offset``. Gradient averaging after the ``t``-th
-    gradient (both blocks' averages take every gradient): ``m <- (1 - rho) m + rho g`` with ``rho = 1 - momentum``
-    (``fixed``, the original's momentum) or ``rho = (a / (t + a)) ** momentum_power`` with ``a = averaging_offset``
-    (``decaying``; the first gradient replaces the empty average). Stochastic Frank-Wolfe's recipe is decaying steps
-    with a more slowly decaying averaging weight (Mokhtari, Hassani and Karbasi 2018: ``2 / (t + 8)`` and
-    ``(8 / (t + 8)) ** (2/3)``). The defaults -- steps ``4 / (k + 8)``, averaging weight ``1 / (t + 1)``, the running
-    mean of all gradients -- recovered planted optima best and leave the distribution near a stationary point
-    (``bench/search_quality.py``): the averages feed an additive loss model (:meth:`BCFW.surrogate`) rather than
-    being used raw, which is what makes a long average pay off, and a first step of 0.5 keeps part of the start so
+    Step size of a block's ``k``-th step (``k`` counts that block's own steps): ``fixed``: ``max_step``; ``decaying``:
+    ``max_step * c / (k + c)`` with ``c = step_offset``. Gradient averaging after the ``t``-th gradient (both blocks'
+    averages take every gradient): ``m <- (1 - rho) m + rho g`` with ``rho = 1 - momentum`` (``fixed``, the original's
+    momentum) or ``rho = (a / (t + a)) ** momentum_power`` with ``a = averaging_offset`` (``decaying``; the first
+    gradient replaces the empty average). Stochastic Frank-Wolfe's recipe is decaying steps with a more slowly decaying
+    averaging weight (Mokhtari, Hassani and Karbasi 2018: ``2 / (t + 8)`` and ``(8 / (t + 8)) ** (2/3)``). The defaults
+    -- steps ``4 / (k + 8)``, averaging weight ``1 / (t + 1)``, the running mean of all gradients -- recovered planted
+    optima best and leave the distribution near a stationary point (of the problem whose beta keeps ``depth_floor`` on
+    every depth; ``bench/search_quality.py``): the averages feed an additive loss model (:meth:`BCFW.surrogate`) rather
+    than being used raw, which is what makes a long average pay off, and a first step of 0.5 keeps part of the start so
     no block stops running after one noisy gradient.
     """
 
@@ -95,12 +99,21 @@ class BCFWConfig:
     #: "latency" (its block's line over the options' log latency; on the wide planted families a wash: better where
     #: utility follows latency closely, worse where it does not -- ``bench/search_quality.py --wide``)
     prior: Literal["latency", "block"] = "block"
+    #: exploration: every beta vertex keeps at least this probability on every depth of every stage (less where the
+    #: latency room cannot pay for it, see :meth:`BCFW.beta_vertex`), so every block keeps running and its options
+    #: keep being estimated. Without it a depth the LP leaves early stops its blocks for good: their estimates rest
+    #: on the few gradients of the first steps, and the final network (an exact optimum of those estimates) can take
+    #: such a block on a lucky estimate or leave it on an unlucky one; more steps do not help. 0: the plain LP.
+    depth_floor: float = 0.05
     #: adaptive step budget (:func:`nas.search.driver.search`): after the steps asked, the search goes on while the
     #: averaged gradients' noise-to-signal ratio (:meth:`BCFW.noise_to_signal`) is above ``noise_target``, up to
     #: ``step_cap`` times the steps asked (1: never extend). Runs asked for fewer than ``extend_from`` steps are
-    #: smoke or time-boxed runs (the demo's) whose owner chose speed, and keep their count.
+    #: smoke or time-boxed runs (the demo's) whose owner chose speed, and keep their count. The cap is high because
+    #: the noise, not the count asked, sets what is needed: with gradient noise four times the utilities' spread, 200
+    #: steps asked and a tight limit, 40 planted cases ended over 5 % regret 10 times under a cap of 4, twice under
+    #: 8 and once under 16 (``bench/search_quality.py --wide``'s families); only such runs reach the cap.
     noise_target: float = 0.01
-    step_cap: float = 4.0
+    step_cap: float = 12.0
     extend_from: int = 100
 
     def __post_init__(self) -> None:
@@ -122,6 +135,8 @@ class BCFWConfig:
         for name in ("step_offset", "averaging_offset"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: expected a positive value, got {getattr(self, name)}")
+        if not 0.0 <= self.depth_floor < 0.5:
+            raise ValueError(f"depth_floor: expected a value in [0, 0.5), got {self.depth_floor}")
         if not self.noise_target > 0.0:
             raise ValueError(f"noise_target: expected a positive value, got {self.noise_target}")
         if not self.step_cap >= 1.0:
@@ -171,6 +186,9 @@ class BCFW:
         self.beta = np.array(self.beta, dtype=np.float64)
         if self.alpha.shape != self.model.alpha_shape or self.beta.shape != self.model.beta_shape:
             raise ValueError("alpha/beta shapes do not match the latency model")
+        if self.config.depth_floor * self.beta.shape[1] >= 1.0:
+            raise ValueError(f"depth_floor {self.config.depth_floor} leaves nothing to the LP over "
+                             f"{self.beta.shape[1]} depths")
         # running averages, with the gradients' weights, of the gradients and of the point they were taken at
         self.m_alpha = np.zeros_like(self.alpha)
         self.m_beta = np.zeros_like(self.beta)
@@ -308,6 +326,32 @@ class BCFW:
         per_block = np.einsum("sjo,sjo->sj", self.alpha, model.option)
         return -(model.depth + per_block @ self.model.block_weight)
 
+    def beta_vertex(self, c: np.ndarray, rows: list[np.ndarray], room: list[float]) -> tuple[np.ndarray, float]:
+        """The beta LP's vertex with the depth floor: ``f`` on every depth plus ``1 - nd f`` times the exact vertex
+        of the LP whose room is what the floor leaves (``(room - f sum(row)) / (1 - nd f)``), so it meets every row
+        as the plain vertex does; and the constraints' price.
+
+        ``f`` is ``BCFWConfig.depth_floor``, lowered where it would take more than :data:`FLOOR_ROOM_SHARE` of a
+        row's room above its lightest depths (at a limit near the table's minimum the floor fades to nothing).
+        Where several rows together leave the floored LP no point, the plain vertex is taken.
+        """
+        floor = self.config.depth_floor
+        nd = c.shape[1]
+        for row, r in zip(rows, room, strict=True):
+            lightest = float(np.min(row, axis=1).sum())
+            span = float(row.sum()) - nd * lightest  # what each unit of floor costs above the lightest depths
+            if span > 0.0:
+                floor = min(floor, FLOOR_ROOM_SHARE * max(r - lightest, 0.0) / span)
+        if floor <= 0.0:
+            return self._lmo(c, rows, room)
+        keep = 1.0 - nd * floor
+        left = [(r - floor * float(row.sum())) / keep for row, r in zip(rows, room, strict=True)]
+        try:
+            x, price = self._lmo(c, rows, left)
+        except InfeasibleError:
+            return self._lmo(c, rows, room)
+        return floor + keep * x, price
+
     # -- the step ---------------------------------------------------------------------------------------------
     def step(self, grad_alpha: np.ndarray, grad_beta: np.ndarray, block: Block | None = None) -> StepInfo:
         """One BCFW step from the loss gradients w.r.t. alpha ``[S, D, O]`` and beta ``[S, nd]`` taken at the
@@ -335,7 +379,7 @@ class BCFW:
         else:
             coefs = [m.beta_coefficients(self.alpha) for m, _ in self.constraints]
             room = [limit - m.fixed_ms - const for (m, limit), (_, const) in zip(self.constraints, coefs, strict=True)]
-            x, price = self._lmo(c, [coef for coef, _ in coefs], room)
+            x, price = self.beta_vertex(c, [coef for coef, _ in coefs], room)
             self.beta = self.beta + gamma * (x - self.beta)
         info = StepInfo(self.k, block, gamma, self.expected_latency_ms(), price)
         self.k += 1

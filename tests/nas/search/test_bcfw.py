@@ -31,14 +31,16 @@ def _limit(model, u: float) -> float:
     momentum=st.sampled_from(["fixed", "decaying"]),
     objective=st.sampled_from(["surrogate", "momentum"]),
     final_score=st.sampled_from(["linearised", "probability"]),
+    depth_floor=st.sampled_from([0.0, 0.05, 0.3]),
 )
 def test_every_iterate_and_the_final_network_meet_the_limit(
-    make_model, seed, integer, u, block_choice, schedule, max_step, momentum, objective, final_score
+    make_model, seed, integer, u, block_choice, schedule, max_step, momentum, objective, final_score, depth_floor
 ) -> None:
     model = make_model(seed, integer=integer)
     limit = _limit(model, u)
     cfg = BCFWConfig(block_choice=block_choice, step_schedule=schedule, max_step=max_step,
-                     momentum_schedule=momentum, objective=objective, final_score=final_score)
+                     momentum_schedule=momentum, objective=objective, final_score=final_score,
+                     depth_floor=depth_floor)
     opt = BCFW(model, limit, cfg, seed=seed)
     bound = limit * (1 + REL)
     assert opt.expected_latency_ms() <= bound

@@ -64,7 +64,8 @@ def test_a_loss_that_prefers_large_networks_gets_a_large_one(make_model) -> None
 
 def test_the_wide_planted_families_run_and_replay(capsys) -> None:
     """``bench/search_quality.py``'s wide families: a case's name gives back its family, the cases draw every
-    axis, and two replayed cases (noise-free, and utility against latency) run to their exact optimum."""
+    axis, another draw gives other families to the same seeds (and the report says which draw ran), and two
+    replayed cases (noise-free, and utility against latency) run to their exact optimum."""
     import json
     import sys
     from argparse import Namespace
@@ -79,6 +80,8 @@ def test_the_wide_planted_families_run_and_replay(capsys) -> None:
     for axis in ("correlation", "depth", "noise", "steps", "limit", "table"):
         assert len({getattr(c, axis) for c, _ in cases}) >= 2
     assert all(parse_family(c.name) == c for c, _ in cases[:20])
+    other = wide_cases(300, seed=7)
+    assert [s for _, s in other] == list(range(300)) and [c for c, _ in other] != [c for c, _ in cases]
     with pytest.raises(ValueError, match="family name"):
         parse_family("c1_dflat")
     from nas.search import BCFWConfig
@@ -89,3 +92,7 @@ def test_the_wide_planted_families_run_and_replay(capsys) -> None:
     assert "python bench/search_quality.py --replay c+1_ddeep_n0_s200_l0.5_t32:3" in out
     assert json.loads(out.strip().splitlines()[-1])["cases"] == report["cases"] == 2
     assert report["worst_regret_pct"] <= 0.5 and report["max_budget_used"] <= 1.0
+    assert "draw" not in report  # replayed cases belong to no draw
+
+    drawn = wide_main(Namespace(replay=None, wide=1, draw=7), BCFWConfig())
+    assert drawn["draw"] == 7 and f"{other[0][0].name}:0 " in capsys.readouterr().out
