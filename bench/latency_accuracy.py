@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import statistics
 import tempfile
 import time
@@ -105,11 +106,13 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
         raise SystemExit(f"--seed {args.seed} is the seed of the table's fit networks; choose another")
     archs = [str(space.arch_from_choice(c)) for c in sample_choices(space, args.n, args.seed)]
     rows: list[list[dict[str, Any]]] = [[] for _ in archs]
+    requests: list[tuple[int, int, float, Any]] = []  # (round, network, seconds since start, answer), in time order
     start = time.monotonic()
     for r in range(args.rounds):
         order = range(len(archs)) if r % 2 == 0 else reversed(range(len(archs)))
         for i in order:
             rows[i].append(client.measure_network(archs[i], **_settings(args)))
+            requests.append((r, i, time.monotonic() - start, rows[i][-1]))
             if not args.quiet:
                 a = rows[i][-1]
                 print(f"round {r + 1}/{args.rounds} net {i + 1:3d}: measured {a.measured.median_ms:.3f} ms, "
@@ -176,10 +179,12 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
             "spearman_table_error_vs_drift": float(spearmanr(table_err, drift).statistic) if len(drift) > 2
             else None,
         },
+        "table_level_per_round": _table_level_per_round(requests, args.rounds),
         "seconds": time.monotonic() - start,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    _write_requests(out / "requests.csv", requests)
     with (out / "networks.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["arch", "truth_ms", "predicted_ms", "predicted_table_ms", "naive_ms", "drift_ratio",
@@ -195,6 +200,41 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     _plot(out / "predicted_vs_measured.png", truth, pred, naive, summary, args)
     return summary
+
+
+def _residual(a: Any) -> float | None:
+    """log(normalised figure / corrected table figure) of one answer: what the server's table check saw."""
+    if not a.normalized_ms or not a.predicted_table_ms:
+        return None
+    return math.log(a.normalized_ms / a.predicted_table_ms)
+
+
+def _table_level_per_round(requests: list[tuple[int, int, float, Any]], rounds: int) -> list[dict[str, Any]]:
+    """Per round of requests: the mean residual the requests themselves showed and the mean level the server
+    applied to them (both as %): a followed level that lags or moves the wrong way shows as the two apart."""
+    out = []
+    for r in range(rounds):
+        answers = [a for rr, _, _, a in requests if rr == r]
+        own = [x for x in map(_residual, answers) if x is not None]
+        applied = [math.log(a.table_level_factor) for a in answers if a.table_level_factor]
+        out.append({"round": r + 1, "requests": len(answers),
+                    "own_residual_pct": 100 * math.expm1(float(np.mean(own))) if own else None,
+                    "applied_level_pct": 100 * math.expm1(float(np.mean(applied))) if applied else None})
+    return out
+
+
+def _write_requests(path: Path, requests: list[tuple[int, int, float, Any]]) -> None:
+    """Every request in time order with what the server applied to it, to replay how the followed level moved."""
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["round", "network", "t_s", "measured_ms", "reference_ms", "drift_ratio", "normalized_ms",
+                    "predicted_table_ms", "table_level_factor", "table_level_networks", "predicted_ms",
+                    "own_residual"])
+        for r, i, t, a in requests:
+            w.writerow([r + 1, i, f"{t:.1f}", a.measured.median_ms,
+                        None if a.reference is None else a.reference.measured_ms, a.drift_ratio, a.normalized_ms,
+                        a.predicted_table_ms, a.table_level_factor, a.table_level_networks, a.predicted_ms,
+                        _residual(a)])
 
 
 def _plot(path: Path, truth: np.ndarray, pred: np.ndarray, naive: np.ndarray, summary: dict, args) -> None:
