@@ -2,11 +2,9 @@
 
 This module owns the optimizer: its settings (:class:`BCFWConfig`), its state and step (:class:`BCFW`) and the
 limit check every entry point shares; the start is :mod:`nas.search.start`. Every iterate is feasible: each step
-moves one block (alpha or beta) towards the exact LP vertex of :mod:`nas.search.lmo`, and both endpoints satisfy
-the same linear constraint. With several targets (``others``: a fleet's further tables and limits) each target adds
-one linear constraint to the LP of either block, solved exactly by :mod:`nas.search.multi_lmo`, so every iterate
-meets every target's limit; one target keeps the one-row oracle as its fast path. What turns the final
-distribution into one network lives in :mod:`nas.search.finalize`.
+moves one block (alpha or beta) towards an exact LP vertex (:mod:`nas.search.floored_vertex`), and both endpoints
+satisfy the same linear constraints, one per target (a fleet's further tables and limits: ``others``), so every
+iterate meets every target's limit. The final network comes from :mod:`nas.search.finalize`.
 """
 
 from __future__ import annotations
@@ -19,8 +17,7 @@ import numpy as np
 
 from nas.latency.expected_latency import LatencyModel
 from nas.search.discretize import NetworkScore
-from nas.search.lmo import InfeasibleError, solve_mck_lp
-from nas.search.multi_lmo import solve_multi_lp
+from nas.search.floored_vertex import floored_vertex, lp_vertex
 from nas.search.start import fleet_start
 
 __all__ = [
@@ -35,11 +32,6 @@ Block = Literal["alpha", "beta"]
 
 #: a block that (almost) never ran has its averaged gradient divided by at least this activity
 ACTIVITY_FLOOR = 1e-9
-
-#: the share of a beta step's latency room (above the lightest depths) that the depth floor may take at most; the
-#: rest stays the LP's to spend
-FLOOR_ROOM_SHARE = 0.5
-
 
 class LatencyLimitError(ValueError):
     """The latency limit is below the smallest latency the table allows."""
@@ -100,10 +92,11 @@ class BCFWConfig:
     #: utility follows latency closely, worse where it does not -- ``bench/search_quality.py --wide``)
     prior: Literal["latency", "block"] = "block"
     #: exploration: every beta vertex keeps at least this probability on every depth of every stage (less where the
-    #: latency room cannot pay for it, see :meth:`BCFW.beta_vertex`), so every block keeps running and its options
-    #: keep being estimated. Without it a depth the LP leaves early stops its blocks for good: their estimates rest
-    #: on the few gradients of the first steps, and the final network (an exact optimum of those estimates) can take
-    #: such a block on a lucky estimate or leave it on an unlucky one; more steps do not help. 0: the plain LP.
+    #: latency room cannot pay for it: :mod:`nas.search.floored_vertex`), so every block keeps running and its
+    #: options keep being estimated. Without it a depth the LP leaves early stops its blocks for good: their
+    #: estimates rest on the few gradients of the first steps, and the final network (an exact optimum of those
+    #: estimates) can take such a block on a lucky estimate or leave it on an unlucky one; more steps do not help.
+    #: 0: the plain LP.
     depth_floor: float = 0.05
     #: adaptive step budget (:func:`nas.search.driver.search`): after the steps asked, the search goes on while the
     #: averaged gradients' noise-to-signal ratio (:meth:`BCFW.noise_to_signal`) is above ``noise_target``, up to
@@ -239,12 +232,8 @@ class BCFW:
         return tuple(m.expected_latency_ms(self.alpha, self.beta) for m, _ in self.constraints)
 
     def _lmo(self, c: np.ndarray, rows: list[np.ndarray], room: list[float]) -> tuple[np.ndarray, float]:
-        """The exact LP vertex of one block under every target's row, and the constraints' total price."""
-        if len(rows) == 1:
-            res = solve_mck_lp(c, rows[0], room[0])
-        else:
-            res = solve_multi_lp(c, np.stack(rows), room)
-        return res.x, res.multiplier
+        """The exact LP vertex of one block under every target's row (a hook: benches record the LPs here)."""
+        return lp_vertex(c, rows, room)
 
     # -- the averaged loss model ---------------------------------------------------------------------------
     def _option_estimate(self) -> np.ndarray:
@@ -327,30 +316,8 @@ class BCFW:
         return -(model.depth + per_block @ self.model.block_weight)
 
     def beta_vertex(self, c: np.ndarray, rows: list[np.ndarray], room: list[float]) -> tuple[np.ndarray, float]:
-        """The beta LP's vertex with the depth floor: ``f`` on every depth plus ``1 - nd f`` times the exact vertex
-        of the LP whose room is what the floor leaves (``(room - f sum(row)) / (1 - nd f)``), so it meets every row
-        as the plain vertex does; and the constraints' price.
-
-        ``f`` is ``BCFWConfig.depth_floor``, lowered where it would take more than :data:`FLOOR_ROOM_SHARE` of a
-        row's room above its lightest depths (at a limit near the table's minimum the floor fades to nothing).
-        Where several rows together leave the floored LP no point, the plain vertex is taken.
-        """
-        floor = self.config.depth_floor
-        nd = c.shape[1]
-        for row, r in zip(rows, room, strict=True):
-            lightest = float(np.min(row, axis=1).sum())
-            span = float(row.sum()) - nd * lightest  # what each unit of floor costs above the lightest depths
-            if span > 0.0:
-                floor = min(floor, FLOOR_ROOM_SHARE * max(r - lightest, 0.0) / span)
-        if floor <= 0.0:
-            return self._lmo(c, rows, room)
-        keep = 1.0 - nd * floor
-        left = [(r - floor * float(row.sum())) / keep for row, r in zip(rows, room, strict=True)]
-        try:
-            x, price = self._lmo(c, rows, left)
-        except InfeasibleError:
-            return self._lmo(c, rows, room)
-        return floor + keep * x, price
+        """The beta LP's vertex with this search's depth floor (:func:`nas.search.floored_vertex.floored_vertex`)."""
+        return floored_vertex(c, rows, room, self.config.depth_floor, self._lmo)
 
     # -- the step ---------------------------------------------------------------------------------------------
     def step(self, grad_alpha: np.ndarray, grad_beta: np.ndarray, block: Block | None = None) -> StepInfo:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nas.search import BCFW, BCFWConfig, NetworkScore
+from nas.search.floored_vertex import lp_vertex
 from tests.nas.search.helpers import planted_gradients
 
 
@@ -70,7 +71,7 @@ def test_the_floor_fades_where_the_room_cannot_pay_for_it(make_model) -> None:
         assert 0.0 < x.min() <= 0.5 * extra / span * (1 + 1e-9)
         assert float((row * x).sum()) <= (lightest + extra) * (1 + 1e-12)
     x, _ = opt.beta_vertex(c, [row], [lightest])
-    plain, _ = opt._lmo(c, [row], [lightest])
+    plain, _ = lp_vertex(c, [row], [lightest])
     np.testing.assert_array_equal(x, plain)
 
 
@@ -80,7 +81,7 @@ def test_several_rows_that_leave_the_floor_no_point_give_the_plain_vertex(make_m
     c = np.array([[0.0, -1.0, 0.0]])
     rows = [np.array([[0.0, 10.0, 10.0]]), np.array([[10.0, 10.0, 0.0]])]
     x, _ = opt.beta_vertex(c, rows, [5.0, 5.0])
-    plain, _ = opt._lmo(c, rows, [5.0, 5.0])
+    plain, _ = lp_vertex(c, rows, [5.0, 5.0])
     np.testing.assert_allclose(x, plain)
     assert all(float((row * x).sum()) <= 5.0 + 1e-12 for row in rows)
 
