@@ -1,5 +1,6 @@
 """With a real server at resolution 32: a device whose reference history spreads widely answers its verdict with a
-noise warning in words, and ``nas search``'s printer shows it."""
+noise warning in words, ``nas search``'s printer shows it, and the demo's results explain a low budget used from
+that verdict and quote the warning."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from nas.demo.noise import noise_paragraph, noise_warnings
 from nas.latency.client import LatencyClient
 from nas.search.noise_warning import NoiseWarnings
 from shared.search_space import HARDCORENAS
@@ -59,3 +61,13 @@ def test_a_device_with_a_wide_spread_says_it_is_too_noisy(live_server, tmp_path:
     noise.see("http://device:8000", 2.5, answer)  # once per target
     assert printed.getvalue().count("too noisy") == 1
     assert "http://device:8000 (limit 2.5 ms)" in printed.getvalue()
+    # the demo's row for a search that accepted this network with its bound right at the limit
+    limit = verdict.upper_ms
+    row = {"limit_ms": limit, "table_ms": answer.predicted_ms or verdict.central_ms,
+           "verified_central_ms": verdict.central_ms, "verified_upper_ms": verdict.upper_ms,
+           "budget_used": verdict.central_ms / limit}
+    lines = noise_paragraph([row], noise_warnings([], [answer]))
+    text = "\n".join(lines)
+    assert "the device was noisy" in text
+    assert f"= {verdict.upper_ms / verdict.central_ms:.2f}x, budget used {100 * row['budget_used']:.0f} %" in text
+    assert "quieter moment" in text and f"> {warning}" in lines
