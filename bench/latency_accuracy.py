@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from latency_server.tables.correction import sample_choices  # noqa: E402
 from latency_server.verdicts.drift_elasticity import pooled_slope  # noqa: E402
+from latency_server.verdicts.table_level import table_level  # noqa: E402
 from nas.latency.client import LatencyClient  # noqa: E402
 from nas.latency.local_server import LocalServer  # noqa: E402
 from nas.progress import table_build_bar  # noqa: E402
@@ -134,6 +135,9 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
     smoothed = np.array([statistics.median(a.predicted_table_ms * ((a.drift_level_ms / a.reference.table_ms)
                                                                   if a.drift_level_ms and a.reference else 1.0)
                                            for a in net) for net in rows])
+    # the table level replayed client-side from the requests before each one, by the median (the server's rule) and
+    # by the mean of the residuals (the rule before): the same requests, so the two compare within one run
+    replayed = {loc: _replayed_predictions(requests, len(archs), loc) for loc in ("median", "mean")}
     exponents = [a.drift_elasticity for net in rows for a in net if a.drift_elasticity is not None]
     sources = [a.drift_elasticity_source for net in rows for a in net if a.drift_elasticity_source]
     # each request's figure at the device speed of the table's build (network/reference ratio per round): set
@@ -159,6 +163,8 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
         "corrected table, full drift compensation": error_summary(full, truth),
         "corrected table, smoothed reference level": error_summary(smoothed, truth),
         "corrected table, no drift compensation": error_summary(table_pred, truth),
+        "table level replayed by the median": error_summary(replayed["median"], truth),
+        "table level replayed by the mean": error_summary(replayed["mean"], truth),
         "naive block sum": error_summary(naive, truth),
         "corrected table vs drift-normalised figure": error_summary(table_pred, normalized),
         "error_split": error_split(truth, pred, table_pred, normalized, rsd, normalized_rsd, table_factor),
@@ -207,6 +213,22 @@ def _residual(a: Any) -> float | None:
     if not a.normalized_ms or not a.predicted_table_ms:
         return None
     return math.log(a.normalized_ms / a.predicted_table_ms)
+
+
+def _replayed_predictions(requests: list[tuple[int, int, float, Any]], networks: int, location: str,
+                          prior_sd: float = 0.03, max_repeats: int = 5) -> np.ndarray:
+    """Per network, the median over its requests of corrected x table level x the request's drift ratio, the level
+    taken from the residuals of every earlier request of this run (the server's default settings; a run is shorter
+    than its hour's window), by ``location``."""
+    history: list[tuple[int, float]] = []  # (network, residual), newest first
+    per_net: list[list[float]] = [[] for _ in range(networks)]
+    for _, i, _, a in requests:
+        level = table_level(history, exclude=i, prior_sd=prior_sd, max_repeats=max_repeats, location=location)
+        per_net[i].append(a.predicted_table_ms * level.factor * (a.drift_ratio or 1.0))
+        residual = _residual(a)
+        if residual is not None:
+            history.insert(0, (i, residual))
+    return np.array([statistics.median(v) for v in per_net])
 
 
 def _table_level_per_round(requests: list[tuple[int, int, float, Any]], rounds: int) -> list[dict[str, Any]]:
@@ -347,6 +369,10 @@ def _record(args: argparse.Namespace, result: dict[str, Any]) -> None:
                "smoothed_level_mape_pct": result["corrected table, smoothed reference level"]["mape_pct"],
                "smoothed_level_signed_pct": result["corrected table, smoothed reference level"]["mean_signed_pct"],
                "no_drift_mape_pct": result["corrected table, no drift compensation"]["mape_pct"],
+               "median_level_mape_pct": result["table level replayed by the median"]["mape_pct"],
+               "median_level_signed_pct": result["table level replayed by the median"]["mean_signed_pct"],
+               "mean_level_mape_pct": result["table level replayed by the mean"]["mape_pct"],
+               "mean_level_signed_pct": result["table level replayed by the mean"]["mean_signed_pct"],
                "naive_sum_mape_pct": result["naive block sum"]["mape_pct"],
                "correction_loo_mape_pct": result["settings"]["correction"].get("loo_mape_pct"),
                **{k: v for k, v in result["error_split"].items() if k != "prediction_signed_pct"}}
