@@ -31,12 +31,12 @@ import numpy as np
 from background_load import add_load_arguments, background_load, describe
 from record import add_state_argument, machine_state, write_result
 from scipy.stats import spearmanr
+from table_level_replay import replay, residual
 
 ROOT = Path(__file__).resolve().parents[1]
 
 from latency_server.tables.correction import sample_choices  # noqa: E402
 from latency_server.verdicts.drift_elasticity import pooled_slope  # noqa: E402
-from latency_server.verdicts.table_level import table_level  # noqa: E402
 from nas.latency.client import LatencyClient  # noqa: E402
 from nas.latency.local_server import LocalServer  # noqa: E402
 from nas.progress import table_build_bar  # noqa: E402
@@ -135,9 +135,9 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
     smoothed = np.array([statistics.median(a.predicted_table_ms * ((a.drift_level_ms / a.reference.table_ms)
                                                                   if a.drift_level_ms and a.reference else 1.0)
                                            for a in net) for net in rows])
-    # the table level replayed client-side from the requests before each one, by the median (the server's rule) and
-    # by the mean of the residuals (the rule before): the same requests, so the two compare within one run
-    replayed = {loc: _replayed_predictions(requests, len(archs), loc) for loc in ("median", "mean")}
+    # the same requests under the table-level rule before (the mean over an hour), replayed client-side
+    # (bench/table_level_replay.py): the two rules compare within one run
+    before = replay(requests, len(archs), window_s=3600.0, location="mean")
     exponents = [a.drift_elasticity for net in rows for a in net if a.drift_elasticity is not None]
     sources = [a.drift_elasticity_source for net in rows for a in net if a.drift_elasticity_source]
     # each request's figure at the device speed of the table's build (network/reference ratio per round): set
@@ -163,8 +163,7 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
         "corrected table, full drift compensation": error_summary(full, truth),
         "corrected table, smoothed reference level": error_summary(smoothed, truth),
         "corrected table, no drift compensation": error_summary(table_pred, truth),
-        "table level replayed by the median": error_summary(replayed["median"], truth),
-        "table level replayed by the mean": error_summary(replayed["mean"], truth),
+        "table level by the rule before (1 h, mean), replayed": error_summary(before, truth),
         "naive block sum": error_summary(naive, truth),
         "corrected table vs drift-normalised figure": error_summary(table_pred, normalized),
         "error_split": error_split(truth, pred, table_pred, normalized, rsd, normalized_rsd, table_factor),
@@ -208,36 +207,13 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
     return summary
 
 
-def _residual(a: Any) -> float | None:
-    """log(normalised figure / corrected table figure) of one answer: what the server's table check saw."""
-    if not a.normalized_ms or not a.predicted_table_ms:
-        return None
-    return math.log(a.normalized_ms / a.predicted_table_ms)
-
-
-def _replayed_predictions(requests: list[tuple[int, int, float, Any]], networks: int, location: str,
-                          prior_sd: float = 0.03, max_repeats: int = 5) -> np.ndarray:
-    """Per network, the median over its requests of corrected x table level x the request's drift ratio, the level
-    taken from the residuals of every earlier request of this run (the server's default settings; a run is shorter
-    than its hour's window), by ``location``."""
-    history: list[tuple[int, float]] = []  # (network, residual), newest first
-    per_net: list[list[float]] = [[] for _ in range(networks)]
-    for _, i, _, a in requests:
-        level = table_level(history, exclude=i, prior_sd=prior_sd, max_repeats=max_repeats, location=location)
-        per_net[i].append(a.predicted_table_ms * level.factor * (a.drift_ratio or 1.0))
-        residual = _residual(a)
-        if residual is not None:
-            history.insert(0, (i, residual))
-    return np.array([statistics.median(v) for v in per_net])
-
-
 def _table_level_per_round(requests: list[tuple[int, int, float, Any]], rounds: int) -> list[dict[str, Any]]:
     """Per round of requests: the mean residual the requests themselves showed and the mean level the server
     applied to them (both as %): a followed level that lags or moves the wrong way shows as the two apart."""
     out = []
     for r in range(rounds):
         answers = [a for rr, _, _, a in requests if rr == r]
-        own = [x for x in map(_residual, answers) if x is not None]
+        own = [x for x in map(residual, answers) if x is not None]
         applied = [math.log(a.table_level_factor) for a in answers if a.table_level_factor]
         out.append({"round": r + 1, "requests": len(answers),
                     "own_residual_pct": 100 * math.expm1(float(np.mean(own))) if own else None,
@@ -256,7 +232,7 @@ def _write_requests(path: Path, requests: list[tuple[int, int, float, Any]]) -> 
             w.writerow([r + 1, i, f"{t:.1f}", a.measured.median_ms,
                         None if a.reference is None else a.reference.measured_ms, a.drift_ratio, a.normalized_ms,
                         a.predicted_table_ms, a.table_level_factor, a.table_level_networks, a.predicted_ms,
-                        _residual(a)])
+                        residual(a)])
 
 
 def _plot(path: Path, truth: np.ndarray, pred: np.ndarray, naive: np.ndarray, summary: dict, args) -> None:
@@ -369,10 +345,9 @@ def _record(args: argparse.Namespace, result: dict[str, Any]) -> None:
                "smoothed_level_mape_pct": result["corrected table, smoothed reference level"]["mape_pct"],
                "smoothed_level_signed_pct": result["corrected table, smoothed reference level"]["mean_signed_pct"],
                "no_drift_mape_pct": result["corrected table, no drift compensation"]["mape_pct"],
-               "median_level_mape_pct": result["table level replayed by the median"]["mape_pct"],
-               "median_level_signed_pct": result["table level replayed by the median"]["mean_signed_pct"],
-               "mean_level_mape_pct": result["table level replayed by the mean"]["mape_pct"],
-               "mean_level_signed_pct": result["table level replayed by the mean"]["mean_signed_pct"],
+               "hour_mean_level_mape_pct": result["table level by the rule before (1 h, mean), replayed"]["mape_pct"],
+               "hour_mean_level_signed_pct":
+                   result["table level by the rule before (1 h, mean), replayed"]["mean_signed_pct"],
                "naive_sum_mape_pct": result["naive block sum"]["mape_pct"],
                "correction_loo_mape_pct": result["settings"]["correction"].get("loo_mape_pct"),
                **{k: v for k, v in result["error_split"].items() if k != "prediction_signed_pct"}}

@@ -110,13 +110,14 @@ class Settings(BaseSettings):
         "rounds, this request's included); predictions follow this request's own reference"
     )
     table_level_window_s: float = Field(
-        3600.0, gt=0.0, description="predictions follow the table's level as other networks measured within this "
+        600.0, gt=0.0, description="predictions follow the table's level as other networks measured within this "
         "many seconds find it (their figures normalised by their own reference rounds, over the table's): a change "
-        "of the networks' ratio to the reference under contention, which the reference's level cannot follow"
+        "of the networks' ratio to the reference under contention, which the reference's level cannot follow; "
+        "contention changes within minutes, and a longer window carries an old condition into new predictions"
     )
     table_level_prior_sd: float = Field(
         0.03, ge=0.0, description="how far the table's level is expected to move after its build (log-sd): the "
-        "shrinkage towards the build's level of the mean over few networks; 0 keeps the build's level"
+        "shrinkage towards the build's level of the median over few networks; 0 keeps the build's level"
     )
     pooled_repeats_per_network: int = Field(
         5, ge=2, description="at most this many measurements of one network count in the statistics pooled over "

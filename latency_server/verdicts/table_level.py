@@ -15,11 +15,10 @@ spread between networks and their count): a handful of networks moves the predic
 shift in full. A network's own measurements never enter its own level, so a prediction is never its own measurement
 fed back.
 
-A median, not a mean: under load that comes and goes, a request whose network rounds caught a burst that its
-reference rounds missed sits 20-50 % above the table, and the opposite case is bounded by the device's fastest
-speed, so the residuals have a long right tail. Their mean then sits above where most requests are (a run with
-the test suite beside the server: mean log residual -0.4 %, median -7 %), and a prediction aims at a request's
-typical figure.
+The window is short (``LATENCY_SERVER_TABLE_LEVEL_WINDOW_S``, ten minutes) because contention changes within
+minutes, and a level that remembers longer carries an old condition into new predictions
+(``docs/design/drift-elasticity.md`` has the replays). The median, not the mean, so that a request that caught a
+burst in its network rounds and not in its reference rounds (or the opposite) does not move every prediction.
 """
 
 from __future__ import annotations
