@@ -15,13 +15,14 @@ CSV, plot, a sweep's frontier) and
 """
 
 from nas.latency.expected_latency import LatencyModel, LatencyModelError
-from nas.search.bcfw import BCFW, BCFWConfig, LatencyLimitError, check_limit
+from nas.search.bcfw import BCFW, BCFWConfig
 from nas.search.discretize import DiscretizationError, NetworkScore, best_network
 from nas.search.driver import GradientFn, Gradients, refinalize, search
 from nas.search.finalize import Finalization, finalize
 from nas.search.fleet import FleetInfeasibleError, Target, check_fleet
 from nas.search.fleet_guarantee import fleet_guarantee
 from nas.search.guarantee import measured_guarantee
+from nas.search.latency_limit import LatencyLimitError, check_limit
 from nas.search.outputs import write_outputs
 from nas.search.result import SearchResult, SearchSettings, TrajectoryRow
 from nas.search.run import run_search

@@ -1,7 +1,7 @@
 """Block-Coordinate Frank-Wolfe over (alpha, beta) under a hard expected-latency limit.
 
-This module owns the optimizer: its settings (:class:`BCFWConfig`), its state and step (:class:`BCFW`) and the
-limit check every entry point shares; the start is :mod:`nas.search.start`. Every iterate is feasible: each step
+This module owns the optimizer: its settings (:class:`BCFWConfig`) and its state and step (:class:`BCFW`); the
+limit check is :mod:`nas.search.latency_limit`, the start :mod:`nas.search.start`. Every iterate is feasible: each step
 moves one block (alpha or beta) towards an exact LP vertex (:mod:`nas.search.floored_vertex`), and both endpoints
 satisfy the same linear constraints, one per target (a fleet's further tables and limits: ``others``), so every
 iterate meets every target's limit. The final network comes from :mod:`nas.search.finalize`.
@@ -18,41 +18,19 @@ import numpy as np
 from nas.latency.expected_latency import LatencyModel
 from nas.search.discretize import NetworkScore
 from nas.search.floored_vertex import floored_vertex, lp_vertex
+from nas.search.latency_limit import check_limit
 from nas.search.start import fleet_start
 
 __all__ = [
     "BCFW",
     "BCFWConfig",
-    "LatencyLimitError",
     "StepInfo",
-    "check_limit",
 ]
 
 Block = Literal["alpha", "beta"]
 
 #: a block that (almost) never ran has its averaged gradient divided by at least this activity
 ACTIVITY_FLOOR = 1e-9
-
-class LatencyLimitError(ValueError):
-    """The latency limit is below the smallest latency the table allows."""
-
-    def __init__(self, limit_ms: float, minimum_ms: float) -> None:
-        super().__init__(
-            f"latency limit {limit_ms:.6g} ms is below the smallest achievable latency {minimum_ms:.6g} ms "
-            "under this table"
-        )
-        self.limit_ms = limit_ms
-        self.minimum_ms = minimum_ms
-
-
-def check_limit(model: LatencyModel, limit_ms: float) -> float:
-    """Raise :class:`LatencyLimitError` unless some network meets ``limit_ms``; return the minimum latency."""
-    if not math.isfinite(limit_ms):
-        raise ValueError(f"latency limit must be finite, got {limit_ms!r}")
-    minimum = model.min_latency_ms()
-    if minimum > limit_ms:
-        raise LatencyLimitError(limit_ms, minimum)
-    return minimum
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from nas.latency.expected_latency import LatencyModel
-from nas.search.bcfw import BCFW, check_limit
+from nas.search.bcfw import BCFW
 from nas.search.candidates import ChildJudge
 from nas.search.finalize import Finalization, finalize, search_score
 from nas.search.fleet import check_fleet
+from nas.search.latency_limit import check_limit
 from nas.search.resource_limits import ResourceLimit, check_limits
 from nas.search.result import SearchResult, SearchSettings, TrajectoryRow, attempt_record
 from shared.search_space import HARDCORENAS, SearchSpace
@@ -70,7 +71,7 @@ def search(
     on held-out data: the final steps then choose among ``settings.child_candidates`` networks by it.
     ``resources`` are parameter/MAC limits (:mod:`nas.search.resource_limits`): further linear rows that every
     iterate and the returned network meet, like ``others``, reported apart from the latency targets. Raises
-    :class:`~nas.search.bcfw.LatencyLimitError` at once when a limit is below its table's minimum, and
+    :class:`~nas.search.latency_limit.LatencyLimitError` at once when a limit is below its table's minimum, and
     :class:`~nas.search.fleet.FleetInfeasibleError` when no network meets all limits together.
     """
     from tqdm import tqdm

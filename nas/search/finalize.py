@@ -27,9 +27,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from nas.latency.expected_latency import LatencyModel
-from nas.search.bcfw import BCFW, check_limit
+from nas.search.bcfw import BCFW
 from nas.search.candidates import ChildJudge, Judged, candidate_networks, pick_by_children
 from nas.search.discretize import NetworkScore, best_network
+from nas.search.latency_limit import check_limit
 from shared.search_space import ArchChoice
 
 __all__ = ["Finalization", "finalize", "probability_score", "search_score"]
@@ -76,7 +77,7 @@ def finalize(model: LatencyModel, score: NetworkScore, limit_ms: float,
     the most accurate child among that many networks along the score/latency trade-off
     (:mod:`nas.search.candidates`).
 
-    Raises :class:`~nas.search.bcfw.LatencyLimitError` when a limit is below its table's minimum, and
+    Raises :class:`~nas.search.latency_limit.LatencyLimitError` when a limit is below its table's minimum, and
     :class:`~nas.search.discretize.DiscretizationError` when no network meets all limits together.
     """
     constraints = [(model, limit_ms), *others]

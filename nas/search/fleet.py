@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import numpy as np
 
 from nas.latency.expected_latency import LatencyModel
-from nas.search.bcfw import LatencyLimitError, check_limit
 from nas.search.discretize import DiscretizationError, NetworkScore, best_network, relaxed_minimum_ms
+from nas.search.latency_limit import LatencyLimitError, check_limit
 from shared.search_space import ArchChoice
 
 __all__ = ["FleetInfeasibleError", "Target", "check_fleet", "parse_target", "parse_target_lut", "table_disagreement"]

@@ -19,7 +19,6 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from nas.search.bcfw import LatencyLimitError
 from nas.search.discretize import DiscretizationError
 from nas.search.driver import refinalize
 from nas.search.finalize import Finalization
@@ -33,6 +32,7 @@ from nas.search.guarantee import (
     verdict_of,
 )
 from nas.search.guarantee_messages import unmet_reason
+from nas.search.latency_limit import LatencyLimitError
 from nas.search.result import SearchResult
 
 __all__ = ["fleet_guarantee"]

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from scipy.stats import norm
 
-from nas.search.bcfw import LatencyLimitError
 from nas.search.discretize import DiscretizationError
 from nas.search.driver import refinalize
 from nas.search.finalize import Finalization
 from nas.search.guarantee_messages import unmet_reason
+from nas.search.latency_limit import LatencyLimitError
 from nas.search.result import SearchResult
 
 if TYPE_CHECKING:

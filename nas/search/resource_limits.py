@@ -23,8 +23,8 @@ from typing import Literal
 import numpy as np
 
 from nas.latency.expected_latency import LatencyModel
-from nas.search.bcfw import LatencyLimitError, check_limit
 from nas.search.discretize import DiscretizationError, NetworkScore, best_network
+from nas.search.latency_limit import LatencyLimitError, check_limit
 from shared.search_space import ArchChoice, SearchSpace
 
 __all__ = ["UNIT", "ResourceInfeasibleError", "ResourceLimit", "check_limits", "format_count", "limits_json",
@@ -167,7 +167,7 @@ def check_limits(latency: Sequence[tuple[LatencyModel, float]], resources: Seque
     the limits cannot be met together: then each limit is set against the least value any network within the
     others has (an exact MILP per limit), e.g. "no network meets both latency <= 5 ms and at most 3.5M parameters:
     every network with latency <= 5 ms has at least 4.12M parameters; ...". A latency limit below its table's
-    minimum raises :class:`~nas.search.bcfw.LatencyLimitError` (one target) or
+    minimum raises :class:`~nas.search.latency_limit.LatencyLimitError` (one target) or
     :class:`~nas.search.fleet.FleetInfeasibleError` naming the target.
     """
     from nas.search.fleet import FleetInfeasibleError

@@ -18,11 +18,11 @@ from dataclasses import astuple, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nas.search.bcfw import check_limit
 from nas.search.driver import search, step_note
 from nas.search.fleet import Target, check_distinct, check_fleet
 from nas.search.fleet_guarantee import fleet_guarantee
 from nas.search.guarantee import measured_guarantee
+from nas.search.latency_limit import check_limit
 from nas.search.noise_warning import NoiseWarnings
 from nas.search.outputs import write_frontier, write_outputs
 from nas.search.resource_limits import check_limits, resource_limits

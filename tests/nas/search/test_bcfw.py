@@ -8,8 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nas.search.bcfw import BCFW, BCFWConfig, LatencyLimitError
+from nas.search.bcfw import BCFW, BCFWConfig
 from nas.search.finalize import finalize, probability_score, search_score
+from nas.search.latency_limit import LatencyLimitError
 from shared.search_space import HARDCORENAS
 
 REL = 1e-9
