@@ -80,7 +80,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from paper_baseline import paper_finalize, projection_start, segment_start  # noqa: E402
 from planted import PlantedObjective, planted_objective, sample_networks  # noqa: E402
 from record import add_state_argument, write_result  # noqa: E402
-from wide_families import wide_main  # noqa: E402
+from wide_families import DEFAULT_DRAW, wide_main  # noqa: E402
 
 from nas.latency.table import LatencyTable  # noqa: E402
 from nas.search import BCFW, BCFWConfig, SearchSettings, search  # noqa: E402
@@ -191,9 +191,9 @@ def main() -> int:
     parser.add_argument("--wide", type=int, metavar="N", help="N cases of the wide families (bench/wide_families.py): "
                         "utility's correlation with latency, depth preference, noise, steps and limit drawn per case; "
                         "ours, and with --old-prior ours with that BCFWConfig.prior on the same cases (time ratio)")
-    parser.add_argument("--draw", type=int, default=2026, metavar="SEED",
-                        help="with --wide: the seed that draws the cases' families (default 2026); a case replays "
-                        "by its family and seed alone, whatever the draw")
+    parser.add_argument("--draw", type=int, default=DEFAULT_DRAW, metavar="SEED",
+                        help="with --wide: the seed that draws the cases' families (default %(default)s); a case "
+                        "replays by its family and seed alone, whatever the draw")
     parser.add_argument("--replay", action="append", metavar="FAMILY:SEED", help="one wide case again (repeatable)")
     parser.add_argument("--old-prior", help="with --wide: also run ours with this BCFWConfig.prior, for comparison")
     add_state_argument(parser)

@@ -65,7 +65,11 @@ def parse_family(name: str) -> Family:
     return family
 
 
-def wide_cases(count: int, seed: int = 2026) -> list[tuple[Family, int]]:
+#: the seed that draws the recorded cases' families (``--draw`` draws others)
+DEFAULT_DRAW = 2026
+
+
+def wide_cases(count: int, seed: int = DEFAULT_DRAW) -> list[tuple[Family, int]]:
     """``count`` cases, each a family drawn uniformly on every axis and its own seed (the case's index)."""
     rng = np.random.default_rng(seed)
     pick = lambda values: values[int(rng.integers(len(values)))]  # noqa: E731
@@ -136,10 +140,11 @@ def wide_main(args, ours, old=None) -> dict:
 
     root = Path(__file__).resolve().parents[1] / "tests" / "data"
     models = {t: LatencyTable.load(root / f"lut_onnxruntime_{t}.json").model() for t in TABLES}
+    draw = getattr(args, "draw", DEFAULT_DRAW)
     if args.replay:
         cases = [(parse_family(spec.rsplit(":", 1)[0]), int(spec.rsplit(":", 1)[1])) for spec in args.replay]
     else:
-        cases = wide_cases(args.wide, seed=getattr(args, "draw", 2026))
+        cases = wide_cases(args.wide, seed=draw)
     configs = {"ours": ours, **({"old": old} if old is not None else {})}
     t0 = time.perf_counter()
     rows = []
@@ -150,7 +155,7 @@ def wide_main(args, ours, old=None) -> dict:
                                                    f"{row[k]['steps']} steps)" for k in configs), flush=True)
     report: dict = {"cases": len(rows), "wide": True, "seconds": round(time.perf_counter() - t0, 1)}
     if not args.replay:
-        report["draw"] = getattr(args, "draw", 2026)
+        report["draw"] = draw
     for k in configs:
         regrets = [r[k]["regret_pct"] for r in rows]
         prefix = "" if k == "ours" else f"{k}_"
