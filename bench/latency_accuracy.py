@@ -31,7 +31,7 @@ import numpy as np
 from background_load import add_load_arguments, background_load, describe
 from record import add_state_argument, machine_state, write_result
 from scipy.stats import spearmanr
-from table_level_replay import replay, residual
+from table_level_replay import Request, replay, residual
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,7 +107,7 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
         raise SystemExit(f"--seed {args.seed} is the seed of the table's fit networks; choose another")
     archs = [str(space.arch_from_choice(c)) for c in sample_choices(space, args.n, args.seed)]
     rows: list[list[dict[str, Any]]] = [[] for _ in archs]
-    requests: list[tuple[int, int, float, Any]] = []  # (round, network, seconds since start, answer), in time order
+    requests: list[Request] = []  # in time order
     start = time.monotonic()
     for r in range(args.rounds):
         order = range(len(archs)) if r % 2 == 0 else reversed(range(len(archs)))
@@ -207,7 +207,7 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
     return summary
 
 
-def _table_level_per_round(requests: list[tuple[int, int, float, Any]], rounds: int) -> list[dict[str, Any]]:
+def _table_level_per_round(requests: list[Request], rounds: int) -> list[dict[str, Any]]:
     """Per round of requests: the mean residual the requests themselves showed and the mean level the server
     applied to them (both as %): a followed level that lags or moves the wrong way shows as the two apart."""
     out = []
@@ -221,7 +221,7 @@ def _table_level_per_round(requests: list[tuple[int, int, float, Any]], rounds: 
     return out
 
 
-def _write_requests(path: Path, requests: list[tuple[int, int, float, Any]]) -> None:
+def _write_requests(path: Path, requests: list[Request]) -> None:
     """Every request in time order with what the server applied to it, to replay how the followed level moved."""
     with path.open("w", newline="") as f:
         w = csv.writer(f)

@@ -50,18 +50,17 @@ def residual(a: Any) -> float | None:
     return math.log(a.normalized_ms / a.predicted_table_ms)
 
 
-def replay(requests: list[Request], networks: int, *, window_s: float | None, location: str = "median",
-           prior_sd: float = 0.03, max_repeats: int = 5) -> np.ndarray:
+def replay(requests: list[Request], networks: int, *, window_s: float | None, location: str) -> np.ndarray:
     """Per network, the median over its requests of corrected x table level x the request's drift ratio, the level
-    taken from the residuals of the requests before each one within ``window_s`` (None: no table level)."""
+    taken from the residuals of the requests before each one within ``window_s`` (None: no table level), with
+    :func:`table_level`'s defaults for the prior and the repeats (the server's)."""
     history: list[tuple[int, float, float]] = []  # (network, residual, t), newest first
     per_net: list[list[float]] = [[] for _ in range(networks)]
     for _, i, t, a in requests:
         factor = 1.0
         if window_s is not None:
             recent = [(j, x) for j, x, tj in history if t - tj <= window_s]
-            factor = table_level(recent, exclude=i, prior_sd=prior_sd, max_repeats=max_repeats,
-                                 location=location).factor
+            factor = table_level(recent, exclude=i, location=location).factor
         per_net[i].append(a.predicted_table_ms * factor * (a.drift_ratio or 1.0))
         x = residual(a)
         if x is not None:
