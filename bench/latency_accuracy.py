@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import statistics
 import tempfile
 import time
@@ -31,7 +30,7 @@ import numpy as np
 from background_load import add_load_arguments, background_load, describe
 from record import add_state_argument, machine_state, write_result
 from scipy.stats import spearmanr
-from table_level_replay import Request, replay, residual
+from table_level_replay import Request, replay, table_level_per_round, write_requests
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -184,12 +183,12 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
             "spearman_table_error_vs_drift": float(spearmanr(table_err, drift).statistic) if len(drift) > 2
             else None,
         },
-        "table_level_per_round": _table_level_per_round(requests, args.rounds),
+        "table_level_per_round": table_level_per_round(requests, args.rounds),
         "seconds": time.monotonic() - start,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    _write_requests(out / "requests.csv", requests)
+    write_requests(out / "requests.csv", requests)
     with (out / "networks.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["arch", "truth_ms", "predicted_ms", "predicted_table_ms", "naive_ms", "drift_ratio",
@@ -205,34 +204,6 @@ def run_accuracy(args: argparse.Namespace, client: LatencyClient) -> dict[str, A
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     _plot(out / "predicted_vs_measured.png", truth, pred, naive, summary, args)
     return summary
-
-
-def _table_level_per_round(requests: list[Request], rounds: int) -> list[dict[str, Any]]:
-    """Per round of requests: the mean residual the requests themselves showed and the mean level the server
-    applied to them (both as %): a followed level that lags or moves the wrong way shows as the two apart."""
-    out = []
-    for r in range(rounds):
-        answers = [a for rr, _, _, a in requests if rr == r]
-        own = [x for x in map(residual, answers) if x is not None]
-        applied = [math.log(a.table_level_factor) for a in answers if a.table_level_factor]
-        out.append({"round": r + 1, "requests": len(answers),
-                    "own_residual_pct": 100 * math.expm1(float(np.mean(own))) if own else None,
-                    "applied_level_pct": 100 * math.expm1(float(np.mean(applied))) if applied else None})
-    return out
-
-
-def _write_requests(path: Path, requests: list[Request]) -> None:
-    """Every request in time order with what the server applied to it, to replay how the followed level moved."""
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["round", "network", "t_s", "measured_ms", "reference_ms", "drift_ratio", "normalized_ms",
-                    "predicted_table_ms", "table_level_factor", "table_level_networks", "predicted_ms",
-                    "own_residual"])
-        for r, i, t, a in requests:
-            w.writerow([r + 1, i, f"{t:.1f}", a.measured.median_ms,
-                        None if a.reference is None else a.reference.measured_ms, a.drift_ratio, a.normalized_ms,
-                        a.predicted_table_ms, a.table_level_factor, a.table_level_networks, a.predicted_ms,
-                        residual(a)])
 
 
 def _plot(path: Path, truth: np.ndarray, pred: np.ndarray, naive: np.ndarray, summary: dict, args) -> None:

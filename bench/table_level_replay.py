@@ -68,8 +68,37 @@ def replay(requests: list[Request], networks: int, *, window_s: float | None, lo
     return np.array([statistics.median(v) for v in per_net])
 
 
+def table_level_per_round(requests: list[Request], rounds: int) -> list[dict[str, Any]]:
+    """Per round of requests: the mean residual the requests themselves showed and the mean level the server
+    applied to them (both as %): a followed level that lags or moves the wrong way shows as the two apart."""
+    out = []
+    for r in range(rounds):
+        answers = [a for rr, _, _, a in requests if rr == r]
+        own = [x for x in map(residual, answers) if x is not None]
+        applied = [math.log(a.table_level_factor) for a in answers if a.table_level_factor]
+        out.append({"round": r + 1, "requests": len(answers),
+                    "own_residual_pct": 100 * math.expm1(float(np.mean(own))) if own else None,
+                    "applied_level_pct": 100 * math.expm1(float(np.mean(applied))) if applied else None})
+    return out
+
+
+def write_requests(path: Path, requests: list[Request]) -> None:
+    """Every request in time order with what the server applied to it, to replay how the followed level moved."""
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["round", "network", "t_s", "measured_ms", "reference_ms", "drift_ratio", "normalized_ms",
+                    "predicted_table_ms", "table_level_factor", "table_level_networks", "predicted_ms",
+                    "own_residual"])
+        for r, i, t, a in requests:
+            w.writerow([r + 1, i, f"{t:.1f}", a.measured.median_ms,
+                        None if a.reference is None else a.reference.measured_ms, a.drift_ratio, a.normalized_ms,
+                        a.predicted_table_ms, a.table_level_factor, a.table_level_networks, a.predicted_ms,
+                        residual(a)])
+
+
 def load_run(run: Path) -> tuple[list[Request], np.ndarray, np.ndarray]:
-    """A run's requests in time order, its truth and its served predictions per network."""
+    """A run's requests in time order (:func:`write_requests`' file, or rebuilt), its truth and its served
+    predictions per network."""
     nets = list(csv.DictReader((run / "networks.csv").open()))
     truth = np.array([float(r["truth_ms"]) for r in nets])
     served = np.array([float(r["predicted_ms"]) for r in nets])
